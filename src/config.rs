@@ -1,0 +1,220 @@
+//! Layered configuration: compiled-in defaults → `config/local.toml` or `--config FILE` → environment.
+//!
+//! Environment variables are `JPKI_FACE__SECTION__KEY` (double underscores separate the levels).
+//! Everything is validated in [`Settings::load`]; each error names the key it is about.
+
+use crate::redact::Secret;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The documented defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub sessions: SessionSettings,
+    pub crypto: CryptoSettings,
+    pub idempotency: IdempotencySettings,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub card: crate::card::CardConfig,
+    #[serde(default)]
+    pub jlis: crate::jlis::JlisConfig,
+    #[serde(default)]
+    pub face: crate::face::FaceConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub body_limit_bytes: usize,
+    pub card_json_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May carry a password, so it is never printed.
+    pub url: Secret<String>,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CryptoSettings {
+    /// Base64 of 32 bytes.
+    #[serde(default)]
+    pub kek: Option<Secret<String>>,
+    pub kek_id: String,
+    #[serde(default)]
+    pub previous_keks: Vec<PreviousKek>,
+    pub dev_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PreviousKek {
+    pub id: String,
+    pub key: Secret<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A configuration error; the message always names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, why: impl std::fmt::Display) -> Self {
+        Self(format!("`{key}`: {why}"))
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `config/local.toml` if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!(
+                        "--config {}: no such file",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("config/local.toml")),
+        }
+        figment = figment.merge(Env::prefixed("JPKI_FACE__").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Defaults plus the given TOML text: for tests and tools.
+    pub fn from_toml_overrides(toml: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|e| {
+            // figment names the key path in its error; keep only that and the reason.
+            let key = e.path.join(".");
+            ConfigError::key(if key.is_empty() { "(root)" } else { &key }, e.kind)
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::key("database.max_connections", "must be at least 1"));
+        }
+        if self.sessions.ttl_secs == 0 || self.sessions.ttl_secs > 86_400 {
+            return Err(ConfigError::key("sessions.ttl_secs", "must be between 1 and 86400"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::key("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if let Some(kek) = &self.crypto.kek {
+            crate::crypto::parse_kek(kek.expose()).map_err(|e| ConfigError::key("crypto.kek", e))?;
+        }
+        for (i, old) in self.crypto.previous_keks.iter().enumerate() {
+            crate::crypto::parse_kek(old.key.expose())
+                .map_err(|e| ConfigError::key(&format!("crypto.previous_keks[{i}].key"), e))?;
+        }
+        if self.crypto.kek_id.is_empty() {
+            return Err(ConfigError::key("crypto.kek_id", "must not be empty"));
+        }
+        if self.environment == Environment::Production && self.crypto.kek.is_none() {
+            return Err(ConfigError::key(
+                "crypto.kek",
+                "required when environment = \"production\" (32 random bytes, base64)",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|e| ConfigError::key("server.bind", format!("{e} (want HOST:PORT)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::from_toml_overrides("").expect("defaults are valid");
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.sessions.ttl_secs, 600);
+        assert_eq!(s.environment, Environment::Development);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Settings::from_toml_overrides("[server]\nbind = \"nonsense\"").unwrap_err();
+        assert!(e.to_string().contains("server.bind"), "{e}");
+        let e = Settings::from_toml_overrides("[sessions]\nttl_secs = \"ten\"").unwrap_err();
+        assert!(e.to_string().contains("sessions.ttl_secs"), "{e}");
+        let e = Settings::from_toml_overrides("[crypto]\nkek = \"c2hvcnQ=\"").unwrap_err();
+        assert!(e.to_string().contains("crypto.kek"), "{e}");
+    }
+
+    #[test]
+    fn production_requires_a_kek() {
+        let e = Settings::from_toml_overrides("environment = \"production\"").unwrap_err();
+        assert!(e.to_string().contains("crypto.kek"), "{e}");
+    }
+
+    #[test]
+    fn database_url_is_not_printed() {
+        let s = Settings::from_toml_overrides("[database]\nurl = \"postgres://u:hunter2@h/db\"").unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,25 @@
+//! jpki-face: self-hosted eKYC with the My Number Card.
+//!
+//! The layout mirrors the architecture (see `../shared/spec/architecture.md`):
+//! - [`http`]: routes, extractors, auth, the one error type, OpenAPI;
+//! - [`card`]: parsing and verifying the 券面AP / 入力補助AP / JPKI data (pure, no I/O);
+//! - [`jlis`]: the certificate validity adapter (OCSP, CRL, static dev mode);
+//! - [`face`]: image decoding, the ONNX models, quality, templates, the worker pool;
+//! - [`store`]: the storage trait and its Postgres and SQLite implementations;
+//! - [`crypto`]: envelope encryption and crypto-shredding;
+//! - [`devcard`]: the test-card generator (development only).
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod card;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod devcard;
+pub mod domain;
+pub mod face;
+pub mod http;
+pub mod jlis;
+pub mod redact;
+pub mod store;
+pub mod telemetry;
