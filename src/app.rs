@@ -1,8 +1,240 @@
-//! Application assembly: build the state, bind the listener, run until shutdown.
+//! Application assembly: open the store, apply migrations, load keys, bind the listener, serve
+//! until shutdown. Tests call [`Application::build`] with port 0 and read the actual address.
 
-use crate::cli::Command;
+use crate::cli::{Command, KeyCommand, TenantCommand};
 use crate::config::Settings;
+use crate::crypto::{KekSource, KeyRing};
+use crate::domain::{
+    credential_hash, new_id, now_millis, prefix, IssuedCredential, API_KEY_PREFIX,
+};
+use crate::http::{self, ApiContext};
+use crate::redact::Secret;
+use crate::store::{self, KeyRef, Store, Tenant};
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub async fn run_command(_command: Command, _settings: Settings) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    context: ApiContext,
+}
+
+impl Application {
+    /// Everything but serving: store (migrated), keys, listener bound (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        store.migrate().await.context("applying migrations")?;
+        let (keys, source) = KeyRing::from_settings(&settings.crypto, settings.environment)?;
+        match source {
+            KekSource::Configured => {}
+            KekSource::DevFileLoaded(path) => {
+                tracing::warn!(path = %path.display(), "using the development key-encryption key; configure crypto.kek for real data")
+            }
+            KekSource::DevFileGenerated(path) => {
+                tracing::warn!(path = %path.display(), "generated a development key-encryption key; configure crypto.kek for real data")
+            }
+        }
+        let bind = settings.bind_addr()?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        let local_addr = listener.local_addr()?;
+        let context = ApiContext {
+            settings: Arc::new(settings),
+            store,
+            keys: Arc::new(keys),
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            context,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn context(&self) -> &ApiContext {
+        &self.context
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = http::router(self.context);
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        Duration::from_secs(settings.database.acquire_timeout_secs),
+    )
+    .await
+    .context("opening the database (database.url)")
+}
+
+/// A new tenant and its first API key. The key is returned once; only its hash is stored.
+pub async fn create_tenant(
+    store: &dyn Store,
+    name: &str,
+) -> anyhow::Result<(Tenant, String, Secret<String>)> {
+    let tenant = Tenant {
+        id: new_id(prefix::TENANT),
+        name: name.to_string(),
+        created_at: now_millis(),
+    };
+    store.create_tenant(&tenant).await?;
+    let (key_id, key) = create_api_key(store, &tenant.id).await?;
+    store
+        .append_audit(&crate::store::AuditEvent::new(
+            &tenant.id,
+            "tenant.created",
+            &tenant.id,
+            serde_json::json!({"key_id": key_id}),
+        ))
+        .await?;
+    Ok((tenant, key_id, key))
+}
+
+pub async fn create_api_key(
+    store: &dyn Store,
+    tenant_id: &str,
+) -> anyhow::Result<(String, Secret<String>)> {
+    let credential = IssuedCredential::new(API_KEY_PREFIX);
+    let key_id = new_id(prefix::API_KEY);
+    store
+        .add_api_key(&key_id, tenant_id, &credential.hash, now_millis())
+        .await?;
+    Ok((key_id, credential.token))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+fn print_key(json: bool, tenant_id: &str, key_id: &str, key: &Secret<String>) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"tenant_id": tenant_id, "key_id": key_id, "api_key": key.expose()})
+        );
+    } else {
+        println!("tenant_id: {tenant_id}\nkey_id:    {key_id}\napi_key:   {}\n(the API key is shown only now; store it safely)", key.expose());
+    }
+}
+
+/// Runs the commands that need the async runtime.
+pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Result<()> {
+    crate::telemetry::init_logging(&settings.log);
+    match command {
+        Command::Serve { bind, demo_tenant } => {
+            if let Some(bind) = bind {
+                settings.server.bind = bind;
+                settings.bind_addr()?;
+            }
+            let app = Application::build(settings).await?;
+            if demo_tenant {
+                let (tenant, key_id, key) =
+                    create_tenant(app.context().store.as_ref(), "demo").await?;
+                println!("demo tenant created\n");
+                print_key(false, &tenant.id, &key_id, &key);
+                println!("\ntry: curl -s -X POST http://{}/v1/sessions -H 'authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"purpose\":\"enrollment\",\"subject_ref\":\"customer-1\"}}'\n", app.local_addr(), key.expose());
+            }
+            tracing::info!(addr = %app.local_addr(), backend = app.context().store.backend(), "listening");
+            println!("jpki-face listening on http://{}", app.local_addr());
+            app.run_until(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&settings).await?;
+            store.migrate().await?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Tenant { command } => {
+            let store = open_store(&settings).await?;
+            store.migrate().await?;
+            match command {
+                TenantCommand::Create { name, json } => {
+                    let (tenant, key_id, key) = create_tenant(store.as_ref(), &name).await?;
+                    print_key(json, &tenant.id, &key_id, &key);
+                }
+                TenantCommand::List { json } => {
+                    let tenants = store.list_tenants().await?;
+                    for t in tenants {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"id": t.id, "name": t.name, "created_at": crate::domain::rfc3339(t.created_at)})
+                            );
+                        } else {
+                            println!(
+                                "{}\t{}\t{}",
+                                t.id,
+                                t.name,
+                                crate::domain::rfc3339(t.created_at)
+                            );
+                        }
+                    }
+                }
+                TenantCommand::Key {
+                    command: KeyCommand::Create { tenant, json },
+                } => {
+                    store
+                        .get_tenant(&tenant)
+                        .await?
+                        .with_context(|| format!("no tenant {tenant}"))?;
+                    let (key_id, key) = create_api_key(store.as_ref(), &tenant).await?;
+                    print_key(json, &tenant, &key_id, &key);
+                }
+                TenantCommand::Key {
+                    command: KeyCommand::Revoke { key },
+                } => {
+                    let revoked = if key.starts_with(API_KEY_PREFIX) {
+                        store
+                            .revoke_api_key(KeyRef::Hash(&credential_hash(&key)), now_millis())
+                            .await?
+                    } else {
+                        store.revoke_api_key(KeyRef::Id(&key), now_millis()).await?
+                    };
+                    anyhow::ensure!(revoked, "no live API key matches");
+                    println!("revoked");
+                }
+            }
+            Ok(())
+        }
+        Command::Face { .. } | Command::Calibrate(_) | Command::Dev { .. } => {
+            anyhow::bail!("this command runs without the async runtime (see main.rs)")
+        }
+    }
 }

@@ -1,0 +1,29 @@
+//! Body helpers whose failures are the app's own errors, so malformed input answers in the
+//! problem format with the documented code.
+
+use super::ApiError;
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a JSON body: 415 without a JSON content type, 400 naming the problem otherwise.
+pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected content-type: application/json".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
+}

@@ -1,0 +1,83 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document.
+
+use super::ApiContext;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::time::Duration;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "up")))]
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Each dependency: `ok` or what is wrong.
+    pub checks: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// Ready to serve: database reachable, migrations applied, engines loaded.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
+    let mut checks = std::collections::BTreeMap::new();
+    let database = match tokio::time::timeout(Duration::from_secs(2), ctx.store.ping()).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(_)) => "unreachable".to_string(),
+        Err(_) => "timeout".to_string(),
+    };
+    let migrations = if database == "ok" {
+        match ctx.store.migrations_current().await {
+            Ok(true) => "ok".to_string(),
+            Ok(false) => "pending".to_string(),
+            Err(_) => "unknown".to_string(),
+        }
+    } else {
+        "unknown".to_string()
+    };
+    checks.insert("database", database);
+    checks.insert("migrations", migrations);
+    for (name, state) in ctx.engine_readiness() {
+        checks.insert(name, state);
+    }
+    let ready = checks.values().all(|v| v == "ok");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" },
+            checks,
+        }),
+    )
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
+    let body = ctx.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json")))]
+pub async fn openapi() -> impl IntoResponse {
+    Json(super::openapi::document())
+}

@@ -1,0 +1,553 @@
+//! The two SQL implementations of [`Store`]. The schema and the SQL are the same on both backends
+//! (`$n` parameters, Unix-millisecond times, `RETURNING`-free statements), so the implementation is
+//! written once, as a macro instantiated per backend; only three things differ and are passed in:
+//! how a write transaction begins, how the per-tenant audit chain is serialised, and the migrator.
+
+use super::audit::{chain_hash, GENESIS};
+use super::*;
+use crate::crypto::WrappedKey;
+use sqlx::Row;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl PgStore {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+}
+
+impl SqliteStore {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.pool
+    }
+}
+
+fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+}
+
+fn purpose(s: &str) -> StoreResult<Purpose> {
+    Purpose::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown purpose {s:?}")))
+}
+
+const SESSION_COLUMNS: &str = "id, tenant_id, purpose, subject_ref, enrollment_id, context, nonce, liveness, created_at, expires_at, consumed_at, client_token_hash";
+const ENROLLMENT_COLUMNS: &str = "id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, failed_count, failure_window_start, locked_until, created_at, updated_at";
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, begin = $begin:expr, audit_lock = $audit_lock:expr, migrator = $migrator:expr, name = $name:expr) => {
+        impl $store {
+            async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, $db>> {
+                Ok(self.pool.begin_with($begin).await?)
+            }
+
+            fn session_from(row: &<$db as sqlx::Database>::Row) -> StoreResult<(Session, [u8; 32])> {
+                let session = Session {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    purpose: purpose(&row.try_get::<String, _>("purpose")?)?,
+                    subject_ref: row.try_get("subject_ref")?,
+                    enrollment_id: row.try_get("enrollment_id")?,
+                    context: row.try_get("context")?,
+                    nonce: Secret::new(row.try_get("nonce")?),
+                    liveness: row.try_get("liveness")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    consumed_at: row.try_get("consumed_at")?,
+                };
+                Ok((session, hash32(row.try_get("client_token_hash")?)?))
+            }
+
+            fn enrollment_from(row: &<$db as sqlx::Database>::Row) -> StoreResult<EnrollmentRow> {
+                let kek_id: Option<String> = row.try_get("kek_id")?;
+                let wrapped: Option<Vec<u8>> = row.try_get("wrapped_dek")?;
+                Ok(EnrollmentRow {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    session_id: row.try_get("session_id")?,
+                    subject_ref: row.try_get("subject_ref")?,
+                    status: row.try_get("status")?,
+                    document: row.try_get("document")?,
+                    identity_sealed: row.try_get::<Option<Vec<u8>>, _>("identity_sealed")?.map(Secret::new),
+                    revocation_sealed: row.try_get::<Option<Vec<u8>>, _>("revocation_sealed")?.map(Secret::new),
+                    wrapped_key: match (kek_id, wrapped) {
+                        (Some(kek_id), Some(blob)) => Some(WrappedKey { kek_id, blob }),
+                        _ => None,
+                    },
+                    failed_count: row.try_get("failed_count")?,
+                    failure_window_start: row.try_get("failure_window_start")?,
+                    locked_until: row.try_get("locked_until")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            async fn append_audit_in(conn: &mut <$db as sqlx::Database>::Connection, ev: &AuditEvent) -> StoreResult<()> {
+                let lock: Option<&str> = $audit_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(&ev.tenant_id).execute(&mut *conn).await?;
+                }
+                let last = sqlx::query("SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(&ev.tenant_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let (prev_seq, prev_hash): (i64, Vec<u8>) = match last {
+                    Some(row) => (row.try_get("seq")?, row.try_get("hash")?),
+                    None => (0, GENESIS.to_vec()),
+                };
+                let seq = prev_seq + 1;
+                let details = ev.details.to_string();
+                let hash = chain_hash(&prev_hash, &ev.tenant_id, seq, ev.at, &ev.event, &ev.subject, &details);
+                sqlx::query("INSERT INTO audit_log (tenant_id, seq, at, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(&ev.tenant_id)
+                    .bind(seq)
+                    .bind(ev.at)
+                    .bind(&ev.event)
+                    .bind(&ev.subject)
+                    .bind(details)
+                    .bind(prev_hash)
+                    .bind(hash)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn migrate(&self) -> StoreResult<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn migrations_current(&self) -> StoreResult<bool> {
+                let applied: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("version"))
+                    .collect::<Result<_, _>>()?;
+                Ok($migrator.iter().all(|m| applied.contains(&m.version)))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn create_tenant(&self, t: &Tenant) -> StoreResult<()> {
+                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&t.id)
+                    .bind(&t.name)
+                    .bind(t.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+                let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? }))
+                    .transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+                let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? }))
+                    .collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn add_api_key(&self, key_id: &str, tenant_id: &str, key_hash: &[u8; 32], now: Millis) -> StoreResult<()> {
+                sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(key_id)
+                    .bind(tenant_id)
+                    .bind(key_hash.as_slice())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn revoke_api_key(&self, key: KeyRef<'_>, now: Millis) -> StoreResult<bool> {
+                let query = match key {
+                    KeyRef::Id(id) => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now).bind(id.to_string()),
+                    KeyRef::Hash(h) => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL").bind(now).bind(h.to_vec()),
+                };
+                Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn tenant_for_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, [u8; 32])>> {
+                let row = sqlx::query("SELECT tenant_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                    .bind(key_hash.as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| Ok((r.try_get("tenant_id")?, hash32(r.try_get("key_hash")?)?))).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn create_session(&self, s: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query("INSERT INTO sessions (id, tenant_id, purpose, subject_ref, enrollment_id, context, client_token_hash, nonce, liveness, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                    .bind(&s.id)
+                    .bind(&s.tenant_id)
+                    .bind(s.purpose.as_str())
+                    .bind(&s.subject_ref)
+                    .bind(&s.enrollment_id)
+                    .bind(&s.context)
+                    .bind(s.client_token_hash.as_slice())
+                    .bind(s.nonce.as_slice())
+                    .bind(&s.liveness)
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn session_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Session, [u8; 32])>> {
+                let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE client_token_hash = $1");
+                let row = sqlx::query(&sql).bind(token_hash.as_slice()).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::session_from).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>> {
+                let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2");
+                let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
+                Ok(row.as_ref().map(Self::session_from).transpose()?.map(|(s, _)| s))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin().await?;
+                let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
+                    .bind(e.created_at)
+                    .bind(&e.session_id)
+                    .bind(&e.tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if consumed.rows_affected() != 1 {
+                    return Err(StoreError::SessionConsumed);
+                }
+                let (kek_id, wrapped) = match &e.wrapped_key {
+                    Some(w) => (Some(w.kek_id.clone()), Some(w.blob.clone())),
+                    None => (None, None),
+                };
+                sqlx::query("INSERT INTO enrollments (id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)")
+                    .bind(&e.id)
+                    .bind(&e.tenant_id)
+                    .bind(&e.session_id)
+                    .bind(&e.subject_ref)
+                    .bind(&e.status)
+                    .bind(&e.document)
+                    .bind(&e.identity_sealed)
+                    .bind(&e.revocation_sealed)
+                    .bind(kek_id)
+                    .bind(wrapped)
+                    .bind(e.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                for t in &e.templates {
+                    sqlx::query("INSERT INTO face_templates (id, tenant_id, enrollment_id, source, model_id, model_hash, preprocessing_version, sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                        .bind(&t.id)
+                        .bind(&e.tenant_id)
+                        .bind(&e.id)
+                        .bind(&t.source)
+                        .bind(&t.model_id)
+                        .bind(&t.model_hash)
+                        .bind(&t.preprocessing_version)
+                        .bind(t.sealed.expose().as_slice())
+                        .bind(e.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_enrollment(&self, tenant_id: &str, id: &str) -> StoreResult<Option<EnrollmentRow>> {
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL");
+                let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::enrollment_from).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn list_enrollments(&self, tenant_id: &str, subject_ref: Option<&str>, limit: i64) -> StoreResult<Vec<EnrollmentRow>> {
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2 IS NULL OR subject_ref = $2) ORDER BY created_at DESC, id LIMIT $3");
+                let rows = sqlx::query(&sql).bind(tenant_id).bind(subject_ref).bind(limit).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::enrollment_from).collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn templates(&self, tenant_id: &str, enrollment_id: &str) -> StoreResult<Vec<StoredTemplate>> {
+                let rows = sqlx::query("SELECT id, source, model_id, model_hash, preprocessing_version, sealed FROM face_templates WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY source, id")
+                    .bind(tenant_id)
+                    .bind(enrollment_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StoredTemplate {
+                            id: r.try_get("id")?,
+                            source: r.try_get("source")?,
+                            model_id: r.try_get("model_id")?,
+                            model_hash: r.try_get("model_hash")?,
+                            preprocessing_version: r.try_get("preprocessing_version")?,
+                            sealed: Secret::new(r.try_get("sealed")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: &str, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
+                    .bind(status)
+                    .bind(document)
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE enrollments SET status = 'deleted', document = '{}', subject_ref = NULL, identity_sealed = NULL, revocation_sealed = NULL, kek_id = NULL, wrapped_dek = NULL, deleted_at = $1, updated_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL")
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                for table in ["face_templates WHERE tenant_id = $1 AND enrollment_id = $2", "idempotency_keys WHERE tenant_id = $1 AND resource_id = $2"] {
+                    sqlx::query(&format!("DELETE FROM {table}")).bind(tenant_id).bind(id).execute(&mut *tx).await?;
+                }
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn record_verification(&self, v: &NewVerification, lockout: Lockout, audit: &AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin().await?;
+                if let Some(session_id) = &v.session_id {
+                    let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
+                        .bind(v.created_at)
+                        .bind(session_id)
+                        .bind(&v.tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if consumed.rows_affected() != 1 {
+                        return Err(StoreError::SessionConsumed);
+                    }
+                }
+                sqlx::query("INSERT INTO verifications (id, tenant_id, enrollment_id, session_id, decision, document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&v.id)
+                    .bind(&v.tenant_id)
+                    .bind(&v.enrollment_id)
+                    .bind(&v.session_id)
+                    .bind(&v.decision)
+                    .bind(&v.document)
+                    .bind(v.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE enrollments SET failed_count = $1, failure_window_start = $2, locked_until = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
+                    .bind(lockout.failed_count)
+                    .bind(lockout.failure_window_start)
+                    .bind(lockout.locked_until)
+                    .bind(v.created_at)
+                    .bind(&v.tenant_id)
+                    .bind(&v.enrollment_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn count_rows(&self, table: CountedTable, tenant_id: &str) -> StoreResult<i64> {
+                let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1", table.name());
+                Ok(sqlx::query(&sql).bind(tenant_id).fetch_one(&self.pool).await?.try_get("n")?)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn idempotent_response(&self, tenant_id: &str, key: &str, now: Millis) -> StoreResult<Option<IdempotentResponse>> {
+                let row = sqlx::query("SELECT request_hash, status, body, resource_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND expires_at > $3")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    Ok(IdempotentResponse {
+                        request_hash: hash32(r.try_get("request_hash")?)?,
+                        status: u16::try_from(r.try_get::<i64, _>("status")?).map_err(|_| StoreError::Corrupt("status".into()))?,
+                        body: r.try_get("body")?,
+                        resource_id: r.try_get("resource_id")?,
+                    })
+                })
+                .transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn save_idempotent_response(&self, tenant_id: &str, key: &str, resp: &IdempotentResponse, now: Millis, ttl_ms: Millis) -> StoreResult<()> {
+                let mut tx = self.begin().await?;
+                // An expired entry for the same key is replaced; a live one is kept (first answer wins).
+                sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND expires_at <= $3")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at, expires_at, resource_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, key) DO NOTHING")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .bind(resp.request_hash.as_slice())
+                    .bind(i64::from(resp.status))
+                    .bind(resp.body.as_slice())
+                    .bind(now)
+                    .bind(now + ttl_ms)
+                    .bind(&resp.resource_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+                let mut tx = self.begin().await?;
+                Self::append_audit_in(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>> {
+                let rows = sqlx::query("SELECT tenant_id, seq, at, event, subject, details, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
+                    .bind(tenant_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditRow {
+                            tenant_id: r.try_get("tenant_id")?,
+                            seq: r.try_get("seq")?,
+                            at: r.try_get("at")?,
+                            event: r.try_get("event")?,
+                            subject: r.try_get("subject")?,
+                            details: r.try_get("details")?,
+                            prev_hash: r.try_get("prev_hash")?,
+                            hash: r.try_get("hash")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+// Postgres: plain BEGIN (READ COMMITTED); a transaction-scoped advisory lock per tenant serialises
+// audit appends so two replicas never fork the chain.
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    begin = "BEGIN",
+    audit_lock = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    migrator = PG_MIGRATOR,
+    name = "postgres"
+);
+// SQLite: BEGIN IMMEDIATE takes the single write lock up front, which serialises writers (and so
+// the audit chain) and avoids the deadlock of two deferred transactions upgrading at once.
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    begin = "BEGIN IMMEDIATE",
+    audit_lock = None,
+    migrator = SQLITE_MIGRATOR,
+    name = "sqlite"
+);
