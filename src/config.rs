@@ -126,7 +126,17 @@ impl Settings {
 
     /// Defaults plus the given TOML text: for tests and tools.
     pub fn from_toml_overrides(toml: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+        Self::from_toml_layers(&[toml])
+    }
+
+    /// Defaults plus several TOML layers, later ones winning.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
+        let figment = layers
+            .iter()
+            .fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, layer| {
+                f.merge(Toml::string(layer))
+            });
+        Self::from_figment(figment)
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {

@@ -27,3 +27,19 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resul
     }
     serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
 }
+
+/// The raw request body, with the size limit's rejection answered as 413 `payload_too_large`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RawBody(
+            axum::body::Bytes::from_request(request, state).await?,
+        ))
+    }
+}

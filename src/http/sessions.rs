@@ -1,12 +1,12 @@
 //! `POST /v1/sessions`: the RP's backend opens a single-use session for the mobile app.
 
+use super::extract::{self, RawBody};
 use super::idempotency::{self, Answer};
-use super::{extract, ApiContext, ApiError, ApiResult, TenantAuth};
+use super::{ApiContext, ApiError, ApiResult, TenantAuth};
 use crate::domain::{
     self, new_id, now_millis, prefix, IssuedCredential, Purpose, CLIENT_TOKEN_PREFIX,
 };
 use crate::store::{AuditEvent, NewSession};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -78,7 +78,7 @@ pub async fn create_session(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let request: CreateSession = extract::json_body(&headers, &body)?;
     let key = idempotency::key(&headers)?;

@@ -1,0 +1,191 @@
+//! `spawn_app` and typed request helpers shared by the API tests.
+
+use jpki_face::app::{create_tenant, Application};
+use jpki_face::config::Settings;
+use jpki_face::http::ApiContext;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The admin URL of the test PostgreSQL server (`make test` makes sure it is up).
+pub fn pg_admin_url() -> String {
+    std::env::var("JPKI_FACE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A fresh, empty database on the test server; returns its URL with `host:port` replaceable.
+pub async fn fresh_pg_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL must be reachable at {admin} for the tests (make test starts it): {e}"
+            )
+        });
+    let name = format!("jpki_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("admin url has a database");
+    (format!("{base}/{name}"), name)
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub ctx: ApiContext,
+    pub tenant_id: String,
+    pub api_key: String,
+    pub backend: Backend,
+    pub db_url: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct AppOptions {
+    pub backend: Backend,
+    /// Extra TOML layered over the test defaults.
+    pub toml: String,
+    /// Overrides the database URL (e.g. to go through a proxy).
+    pub db_url: Option<String>,
+}
+
+impl AppOptions {
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            toml: String::new(),
+            db_url: None,
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(AppOptions::new(backend)).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = match (&options.db_url, options.backend) {
+        (Some(url), _) => url.clone(),
+        (None, Backend::Sqlite) => format!("sqlite://{}/test.db", dir.path().display()),
+        (None, Backend::Postgres) => fresh_pg_database().await.0,
+    };
+    let kek = base64_kek();
+    let toml = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
+    );
+    let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let ctx = app.context().clone();
+    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant")
+        .await
+        .expect("tenant");
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        ctx,
+        tenant_id: tenant.id,
+        api_key: key.expose().clone(),
+        backend: options.backend,
+        db_url,
+        _dir: dir,
+    }
+}
+
+fn base64_kek() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A second tenant with its own key.
+    pub async fn other_tenant(&self) -> (String, String) {
+        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")
+            .await
+            .expect("tenant");
+        (tenant.id, key.expose().clone())
+    }
+
+    pub async fn post_session(&self, bearer: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/sessions"))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Opens an enrollment session with the test tenant's key and returns its JSON.
+    pub async fn enrollment_session(&self) -> Value {
+        let response = self
+            .post_session(
+                &self.api_key,
+                &json!({"purpose": "enrollment", "subject_ref": "customer-1"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        response.json().await.expect("json")
+    }
+}
+
+/// Asserts a problem-details answer with the given status and code; returns the body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status for expected code {code}"
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: Value = response.json().await.expect("problem json");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(
+        body["request_id"],
+        header_id.as_str(),
+        "problem names the request id"
+    );
+    assert!(!header_id.is_empty());
+    body
+}
+
+/// Generates `#[tokio::test]`s that run a test function once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::helpers::Backend::Postgres).await } )*
+        }
+    };
+}

@@ -1,0 +1,12 @@
+//! Black-box tests of the HTTP API: the real app on 127.0.0.1:0, talked to over HTTP, once on
+//! SQLite (temp dir) and once on PostgreSQL (a fresh database per test).
+
+mod helpers;
+
+mod audit;
+mod crypto_at_rest;
+mod errors;
+mod ops;
+mod readiness;
+mod sessions;
+mod store_contract;
