@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# jpki-face: multi-stage build. The ONNX models and the ONNX Runtime library are fetched (pinned by
+# SHA-256) in the build stage by the same script `make models` uses; nothing is downloaded at run time.
+
+FROM rust:1.95-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN scripts/fetch-models.sh && cargo build --release --bin jpki-face
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /app --shell /usr/sbin/nologin jpki
+WORKDIR /app
+COPY --from=build /src/target/release/jpki-face /usr/local/bin/jpki-face
+COPY --from=build /src/models/ /app/models/
+COPY config/ /app/config/
+RUN mkdir -p /app/data && chown -R jpki /app/data
+USER jpki
+ENV JPKI_FACE__SERVER__BIND=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["jpki-face"]
+CMD ["serve"]
