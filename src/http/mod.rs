@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod ops;
 pub mod request_id;
 pub mod sessions;
+pub mod upload;
 
 pub use auth::{Caller, TenantAuth};
 pub use error::{ApiError, ApiResult};

@@ -1,0 +1,207 @@
+//! Reading the uploads of `POST /v1/enrollments` and `POST /v1/transactions/verify`:
+//! `multipart/form-data` (parts `card`, `selfie`, `liveness_frame`…, and the text fields
+//! `session_id` / `enrollment_id`) or `application/json` with the images in base64.
+//! Every part has its own size limit, checked while streaming, before anything is decoded.
+
+use super::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
+/// Per-part limits, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct PartLimits {
+    pub card_json: usize,
+    pub image: usize,
+    pub max_frames: usize,
+}
+
+/// What a client uploaded. The card JSON stays raw: the card module parses it.
+#[derive(Default)]
+pub struct Upload {
+    pub session_id: Option<String>,
+    pub enrollment_id: Option<String>,
+    pub card: Option<Bytes>,
+    pub selfie: Option<Bytes>,
+    pub liveness_frames: Vec<Bytes>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("session_id", &self.session_id)
+            .field("enrollment_id", &self.enrollment_id)
+            .field("card", &self.card.as_ref().map(|c| c.len()))
+            .field("selfie", &self.selfie.as_ref().map(|s| s.len()))
+            .field("liveness_frames", &self.liveness_frames.len())
+            .finish()
+    }
+}
+
+impl Upload {
+    /// A fingerprint of the content, independent of multipart boundaries, for Idempotency-Key.
+    pub fn fingerprint(&self, route: &str) -> [u8; 32] {
+        let mut parts: Vec<&[u8]> = vec![
+            self.session_id.as_deref().unwrap_or("").as_bytes(),
+            self.enrollment_id.as_deref().unwrap_or("").as_bytes(),
+            self.card.as_deref().unwrap_or(b""),
+            self.selfie.as_deref().unwrap_or(b""),
+        ];
+        parts.extend(self.liveness_frames.iter().map(|f| f.as_ref()));
+        super::idempotency::fingerprint(route, &parts)
+    }
+
+    pub fn require_selfie(&self) -> Result<Bytes, ApiError> {
+        self.selfie
+            .clone()
+            .ok_or_else(|| ApiError::Malformed("missing part `selfie`".into()))
+    }
+}
+
+fn too_large(what: &str, limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("`{what}` is larger than {limit} bytes"))
+}
+
+/// Reads the request as multipart or JSON, according to its content type.
+pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        read_multipart(multipart, limits).await
+    } else if content_type.starts_with("application/json") {
+        let body = Bytes::from_request(request, &()).await?;
+        read_json(&body, limits)
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "expected multipart/form-data or application/json".into(),
+        ))
+    }
+}
+
+async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<Upload, ApiError> {
+    let mut upload = Upload::default();
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        let limit = match name.as_str() {
+            "card" => limits.card_json,
+            "selfie" | "liveness_frame" => limits.image,
+            "session_id" | "enrollment_id" => 256,
+            other => return Err(ApiError::Malformed(format!("unexpected part `{other}`"))),
+        };
+        let mut data = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if data.len() + chunk.len() > limit {
+                return Err(too_large(&name, limit));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        let data = Bytes::from(data);
+        match name.as_str() {
+            "card" => set_once(&mut upload.card, data, "card")?,
+            "selfie" => set_once(&mut upload.selfie, data, "selfie")?,
+            "liveness_frame" => {
+                if upload.liveness_frames.len() >= limits.max_frames {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "at most {} liveness_frame parts",
+                        limits.max_frames
+                    )));
+                }
+                upload.liveness_frames.push(data);
+            }
+            field_name => {
+                let text = String::from_utf8(data.to_vec())
+                    .map_err(|_| ApiError::Malformed(format!("`{field_name}` must be UTF-8")))?;
+                let slot = if field_name == "session_id" {
+                    &mut upload.session_id
+                } else {
+                    &mut upload.enrollment_id
+                };
+                set_once(slot, text.trim().to_string(), field_name)?;
+            }
+        }
+    }
+    Ok(upload)
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), ApiError> {
+    if slot.is_some() {
+        return Err(ApiError::Malformed(format!("part `{name}` given twice")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+    } else {
+        ApiError::Malformed(format!("unreadable multipart body: {}", e.body_text()))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonUpload {
+    session_id: Option<String>,
+    enrollment_id: Option<String>,
+    card: Option<Box<serde_json::value::RawValue>>,
+    selfie: Option<String>,
+    #[serde(default)]
+    liveness_frames: Vec<String>,
+}
+
+fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> {
+    // base64 inflates by 4/3: refuse before decoding what cannot fit.
+    if b64.len() / 4 * 3 > limit + 3 {
+        return Err(too_large(name, limit));
+    }
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
+        .map_err(|_| ApiError::Malformed(format!("`{name}` is not valid base64")))?;
+    if bytes.len() > limit {
+        return Err(too_large(name, limit));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn read_json(body: &[u8], limits: PartLimits) -> Result<Upload, ApiError> {
+    let parsed: JsonUpload = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
+    let card = parsed
+        .card
+        .map(|raw| Bytes::from(raw.get().as_bytes().to_vec()));
+    if card.as_ref().is_some_and(|c| c.len() > limits.card_json) {
+        return Err(too_large("card", limits.card_json));
+    }
+    if parsed.liveness_frames.len() > limits.max_frames {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {} liveness_frames",
+            limits.max_frames
+        )));
+    }
+    Ok(Upload {
+        session_id: parsed.session_id,
+        enrollment_id: parsed.enrollment_id,
+        card,
+        selfie: parsed
+            .selfie
+            .as_deref()
+            .map(|s| decode_image(s, "selfie", limits.image))
+            .transpose()?,
+        liveness_frames: parsed
+            .liveness_frames
+            .iter()
+            .map(|f| decode_image(f, "liveness_frame", limits.image))
+            .collect::<Result<_, _>>()?,
+    })
+}
