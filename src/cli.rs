@@ -54,6 +54,9 @@ pub enum TenantCommand {
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Live-capture challenge for this tenant's sessions (default: `liveness.mode` of the config).
+        #[arg(long, value_enum)]
+        liveness: Option<crate::liveness::LivenessMode>,
     },
     /// Manage API keys.
     Key {

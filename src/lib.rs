@@ -20,6 +20,7 @@ pub mod domain;
 pub mod face;
 pub mod http;
 pub mod jlis;
+pub mod liveness;
 pub mod lockout;
 pub mod redact;
 pub mod store;

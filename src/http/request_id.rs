@@ -19,9 +19,7 @@ pub fn current() -> String {
 
 fn acceptable(id: &str) -> bool {
     (8..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Middleware: assigns the id, runs the request inside its span, logs one line per request and
@@ -44,10 +42,7 @@ pub async fn layer(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut response = {
         use tracing::Instrument;
-        REQUEST_ID
-            .scope(id.clone(), next.run(request))
-            .instrument(span.clone())
-            .await
+        REQUEST_ID.scope(id.clone(), next.run(request)).instrument(span.clone()).await
     };
     let latency = started.elapsed();
     let status = response.status().as_u16();

@@ -22,11 +22,7 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postg
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl PgStore {
-    pub async fn connect(
-        url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> StoreResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> StoreResult<Self> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
@@ -41,21 +37,13 @@ impl PgStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(
-        url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> StoreResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> StoreResult<Self> {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
@@ -72,12 +60,26 @@ impl SqliteStore {
 }
 
 fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
 
 fn purpose(s: &str) -> StoreResult<Purpose> {
     Purpose::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown purpose {s:?}")))
+}
+
+fn tenant_from<R: Row>(r: &R) -> StoreResult<Tenant>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let settings: String = r.try_get("settings")?;
+    Ok(Tenant {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        settings: serde_json::from_str(&settings).map_err(|e| StoreError::Corrupt(format!("tenant settings: {e}")))?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 const SESSION_COLUMNS: &str = "id, tenant_id, purpose, subject_ref, enrollment_id, context, nonce, liveness, created_at, expires_at, consumed_at, client_token_hash";
@@ -191,9 +193,11 @@ macro_rules! sql_store {
 
             #[tracing::instrument(skip_all)]
             async fn create_tenant(&self, t: &Tenant) -> StoreResult<()> {
-                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                let settings = serde_json::to_string(&t.settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query("INSERT INTO tenants (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(&t.id)
                     .bind(&t.name)
+                    .bind(settings)
                     .bind(t.created_at)
                     .execute(&self.pool)
                     .await?;
@@ -202,22 +206,19 @@ macro_rules! sql_store {
 
             #[tracing::instrument(skip_all)]
             async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-                let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                let row = sqlx::query("SELECT id, name, settings, created_at FROM tenants WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|r| Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? }))
-                    .transpose()
+                row.as_ref().map(tenant_from).transpose()
             }
 
             #[tracing::instrument(skip_all)]
             async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-                let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+                let rows = sqlx::query("SELECT id, name, settings, created_at FROM tenants ORDER BY created_at, id")
                     .fetch_all(&self.pool)
                     .await?;
-                rows.iter()
-                    .map(|r| Ok(Tenant { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? }))
-                    .collect()
+                rows.iter().map(tenant_from).collect()
             }
 
             #[tracing::instrument(skip_all)]

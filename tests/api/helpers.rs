@@ -13,8 +13,7 @@ pub enum Backend {
 
 /// The admin URL of the test PostgreSQL server (`make test` makes sure it is up).
 pub fn pg_admin_url() -> String {
-    std::env::var("JPKI_FACE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("JPKI_FACE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// A fresh, empty database on the test server; returns its URL with `host:port` replaceable.
@@ -23,20 +22,10 @@ pub async fn fresh_pg_database() -> (String, String) {
     let admin = pg_admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL must be reachable at {admin} for the tests (make test starts it): {e}"
-            )
-        });
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for the tests (make test starts it): {e}"));
     let name = format!("jpki_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .expect("admin url has a database");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin url has a database");
     (format!("{base}/{name}"), name)
 }
 
@@ -61,11 +50,7 @@ pub struct AppOptions {
 
 impl AppOptions {
     pub fn new(backend: Backend) -> Self {
-        Self {
-            backend,
-            toml: String::new(),
-            db_url: None,
-        }
+        Self { backend, toml: String::new(), db_url: None }
     }
 }
 
@@ -88,9 +73,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
     let ctx = app.context().clone();
-    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant")
-        .await
-        .expect("tenant");
+    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant").await.expect("tenant");
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base: format!("http://{addr}"),
@@ -116,30 +99,18 @@ impl TestApp {
 
     /// A second tenant with its own key.
     pub async fn other_tenant(&self) -> (String, String) {
-        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")
-            .await
-            .expect("tenant");
+        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant").await.expect("tenant");
         (tenant.id, key.expose().clone())
     }
 
     pub async fn post_session(&self, bearer: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/v1/sessions"))
-            .bearer_auth(bearer)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url("/v1/sessions")).bearer_auth(bearer).json(body).send().await.expect("request")
     }
 
     /// Opens an enrollment session with the test tenant's key and returns its JSON.
     pub async fn enrollment_session(&self) -> Value {
-        let response = self
-            .post_session(
-                &self.api_key,
-                &json!({"purpose": "enrollment", "subject_ref": "customer-1"}),
-            )
-            .await;
+        let response =
+            self.post_session(&self.api_key, &json!({"purpose": "enrollment", "subject_ref": "customer-1"})).await;
         assert_eq!(response.status(), 201);
         response.json().await.expect("json")
     }
@@ -147,32 +118,14 @@ impl TestApp {
 
 /// Asserts a problem-details answer with the given status and code; returns the body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(
-        response.status().as_u16(),
-        status,
-        "status for expected code {code}"
-    );
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    assert_eq!(response.status().as_u16(), status, "status for expected code {code}");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(content_type, "application/problem+json");
-    let header_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let header_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body: Value = response.json().await.expect("problem json");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
-    assert_eq!(
-        body["request_id"],
-        header_id.as_str(),
-        "problem names the request id"
-    );
+    assert_eq!(body["request_id"], header_id.as_str(), "problem names the request id");
     assert!(!header_id.is_empty());
     body
 }
