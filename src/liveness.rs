@@ -319,7 +319,7 @@ mod tests {
         let mut stranger = frame(2, -25.0, 0.0, 8.0);
         stranger.same_person_score = Some(0.1);
         assert_eq!(check(&c, &[same.clone(), stranger], &cfg).failed, vec!["liveness_different_person"]);
-        assert_eq!(check(&c, &[same.clone()], &cfg).failed, vec!["liveness_frame_count"]);
+        assert_eq!(check(&c, std::slice::from_ref(&same), &cfg).failed, vec!["liveness_frame_count"]);
         let mut none = frame(3, 0.0, 0.0, 4.0);
         none.faces = 0;
         assert!(check(&c, &[same, none], &cfg).failed.contains(&"liveness_no_single_face".to_string()));
