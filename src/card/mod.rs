@@ -1,6 +1,116 @@
-//! Card verification: 券面AP, 入力補助AP and the JPKI signing certificate (issue 3). Pure code, no I/O.
+//! Card verification: 券面AP, 入力補助AP and the JPKI signing certificate (issue 3, card-data.md §0 steps 1–6, 8).
+//!
+//! Pure code: the only I/O is [`TrustStore::load`] reading the trust directory. The HTTP layer calls
+//! [`parse_card_json`] on the `card` part, then [`verify_card`]; bytes that cannot be parsed at all give
+//! [`InvalidCardData`] (API 422 `invalid_card_data`), and every check that runs gives a typed result in the
+//! [`CardReport`]. Revocation (step 7) is the `jlis` module's job; the report carries what it needs.
+
+mod cert;
+mod hojo;
+mod input;
+mod kenmen;
+mod record;
+mod report;
+mod rsakey;
+pub mod tlv;
+mod trust;
+mod verify;
+
+pub use cert::{parse_era_date, SigningCertificate};
+pub use hojo::{HojoAttributes, HojoIntegrity};
+pub use input::{parse_card_json, CardInputError, CardSubmission, HojoSubmission};
+pub use kenmen::{three_hash_block, FaceRecord, THREE_HASH_DIGEST_INFO_PREFIX};
+pub use record::{key_id_display, make_key_id, parse_cvc, Cvc};
+pub use report::*;
+pub use rsakey::{encode_card_key, parse_card_key, push_tlv};
+pub use trust::{TrustError, TrustStore, TrustedRoot};
+pub use verify::{tbs_card, tbs_jpki, verify_card, SessionBinding};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Configuration of the card checks (`[card]` in the config).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct CardConfig {}
+pub struct CardConfig {
+    /// Directory with `cvc-issuers/` and `jpki-roots/` (see [`TrustStore::load`]). Unset: nothing is trusted.
+    pub trust_dir: Option<PathBuf>,
+    /// Largest 券面AP face record accepted, in bytes.
+    pub max_face_record_bytes: usize,
+}
+
+impl Default for CardConfig {
+    fn default() -> Self {
+        Self { trust_dir: None, max_face_record_bytes: 64 * 1024 }
+    }
+}
+
+/// Bytes that cannot be parsed at all (API 422 `invalid_card_data`). `element` names the part, e.g. `kenmen.face/DF21`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid card data in {element}: {detail}")]
+pub struct InvalidCardData {
+    pub element: &'static str,
+    /// Says what is wrong; never contains the submitted bytes.
+    pub detail: String,
+}
+
+impl InvalidCardData {
+    pub fn new(element: &'static str, detail: impl Into<String>) -> Self {
+        Self { element, detail: detail.into() }
+    }
+}
+
+/// Sex as JIS X 0303 codes it (the card's DF23, the 入力補助AP's DF25 and the SAN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    /// `0`
+    NotKnown,
+    /// `1`
+    Male,
+    /// `2`
+    Female,
+    /// `9`
+    NotApplicable,
+}
+
+impl Sex {
+    /// From the ASCII digit; other codes are refused.
+    pub fn from_code(digit: u8) -> Option<Self> {
+        match digit {
+            b'0' => Some(Self::NotKnown),
+            b'1' => Some(Self::Male),
+            b'2' => Some(Self::Female),
+            b'9' => Some(Self::NotApplicable),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotKnown => b'0',
+            Self::Male => b'1',
+            Self::Female => b'2',
+            Self::NotApplicable => b'9',
+        }
+    }
+}
+
+/// 基本4情報 from the signing certificate's SAN. Personal data: `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub name: String,
+    /// 氏名代替文字: characters the card could not encode, usually empty.
+    pub name_alt: String,
+    pub birth_date: chrono::NaiveDate,
+    pub sex: Sex,
+    pub address: String,
+    /// 住所代替文字, usually empty.
+    pub address_alt: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Identity([redacted])")
+    }
+}
