@@ -1,35 +1,92 @@
-//! The face engine: decoding, YuNet + SFace on ONNX Runtime, quality, templates, worker pool (issue 5).
+//! The face engine (issue 5): decoding with limits, YuNet detection and SFace embedding on ONNX Runtime
+//! in a bounded worker pool, quality checks with stable failure codes, templates, and score thresholds
+//! at a target false match rate from a committed calibration table. Knows nothing of HTTP or SQL.
+//!
+//! See docs/face.md for the pipeline, the metrics and thresholds, and the operator CLI.
 
-/// Configuration of the face engine (`[face]` in the config).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct FaceConfig {}
+pub mod align;
+pub mod calibration;
+mod cli;
+pub mod config;
+pub mod decode;
+pub mod detect;
+mod engine;
+pub mod models;
+pub mod quality;
+pub mod template;
 
-/// `jpki-face face …`
-#[derive(Debug, clap::Subcommand)]
-pub enum FaceCommand {
-    /// Compare the faces in two image files (JPEG/PNG/WebP/JP2) and print JSON.
-    Compare { a: std::path::PathBuf, b: std::path::PathBuf },
+pub use calibration::{CalibrationTable, Threshold};
+pub use cli::{run_calibrate, run_face_command, CalibrateArgs, FaceCommand};
+pub use config::{FaceConfig, QualityRules};
+pub use engine::{accepted_format, Bench, FaceEngine};
+pub use models::FaceInitError;
+pub use quality::{QualityCheck, QualityFailure, QualityReport, QualityResult};
+pub use template::{ModelMismatch, Template, TemplateDecodeError};
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// What an image is: a live selfie (JPEG/PNG/WebP, strict quality) or the IC-chip photo (JPEG 2000, looser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    Selfie,
+    ChipPhoto,
 }
 
-/// `jpki-face calibrate …`
-#[derive(Debug, clap::Args)]
-pub struct CalibrateArgs {
-    /// Labelled pair list: `a<TAB>b<TAB>same`, one header line.
-    #[arg(long)]
-    pub pairs: std::path::PathBuf,
-    /// Folder the pair paths are relative to.
-    #[arg(long)]
-    pub images: std::path::PathBuf,
-    /// Where the calibration table and the DET plot are written.
-    #[arg(long)]
-    pub out: std::path::PathBuf,
+/// Where the chosen face is, in original-image pixels (after EXIF orientation).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceGeometry {
+    /// x, y, width, height.
+    pub bbox: [f32; 4],
+    /// Left eye, right eye (as seen in the image), nose tip, left and right mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+    pub detection_score: f32,
+    pub yaw_deg: f32,
+    pub pitch_deg: f32,
+    pub roll_deg: f32,
 }
 
-pub fn run_face_command(_cmd: FaceCommand, _settings: &crate::config::Settings) -> anyhow::Result<()> {
-    anyhow::bail!("the face engine is not built yet")
+/// Where a job's time went (on the worker). ONNX Runtime's own time is `detect` + `embed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub decode: Duration,
+    /// Letterboxing into the detector input.
+    pub preprocess: Duration,
+    /// YuNet run (plus decoding its outputs and NMS, which are microseconds).
+    pub detect: Duration,
+    /// Face selection, quality metrics, alignment.
+    pub postprocess: Duration,
+    /// SFace run.
+    pub embed: Duration,
 }
 
-pub fn run_calibrate(_args: CalibrateArgs, _settings: &crate::config::Settings) -> anyhow::Result<()> {
-    anyhow::bail!("the face engine is not built yet")
+/// The result of analysing one image. `template` and `face` are `None` when no face was found; a template
+/// is still computed when other quality checks fail (callers decide on `quality.result`).
+#[derive(Debug, Clone)]
+pub struct FaceAnalysis {
+    pub quality: QualityReport,
+    pub template: Option<Template>,
+    pub face: Option<FaceGeometry>,
+    pub timings: Timings,
+}
+
+/// Why an image could not be analysed. HTTP mapping (by the lead): Overloaded → 503 + Retry-After,
+/// DeadlineExceeded → 503, NotReady → 503, UnsupportedMediaType → 415, TooLarge → 413, Undecodable → 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaceError {
+    #[error("the face engine is overloaded; retry after {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
+    #[error("the face analysis did not finish before its deadline")]
+    DeadlineExceeded,
+    #[error("the face engine is still warming up")]
+    NotReady,
+    #[error("unsupported media type: {detail}")]
+    UnsupportedMediaType { detail: String },
+    #[error("image too large: {detail}")]
+    TooLarge { detail: String },
+    #[error("image cannot be decoded: {detail}")]
+    Undecodable { detail: String },
+    #[error("internal error in the face engine")]
+    Internal,
 }

@@ -1,0 +1,137 @@
+//! `[face]` configuration: where the models are, the pool's size and limits, and every quality threshold.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Configuration of the face engine (`[face]` in the config). Defaults are documented in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FaceConfig {
+    /// Folder holding the two `.onnx` files named in `models/manifest.toml`.
+    pub models_dir: PathBuf,
+    /// The ONNX Runtime shared library; the `ORT_DYLIB_PATH` environment variable overrides it.
+    pub ort_library: PathBuf,
+    /// Inference worker threads; 0 = number of CPU cores.
+    pub workers: usize,
+    /// Jobs that may wait for a worker; beyond that `analyze` answers `Overloaded` at once.
+    pub queue_capacity: usize,
+    /// A job not finished this long after it was queued fails with `DeadlineExceeded`.
+    pub job_deadline_ms: u64,
+    pub selfie_max_bytes: usize,
+    /// Largest selfie in decoded pixels (width × height), checked from the header before decoding.
+    pub selfie_max_pixels: u64,
+    pub chip_photo_max_bytes: usize,
+    pub chip_photo_max_pixels: u64,
+    /// Detector candidates below this score are discarded before NMS.
+    pub detection_threshold: f32,
+    /// IoU above which overlapping detections are merged.
+    pub nms_iou: f32,
+    /// Target false match rate for enrollment decisions (selfie vs chip photo).
+    pub enrollment_target_fmr: f64,
+    /// Target false match rate for transaction-time re-verification.
+    pub transaction_target_fmr: f64,
+    /// Quality rules for selfies.
+    pub selfie: QualityRules,
+    /// Quality rules for the IC-chip photo (small, greyscale, posed: looser).
+    pub chip_photo: QualityRules,
+}
+
+/// Thresholds of the quality checks; each failing check yields one failure code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QualityRules {
+    /// A second face at least this fraction of the main face's width makes the image ambiguous.
+    pub multiple_faces_min_ratio: f32,
+    /// Smallest distance between the eye centres, in original pixels.
+    pub min_inter_eye_px: f32,
+    /// Mean luminance of the face box, 0..1.
+    pub min_brightness: f32,
+    pub max_brightness: f32,
+    /// Sharpness = v / (v + 100), v = variance of the Laplacian of the aligned 112×112 grey crop.
+    pub min_sharpness: f32,
+    pub max_yaw_deg: f32,
+    pub max_pitch_deg: f32,
+    pub max_roll_deg: f32,
+    /// Largest share of saturated pixels (all channels ≥ 250) in the face box.
+    pub max_glare: f32,
+    /// Smallest detector score for the chosen face.
+    pub min_detection_score: f32,
+}
+
+impl Default for FaceConfig {
+    fn default() -> Self {
+        Self {
+            models_dir: PathBuf::from("models"),
+            ort_library: PathBuf::from("models/libonnxruntime.so.1.31.1"),
+            workers: 0,
+            queue_capacity: 64,
+            job_deadline_ms: 10_000,
+            selfie_max_bytes: 8 * 1024 * 1024,
+            selfie_max_pixels: 40_000_000,
+            chip_photo_max_bytes: 64 * 1024,
+            chip_photo_max_pixels: 4_000_000,
+            detection_threshold: 0.5,
+            nms_iou: 0.3,
+            enrollment_target_fmr: 1e-4,
+            transaction_target_fmr: 1e-5,
+            selfie: QualityRules::default(),
+            chip_photo: QualityRules::chip_photo(),
+        }
+    }
+}
+
+impl Default for QualityRules {
+    fn default() -> Self {
+        Self {
+            multiple_faces_min_ratio: 0.5,
+            min_inter_eye_px: 30.0,
+            min_brightness: 0.2,
+            max_brightness: 0.85,
+            min_sharpness: 0.25,
+            max_yaw_deg: 30.0,
+            max_pitch_deg: 25.0,
+            max_roll_deg: 25.0,
+            max_glare: 0.05,
+            min_detection_score: 0.7,
+        }
+    }
+}
+
+impl QualityRules {
+    /// Looser defaults for the chip photo: it is small and fixed, and the person cannot retake it.
+    pub fn chip_photo() -> Self {
+        Self {
+            multiple_faces_min_ratio: 0.5,
+            min_inter_eye_px: 15.0,
+            min_brightness: 0.1,
+            max_brightness: 0.95,
+            min_sharpness: 0.1,
+            max_yaw_deg: 40.0,
+            max_pitch_deg: 35.0,
+            max_roll_deg: 35.0,
+            max_glare: 0.2,
+            min_detection_score: 0.5,
+        }
+    }
+}
+
+impl FaceConfig {
+    /// Worker count with 0 resolved to the number of cores.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.workers
+        }
+    }
+
+    /// The ONNX Runtime library path after the `ORT_DYLIB_PATH` override.
+    pub fn effective_ort_library(&self) -> PathBuf {
+        match std::env::var_os("ORT_DYLIB_PATH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => self.ort_library.clone(),
+        }
+    }
+}

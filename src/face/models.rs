@@ -1,0 +1,213 @@
+//! The pinned models: the manifest (compiled in), SHA-256 checks, the ONNX Runtime environment and the
+//! per-worker sessions, and the raw YuNet / SFace calls.
+
+use super::align::{AlignedFace, SIDE};
+use super::detect::{self, Detection, StrideOutput, INPUT};
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// `models/manifest.toml`, compiled in so a binary checks the exact files it was built for.
+pub const MANIFEST_TOML: &str = include_str!("../../models/manifest.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestEntry {
+    pub id: String,
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub license: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub detector: ManifestEntry,
+    pub recognizer: ManifestEntry,
+    pub runtime: ManifestEntry,
+}
+
+/// Why the engine could not start. Every message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FaceInitError {
+    #[error("models/manifest.toml is malformed: {0}")]
+    Manifest(String),
+    #[error("{path}: missing ({what}); run scripts/fetch-models.sh (make models)")]
+    Missing { what: &'static str, path: PathBuf },
+    #[error("{path}: SHA-256 mismatch (expected {expected}, found {found}); refusing to start; re-run scripts/fetch-models.sh")]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: cannot be read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ONNX Runtime library {path} could not be loaded: {detail}")]
+    Runtime { path: PathBuf, detail: String },
+    #[error("model {file} could not be loaded: {detail}")]
+    Session { file: String, detail: String },
+    #[error("face worker thread could not start: {0}")]
+    Worker(String),
+}
+
+pub fn manifest() -> Result<Manifest, FaceInitError> {
+    use figment::providers::{Format, Toml};
+    figment::Figment::from(Toml::string(MANIFEST_TOML))
+        .extract()
+        .map_err(|e| FaceInitError::Manifest(e.to_string()))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, FaceInitError> {
+    let io = |source| FaceInitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Checks that the file exists and has the pinned hash.
+pub fn verify(path: &Path, entry: &ManifestEntry, what: &'static str) -> Result<(), FaceInitError> {
+    if !path.is_file() {
+        return Err(FaceInitError::Missing {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    let found = sha256_file(path)?;
+    if found != entry.sha256 {
+        return Err(FaceInitError::HashMismatch {
+            path: path.to_path_buf(),
+            expected: entry.sha256.clone(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// One process-wide ONNX Runtime environment; the library is loaded once.
+static ENV: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+
+pub fn environment(lib: &Path) -> Result<ort::environment::Environment, FaceInitError> {
+    let mut guard = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = guard.as_ref() {
+        return Ok(env.clone());
+    }
+    let runtime = |detail: String| FaceInitError::Runtime {
+        path: lib.to_path_buf(),
+        detail,
+    };
+    if !lib.is_file() {
+        return Err(FaceInitError::Missing {
+            what: "ONNX Runtime library",
+            path: lib.to_path_buf(),
+        });
+    }
+    let env = ort::init_from(lib)
+        .map_err(|e| runtime(e.to_string()))?
+        .with_name("jpki-face")
+        .build()
+        .map_err(|e| runtime(e.to_string()))?;
+    *guard = Some(env.clone());
+    Ok(env)
+}
+
+/// The two sessions a worker owns; `run` needs `&mut`, so they are never shared.
+pub struct Models {
+    detector: Session,
+    recognizer: Session,
+}
+
+fn session(env: &ort::environment::Environment, path: &Path) -> Result<Session, FaceInitError> {
+    let err = |detail: String| FaceInitError::Session {
+        file: path.display().to_string(),
+        detail,
+    };
+    Session::builder(env)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| err(e.to_string()))
+}
+
+impl Models {
+    pub fn load(
+        env: &ort::environment::Environment,
+        detector: &Path,
+        recognizer: &Path,
+    ) -> Result<Models, FaceInitError> {
+        Ok(Models {
+            detector: session(env, detector)?,
+            recognizer: session(env, recognizer)?,
+        })
+    }
+
+    /// Runs YuNet on a letterboxed input and decodes the detections.
+    pub fn detect(
+        &mut self,
+        img: &RgbImage,
+        threshold: f32,
+        nms_iou: f32,
+    ) -> Result<Vec<Detection>, ort::Error> {
+        let lb = detect::letterbox(img);
+        self.detect_letterboxed(&lb, threshold, nms_iou)
+    }
+
+    pub fn detect_letterboxed(
+        &mut self,
+        lb: &detect::Letterbox,
+        threshold: f32,
+        nms_iou: f32,
+    ) -> Result<Vec<Detection>, ort::Error> {
+        let input = TensorRef::from_array_view(([1usize, 3, INPUT, INPUT], lb.data.as_slice()))?;
+        let outputs = self.detector.run(ort::inputs!["input" => input])?;
+        let get = |name: String| -> Result<&[f32], ort::Error> {
+            let v = outputs
+                .get(&name)
+                .ok_or_else(|| ort::Error::new(format!("YuNet has no output {name}")))?;
+            Ok(v.try_extract_tensor::<f32>()?.1)
+        };
+        let mut strides = Vec::with_capacity(3);
+        for s in detect::STRIDES {
+            strides.push(StrideOutput {
+                stride: s,
+                cls: get(format!("cls_{s}"))?,
+                obj: get(format!("obj_{s}"))?,
+                bbox: get(format!("bbox_{s}"))?,
+                kps: get(format!("kps_{s}"))?,
+            });
+        }
+        Ok(detect::decode(&strides, lb.scale, threshold, nms_iou))
+    }
+
+    /// Runs SFace on an aligned crop; returns the raw (not yet normalised) 128-d embedding.
+    pub fn embed(&mut self, face: &AlignedFace) -> Result<Vec<f32>, ort::Error> {
+        let input =
+            TensorRef::from_array_view(([1usize, 3, SIDE, SIDE], face.rgb_planar.as_slice()))?;
+        let outputs = self.recognizer.run(ort::inputs!["data" => input])?;
+        let v = outputs
+            .get("fc1")
+            .ok_or_else(|| ort::Error::new("SFace has no output fc1"))?;
+        Ok(v.try_extract_tensor::<f32>()?.1.to_vec())
+    }
+}
