@@ -1,0 +1,385 @@
+//! CRL checker: downloads the CRLs at the configured URLs, keeps them in memory until their
+//! nextUpdate, refreshes them in the background, and answers by serial.
+//!
+//! A CRL is used only after its signature verifies against the CA certificate of the chain being
+//! checked (the issuer names must match too). A CRL past its nextUpdate is never read as "good":
+//! the check fails with `stale` until a fresh one is downloaded.
+
+use super::breaker::{Admit, Breaker};
+use super::clock::Clock;
+use super::fetch::{FetchSettings, Fetcher, Req};
+use super::x509::{normalise_serial, time_to_chrono, ParsedCert, RawSigned};
+use super::{
+    BuildError, CrlConfig, Failure, FailureKind, JlisConfig, JlisError, Method, RevocationReason,
+    RevocationTarget, Status, ValidityChecker, ValidityReport,
+};
+use chrono::{DateTime, Duration, Utc};
+use der::{Decode, Encode};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+use x509_cert::crl::CertificateList;
+use x509_cert::ext::pkix::CrlReason;
+use x509_cert::name::Name;
+
+/// One downloaded, parsed CRL.
+struct LoadedCrl {
+    url: String,
+    der: Vec<u8>,
+    issuer: Name,
+    issuer_text: String,
+    this_update: DateTime<Utc>,
+    next_update: Option<DateTime<Utc>>,
+    /// Normalised serial → (reason, revocation time).
+    revoked: HashMap<Vec<u8>, (RevocationReason, DateTime<Utc>)>,
+    fetched_at: DateTime<Utc>,
+    /// SHA-256 of the SPKIs this CRL's signature has verified against (verification is memoised:
+    /// hashing a large CRL on every check would be wasteful).
+    verified_keys: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl LoadedCrl {
+    fn parse(url: &str, der: Vec<u8>, fetched_at: DateTime<Utc>) -> Result<Self, Failure> {
+        let crl = CertificateList::from_der(&der)
+            .map_err(|e| Failure::new(FailureKind::Malformed, format!("CRL from {url}: {e}")))?;
+        let tbs = crl.tbs_cert_list;
+        let mut revoked = HashMap::new();
+        for rc in tbs.revoked_certificates.unwrap_or_default() {
+            let reason = rc
+                .crl_entry_extensions
+                .as_ref()
+                .and_then(|exts| {
+                    exts.iter()
+                        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS)
+                        .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok())
+                })
+                .map(RevocationReason::from_x509)
+                .unwrap_or(RevocationReason::Unspecified);
+            let at = time_to_chrono(rc.revocation_date.to_unix_duration())?;
+            revoked.insert(
+                normalise_serial(rc.serial_number.as_bytes()).to_vec(),
+                (reason, at),
+            );
+        }
+        Ok(Self {
+            url: url.to_string(),
+            issuer_text: tbs.issuer.to_string(),
+            issuer: tbs.issuer,
+            this_update: time_to_chrono(tbs.this_update.to_unix_duration())?,
+            next_update: match tbs.next_update {
+                Some(t) => Some(time_to_chrono(t.to_unix_duration())?),
+                None => None,
+            },
+            revoked,
+            fetched_at,
+            der,
+            verified_keys: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The instant after which this CRL may no longer be used.
+    fn expiry(&self, max_age_secs: u64) -> DateTime<Utc> {
+        self.next_update.unwrap_or_else(|| {
+            self.this_update
+                + Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX / 4))
+        })
+    }
+
+    fn is_stale(&self, now: DateTime<Utc>, cfg: &CrlConfig) -> bool {
+        now - skew(cfg) > self.expiry(cfg.max_age_secs)
+    }
+
+    fn verify(&self, issuer: &ParsedCert) -> Result<(), Failure> {
+        let spki_der = issuer
+            .spki()
+            .to_der()
+            .map_err(|e| Failure::new(FailureKind::InvalidTarget, format!("issuer key: {e}")))?;
+        let key_id: [u8; 32] = Sha256::digest(&spki_der).into();
+        let memo = |v: &Mutex<HashSet<[u8; 32]>>| {
+            v.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&key_id)
+        };
+        if memo(&self.verified_keys) {
+            return Ok(());
+        }
+        RawSigned::parse(&self.der)?
+            .verify_with(issuer.spki())
+            .map_err(|f| Failure::new(f.kind, format!("CRL from {}: {}", self.url, f.detail)))?;
+        self.verified_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key_id);
+        Ok(())
+    }
+}
+
+fn skew(cfg: &CrlConfig) -> Duration {
+    Duration::seconds(i64::try_from(cfg.max_skew_secs).unwrap_or(i64::MAX / 4))
+}
+
+pub struct CrlChecker {
+    cfg: CrlConfig,
+    retry_after_secs: u64,
+    fetcher: Fetcher,
+    breaker: Breaker,
+    clock: Arc<dyn Clock>,
+    crls: Mutex<HashMap<String, Arc<LoadedCrl>>>,
+    /// One download round at a time; a check that waited on it reuses what it fetched.
+    download: tokio::sync::Mutex<()>,
+}
+
+impl CrlChecker {
+    /// Builds the checker; inside a Tokio runtime it also starts the background refresh task,
+    /// which downloads every CRL at once and then every `refresh_secs`, and stops when the
+    /// checker is dropped.
+    pub fn start(cfg: &JlisConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BuildError> {
+        let c = &cfg.crl;
+        if c.urls.is_empty() {
+            return Err(BuildError::Config {
+                key: "jlis.crl.urls",
+                why: "at least one URL is needed in crl mode".into(),
+            });
+        }
+        if let Some(bad) = c
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(BuildError::Config {
+                key: "jlis.crl.urls",
+                why: format!("{bad}: must be an http:// or https:// URL"),
+            });
+        }
+        let fetcher = Fetcher::new(
+            Method::Crl,
+            FetchSettings {
+                connect_timeout_ms: c.connect_timeout_ms,
+                timeout_ms: c.timeout_ms,
+                retries: c.retries,
+                backoff_ms: c.backoff_ms,
+                max_bytes: c.max_bytes,
+            },
+        )
+        .map_err(|why| BuildError::Config {
+            key: "jlis.crl",
+            why,
+        })?;
+        let checker = Arc::new(Self {
+            cfg: c.clone(),
+            retry_after_secs: cfg.retry_after_secs,
+            fetcher,
+            breaker: Breaker::new(cfg.breaker.clone(), clock.clone(), Method::Crl),
+            clock,
+            crls: Mutex::new(HashMap::new()),
+            download: tokio::sync::Mutex::new(()),
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(refresh_loop(Arc::downgrade(&checker), c.refresh_secs));
+        }
+        Ok(checker)
+    }
+
+    /// The circuit breaker's current state (it guards downloads).
+    pub fn breaker_state(&self) -> super::BreakerState {
+        self.breaker.state()
+    }
+
+    fn loaded(&self, url: &str) -> Option<Arc<LoadedCrl>> {
+        self.crls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(url)
+            .cloned()
+    }
+
+    /// Downloads the CRL at `url` unless another task fetched it after `since`.
+    async fn download(&self, url: &str, since: DateTime<Utc>) -> Result<Arc<LoadedCrl>, Failure> {
+        let _guard = self.download.lock().await;
+        if let Some(existing) = self.loaded(url).filter(|c| c.fetched_at > since) {
+            return Ok(existing);
+        }
+        if let Admit::Reject { .. } = self.breaker.admit() {
+            return Err(Failure::new(
+                FailureKind::BreakerOpen,
+                "CRL downloads failed repeatedly; failing fast",
+            ));
+        }
+        let fetched_at = self.clock.now();
+        let result = self.fetcher.fetch(&Req::Get { url }, Ok).await;
+        let result = match result {
+            Ok(bytes) => {
+                let url_owned = url.to_string();
+                // Large CRLs take a while to parse: keep that off the async executor.
+                tokio::task::spawn_blocking(move || LoadedCrl::parse(&url_owned, bytes, fetched_at))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(Failure::new(
+                            FailureKind::Malformed,
+                            format!("CRL parser: {e}"),
+                        ))
+                    })
+            }
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(crl) => {
+                self.breaker.record_success();
+                let crl = Arc::new(crl);
+                metrics::gauge!("jlis_crl_entries", "url" => url.to_string())
+                    .set(crl.revoked.len() as f64);
+                metrics::gauge!("jlis_crl_next_update_timestamp_seconds", "url" => url.to_string())
+                    .set(crl.expiry(self.cfg.max_age_secs).timestamp() as f64);
+                self.crls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(url.to_string(), crl.clone());
+                Ok(crl)
+            }
+            Err(f) => {
+                self.breaker.record_failure();
+                tracing::warn!(url, kind = f.kind.as_str(), detail = %f.detail, "CRL download failed");
+                Err(f)
+            }
+        }
+    }
+
+    /// Downloads every configured CRL again (failures keep the previous copy).
+    pub async fn refresh_all(&self) {
+        let since = self.clock.now();
+        for url in &self.cfg.urls {
+            let _ = self.download(url, since).await;
+        }
+    }
+
+    async fn check_inner(&self, target: &RevocationTarget) -> Result<ValidityReport, Failure> {
+        let issuer = ParsedCert::parse(&target.issuer_cert_der, FailureKind::InvalidTarget)?;
+        let serial = normalise_serial(&target.serial);
+        if serial.is_empty() {
+            return Err(Failure::new(
+                FailureKind::InvalidTarget,
+                "serial is zero or empty",
+            ));
+        }
+        let started = self.clock.now();
+        let mut last_failure: Option<Failure> = None;
+        for url in &self.cfg.urls {
+            let mut from_cache = true;
+            let crl = match self.loaded(url) {
+                Some(c) if !c.is_stale(started, &self.cfg) => c,
+                _ => {
+                    from_cache = false;
+                    match self.download(url, started).await {
+                        Ok(c) => c,
+                        Err(f) => {
+                            last_failure = Some(f);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if crl.issuer != issuer.cert.tbs_certificate.subject {
+                continue;
+            }
+            let now = self.clock.now();
+            if crl.this_update > now + skew(&self.cfg) {
+                return Err(Failure::new(
+                    FailureKind::NotYetValid,
+                    format!(
+                        "CRL from {url}: thisUpdate {} is in the future",
+                        crl.this_update
+                    ),
+                ));
+            }
+            if crl.is_stale(now, &self.cfg) {
+                return Err(Failure::new(
+                    FailureKind::Stale,
+                    format!(
+                        "CRL from {url} expired at {} and no fresher one could be downloaded",
+                        crl.expiry(self.cfg.max_age_secs)
+                    ),
+                ));
+            }
+            crl.verify(&issuer)?;
+            let status = match crl.revoked.get(serial) {
+                Some((reason, at)) => Status::Revoked {
+                    reason: *reason,
+                    revoked_at: *at,
+                },
+                None => Status::Good,
+            };
+            return Ok(ValidityReport {
+                status,
+                method: Method::Crl,
+                checked_at: now,
+                this_update: crl.this_update,
+                next_update: crl.next_update,
+                responder: Some(format!("{} via {}", crl.issuer_text, crl.url)),
+                from_cache,
+            });
+        }
+        Err(last_failure.unwrap_or_else(|| {
+            Failure::new(
+                FailureKind::NoCrlForIssuer,
+                format!(
+                    "none of the configured CRLs is issued by {}",
+                    issuer.subject_string()
+                ),
+            )
+        }))
+    }
+}
+
+async fn refresh_loop(checker: Weak<CrlChecker>, refresh_secs: u64) {
+    let period = std::time::Duration::from_secs(refresh_secs.max(1));
+    loop {
+        match checker.upgrade() {
+            Some(c) => c.refresh_all().await,
+            None => return,
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ValidityChecker for CrlChecker {
+    async fn check(&self, target: &RevocationTarget) -> Result<ValidityReport, JlisError> {
+        let started = Instant::now();
+        let result = self.check_inner(target).await.map_err(|f| {
+            let retry_after = match f.kind {
+                FailureKind::BreakerOpen => self.cfg_breaker_retry_after(),
+                _ => self.retry_after_secs,
+            };
+            tracing::warn!(kind = f.kind.as_str(), detail = %f.detail, "CRL check failed");
+            f.into_error(retry_after)
+        });
+        if let Ok(r) = &result {
+            if r.from_cache {
+                metrics::counter!("jlis_cache_hits_total", "method" => "crl").increment(1);
+            }
+        }
+        metrics::counter!("jlis_checks_total", "method" => "crl", "outcome" => super::metric_outcome(&result))
+            .increment(1);
+        metrics::histogram!("jlis_check_duration_seconds", "method" => "crl")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn method(&self) -> Method {
+        Method::Crl
+    }
+}
+
+impl CrlChecker {
+    fn cfg_breaker_retry_after(&self) -> u64 {
+        match self.breaker.state() {
+            super::BreakerState::Open { until } => {
+                u64::try_from((until - self.clock.now()).num_seconds())
+                    .unwrap_or(0)
+                    .max(1)
+            }
+            _ => self.retry_after_secs,
+        }
+    }
+}
