@@ -4,7 +4,9 @@
 use crate::cli::{Command, KeyCommand, TenantCommand};
 use crate::config::Settings;
 use crate::crypto::{KekSource, KeyRing};
-use crate::domain::{credential_hash, new_id, now_millis, prefix, IssuedCredential, API_KEY_PREFIX};
+use crate::domain::{
+    credential_hash, new_id, now_millis, prefix, IssuedCredential, API_KEY_PREFIX,
+};
 use crate::http::{self, ApiContext};
 use crate::redact::Secret;
 use crate::store::{self, KeyRef, Store, Tenant, TenantSettings};
@@ -13,6 +15,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Components built from the settings unless given: tests share one face engine per process and
+/// may inject a validity checker with a controlled clock.
+#[derive(Default, Clone)]
+pub struct Components {
+    pub face: Option<crate::face::FaceEngine>,
+    pub validity: Option<Arc<dyn crate::jlis::ValidityChecker>>,
+}
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -23,6 +33,31 @@ pub struct Application {
 impl Application {
     /// Everything but serving: store (migrated), keys, listener bound (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Components::default()).await
+    }
+
+    /// As [`Application::build`], with some components supplied by the caller.
+    pub async fn build_with(settings: Settings, components: Components) -> anyhow::Result<Self> {
+        let trust = crate::card::TrustStore::from_config(&settings.card)
+            .context("loading the card trust store (card.trust_dir)")?;
+        let (cvc_issuers, roots) = trust.counts();
+        if cvc_issuers == 0 || roots == 0 {
+            tracing::warn!(
+                cvc_issuers,
+                jpki_roots = roots,
+                "card.trust_dir configures no CVC issuer or no JPKI root: every card will be rejected"
+            );
+        }
+        let validity = match components.validity {
+            Some(v) => v,
+            None => crate::jlis::build_checker(&settings.jlis, settings.environment)
+                .context("building the J-LIS validity checker ([jlis])")?,
+        };
+        let face = match components.face {
+            Some(f) => f,
+            None => crate::face::FaceEngine::start(&settings.face)
+                .context("starting the face engine ([face]; run `make models`)")?,
+        };
         let store = open_store(&settings).await?;
         store.migrate().await.context("applying migrations")?;
         let (keys, source) = KeyRing::from_settings(&settings.crypto, settings.environment)?;
@@ -36,15 +71,24 @@ impl Application {
             }
         }
         let bind = settings.bind_addr()?;
-        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
         let local_addr = listener.local_addr()?;
         let context = ApiContext {
             settings: Arc::new(settings),
             store,
             keys: Arc::new(keys),
             metrics: crate::telemetry::metrics_handle(),
+            trust: Arc::new(trust),
+            validity,
+            face,
         };
-        Ok(Self { listener, local_addr, context })
+        Ok(Self {
+            listener,
+            local_addr,
+            context,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -56,11 +100,17 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = http::router(self.context);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 
@@ -75,7 +125,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// A new tenant and its first API key. The key is returned once; only its hash is stored.
-pub async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<(Tenant, String, Secret<String>)> {
+pub async fn create_tenant(
+    store: &dyn Store,
+    name: &str,
+) -> anyhow::Result<(Tenant, String, Secret<String>)> {
     create_tenant_with(store, name, TenantSettings::default()).await
 }
 
@@ -84,7 +137,12 @@ pub async fn create_tenant_with(
     name: &str,
     settings: TenantSettings,
 ) -> anyhow::Result<(Tenant, String, Secret<String>)> {
-    let tenant = Tenant { id: new_id(prefix::TENANT), name: name.to_string(), settings, created_at: now_millis() };
+    let tenant = Tenant {
+        id: new_id(prefix::TENANT),
+        name: name.to_string(),
+        settings,
+        created_at: now_millis(),
+    };
     store.create_tenant(&tenant).await?;
     let (key_id, key) = create_api_key(store, &tenant.id).await?;
     store
@@ -98,10 +156,15 @@ pub async fn create_tenant_with(
     Ok((tenant, key_id, key))
 }
 
-pub async fn create_api_key(store: &dyn Store, tenant_id: &str) -> anyhow::Result<(String, Secret<String>)> {
+pub async fn create_api_key(
+    store: &dyn Store,
+    tenant_id: &str,
+) -> anyhow::Result<(String, Secret<String>)> {
     let credential = IssuedCredential::new(API_KEY_PREFIX);
     let key_id = new_id(prefix::API_KEY);
-    store.add_api_key(&key_id, tenant_id, &credential.hash, now_millis()).await?;
+    store
+        .add_api_key(&key_id, tenant_id, &credential.hash, now_millis())
+        .await?;
     Ok((key_id, credential.token))
 }
 
@@ -126,7 +189,10 @@ async fn shutdown_signal() {
 
 fn print_key(json: bool, tenant_id: &str, key_id: &str, key: &Secret<String>) {
     if json {
-        println!("{}", serde_json::json!({"tenant_id": tenant_id, "key_id": key_id, "api_key": key.expose()}));
+        println!(
+            "{}",
+            serde_json::json!({"tenant_id": tenant_id, "key_id": key_id, "api_key": key.expose()})
+        );
     } else {
         println!("tenant_id: {tenant_id}\nkey_id:    {key_id}\napi_key:   {}\n(the API key is shown only now; store it safely)", key.expose());
     }
@@ -143,7 +209,8 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
             }
             let app = Application::build(settings).await?;
             if demo_tenant {
-                let (tenant, key_id, key) = create_tenant(app.context().store.as_ref(), "demo").await?;
+                let (tenant, key_id, key) =
+                    create_tenant(app.context().store.as_ref(), "demo").await?;
                 println!("demo tenant created\n");
                 print_key(false, &tenant.id, &key_id, &key);
                 println!("\ntry: curl -s -X POST http://{}/v1/sessions -H 'authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"purpose\":\"enrollment\",\"subject_ref\":\"customer-1\"}}'\n", app.local_addr(), key.expose());
@@ -163,9 +230,14 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
             let store = open_store(&settings).await?;
             store.migrate().await?;
             match command {
-                TenantCommand::Create { name, json, liveness } => {
+                TenantCommand::Create {
+                    name,
+                    json,
+                    liveness,
+                } => {
                     let (tenant, key_id, key) =
-                        create_tenant_with(store.as_ref(), &name, TenantSettings { liveness }).await?;
+                        create_tenant_with(store.as_ref(), &name, TenantSettings { liveness })
+                            .await?;
                     print_key(json, &tenant.id, &key_id, &key);
                 }
                 TenantCommand::List { json } => {
@@ -177,18 +249,32 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
                                 serde_json::json!({"id": t.id, "name": t.name, "created_at": crate::domain::rfc3339(t.created_at)})
                             );
                         } else {
-                            println!("{}\t{}\t{}", t.id, t.name, crate::domain::rfc3339(t.created_at));
+                            println!(
+                                "{}\t{}\t{}",
+                                t.id,
+                                t.name,
+                                crate::domain::rfc3339(t.created_at)
+                            );
                         }
                     }
                 }
-                TenantCommand::Key { command: KeyCommand::Create { tenant, json } } => {
-                    store.get_tenant(&tenant).await?.with_context(|| format!("no tenant {tenant}"))?;
+                TenantCommand::Key {
+                    command: KeyCommand::Create { tenant, json },
+                } => {
+                    store
+                        .get_tenant(&tenant)
+                        .await?
+                        .with_context(|| format!("no tenant {tenant}"))?;
                     let (key_id, key) = create_api_key(store.as_ref(), &tenant).await?;
                     print_key(json, &tenant, &key_id, &key);
                 }
-                TenantCommand::Key { command: KeyCommand::Revoke { key } } => {
+                TenantCommand::Key {
+                    command: KeyCommand::Revoke { key },
+                } => {
                     let revoked = if key.starts_with(API_KEY_PREFIX) {
-                        store.revoke_api_key(KeyRef::Hash(&credential_hash(&key)), now_millis()).await?
+                        store
+                            .revoke_api_key(KeyRef::Hash(&credential_hash(&key)), now_millis())
+                            .await?
                     } else {
                         store.revoke_api_key(KeyRef::Id(&key), now_millis()).await?
                     };

@@ -122,7 +122,10 @@ impl Settings {
         match file {
             Some(path) => {
                 if !path.exists() {
-                    return Err(ConfigError(format!("--config {}: no such file", path.display())));
+                    return Err(ConfigError(format!(
+                        "--config {}: no such file",
+                        path.display()
+                    )));
                 }
                 figment = figment.merge(Toml::file(path));
             }
@@ -139,8 +142,11 @@ impl Settings {
 
     /// Defaults plus several TOML layers, later ones winning.
     pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
-        let figment =
-            layers.iter().fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, layer| f.merge(Toml::string(layer)));
+        let figment = layers
+            .iter()
+            .fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, layer| {
+                f.merge(Toml::string(layer))
+            });
         Self::from_figment(figment)
     }
 
@@ -157,20 +163,36 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::key("database.url", "must start with sqlite:// or postgres://"));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::key("database.max_connections", "must be at least 1"));
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         if self.sessions.ttl_secs == 0 || self.sessions.ttl_secs > 86_400 {
-            return Err(ConfigError::key("sessions.ttl_secs", "must be between 1 and 86400"));
+            return Err(ConfigError::key(
+                "sessions.ttl_secs",
+                "must be between 1 and 86400",
+            ));
         }
         if self.server.body_limit_bytes < 1024 {
-            return Err(ConfigError::key("server.body_limit_bytes", "must be at least 1024"));
+            return Err(ConfigError::key(
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
         }
         if let Some(kek) = &self.crypto.kek {
-            crate::crypto::parse_kek(kek.expose()).map_err(|e| ConfigError::key("crypto.kek", e))?;
+            crate::crypto::parse_kek(kek.expose())
+                .map_err(|e| ConfigError::key("crypto.kek", e))?;
         }
         for (i, old) in self.crypto.previous_keks.iter().enumerate() {
             crate::crypto::parse_kek(old.key.expose())
@@ -189,7 +211,10 @@ impl Settings {
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.bind.parse().map_err(|e| ConfigError::key("server.bind", format!("{e} (want HOST:PORT)")))
+        self.server
+            .bind
+            .parse()
+            .map_err(|e| ConfigError::key("server.bind", format!("{e} (want HOST:PORT)")))
     }
 }
 
@@ -223,7 +248,8 @@ mod tests {
 
     #[test]
     fn database_url_is_not_printed() {
-        let s = Settings::from_toml_overrides("[database]\nurl = \"postgres://u:hunter2@h/db\"").unwrap();
+        let s = Settings::from_toml_overrides("[database]\nurl = \"postgres://u:hunter2@h/db\"")
+            .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

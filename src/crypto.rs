@@ -21,8 +21,13 @@ const NONCE_LEN: usize = 12;
 
 /// Parses a key-encryption key: base64 of exactly 32 bytes.
 pub fn parse_kek(b64: &str) -> Result<[u8; 32], String> {
-    let bytes = Zeroizing::new(STANDARD.decode(b64.trim()).map_err(|_| "not valid base64".to_string())?);
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must be 32 bytes of base64, got {} bytes", bytes.len()))
+    let bytes = Zeroizing::new(
+        STANDARD
+            .decode(b64.trim())
+            .map_err(|_| "not valid base64".to_string())?,
+    );
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must be 32 bytes of base64, got {} bytes", bytes.len()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +105,13 @@ fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         // AES-GCM encryption fails only for inputs beyond 64 GiB, which never reach here.
         .unwrap_or_default();
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
@@ -126,7 +137,12 @@ impl DataKey {
         seal_with(&self.0, &owner.aad(kind.label()), plaintext)
     }
 
-    pub fn open(&self, owner: Owner<'_>, kind: RecordKind, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(
+        &self,
+        owner: Owner<'_>,
+        kind: RecordKind,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         open_with(&self.0, &owner.aad(kind.label()), sealed)
     }
 }
@@ -139,7 +155,12 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyRing(current={}, {} keys, [redacted])", self.current_id, self.keys.len())
+        write!(
+            f,
+            "KeyRing(current={}, {} keys, [redacted])",
+            self.current_id,
+            self.keys.len()
+        )
     }
 }
 
@@ -155,27 +176,43 @@ impl KeyRing {
     pub fn new(current_id: &str, current: [u8; 32]) -> Self {
         let mut keys = HashMap::new();
         keys.insert(current_id.to_string(), Zeroizing::new(current));
-        Self { current_id: current_id.to_string(), keys }
+        Self {
+            current_id: current_id.to_string(),
+            keys,
+        }
     }
 
     pub fn with_previous(mut self, id: &str, key: [u8; 32]) -> Self {
-        self.keys.entry(id.to_string()).or_insert_with(|| Zeroizing::new(key));
+        self.keys
+            .entry(id.to_string())
+            .or_insert_with(|| Zeroizing::new(key));
         self
     }
 
     /// Builds the ring from the settings. Without a configured KEK, development generates one into
     /// `crypto.dev_key_file` (or reads it back); production was already refused by validation.
-    pub fn from_settings(cfg: &CryptoSettings, env: Environment) -> Result<(Self, KekSource), CryptoError> {
+    pub fn from_settings(
+        cfg: &CryptoSettings,
+        env: Environment,
+    ) -> Result<(Self, KekSource), CryptoError> {
         let (current, source) = match &cfg.kek {
-            Some(kek) => (parse_kek(kek.expose()).map_err(CryptoError::KeyFile)?, KekSource::Configured),
+            Some(kek) => (
+                parse_kek(kek.expose()).map_err(CryptoError::KeyFile)?,
+                KekSource::Configured,
+            ),
             None if env == Environment::Production => {
-                return Err(CryptoError::KeyFile("crypto.kek is required in production".into()))
+                return Err(CryptoError::KeyFile(
+                    "crypto.kek is required in production".into(),
+                ))
             }
             None => load_or_create_dev_key(&cfg.dev_key_file)?,
         };
         let mut ring = Self::new(&cfg.kek_id, current);
         for old in &cfg.previous_keks {
-            ring = ring.with_previous(&old.id, parse_kek(old.key.expose()).map_err(CryptoError::KeyFile)?);
+            ring = ring.with_previous(
+                &old.id,
+                parse_kek(old.key.expose()).map_err(CryptoError::KeyFile)?,
+            );
         }
         Ok((ring, source))
     }
@@ -190,7 +227,13 @@ impl KeyRing {
         rand::rngs::OsRng.fill_bytes(dek.as_mut());
         let kek = &self.keys[&self.current_id];
         let blob = seal_with(kek, &owner.aad("dek"), dek.as_ref());
-        (DataKey(dek), WrappedKey { kek_id: self.current_id.clone(), blob })
+        (
+            DataKey(dek),
+            WrappedKey {
+                kek_id: self.current_id.clone(),
+                blob,
+            },
+        )
     }
 
     /// Seals a short-lived record that belongs to no enrollment key (stored idempotent answers)
@@ -198,19 +241,33 @@ impl KeyRing {
     pub fn seal_system(&self, context: &[&str], plaintext: &[u8]) -> Vec<u8> {
         let mut sealed = self.current_id.as_bytes().to_vec();
         sealed.push(0);
-        sealed.extend(seal_with(&self.keys[&self.current_id], &system_aad(context), plaintext));
+        sealed.extend(seal_with(
+            &self.keys[&self.current_id],
+            &system_aad(context),
+            plaintext,
+        ));
         sealed
     }
 
     pub fn open_system(&self, context: &[&str], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let split = sealed.iter().position(|&b| b == 0).ok_or(CryptoError::Malformed)?;
+        let split = sealed
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(CryptoError::Malformed)?;
         let kek_id = std::str::from_utf8(&sealed[..split]).map_err(|_| CryptoError::Malformed)?;
         let kek = self.keys.get(kek_id).ok_or(CryptoError::UnknownKek)?;
         open_with(kek, &system_aad(context), &sealed[split + 1..])
     }
 
-    pub fn unwrap_key(&self, owner: Owner<'_>, wrapped: &WrappedKey) -> Result<DataKey, CryptoError> {
-        let kek = self.keys.get(&wrapped.kek_id).ok_or(CryptoError::UnknownKek)?;
+    pub fn unwrap_key(
+        &self,
+        owner: Owner<'_>,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, CryptoError> {
+        let kek = self
+            .keys
+            .get(&wrapped.kek_id)
+            .ok_or(CryptoError::UnknownKek)?;
         let raw = Zeroizing::new(open_with(kek, &owner.aad("dek"), &wrapped.blob)?);
         let key = <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| CryptoError::Malformed)?;
         Ok(DataKey(Zeroizing::new(key)))
@@ -228,15 +285,17 @@ fn system_aad(context: &[&str]) -> Vec<u8> {
 
 fn load_or_create_dev_key(path: &Path) -> Result<([u8; 32], KekSource), CryptoError> {
     if path.exists() {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| CryptoError::KeyFile(format!("{}: {e}", path.display())))?;
-        let key = parse_kek(&text).map_err(|e| CryptoError::KeyFile(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CryptoError::KeyFile(format!("{}: {e}", path.display())))?;
+        let key = parse_kek(&text)
+            .map_err(|e| CryptoError::KeyFile(format!("{}: {e}", path.display())))?;
         return Ok((key, KekSource::DevFileLoaded(path.to_path_buf())));
     }
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CryptoError::KeyFile(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CryptoError::KeyFile(format!("{}: {e}", dir.display())))?;
     }
     write_private(path, STANDARD.encode(key).as_bytes())
         .map_err(|e| CryptoError::KeyFile(format!("{}: {e}", path.display())))?;
@@ -260,7 +319,10 @@ mod tests {
     use super::*;
 
     fn owner() -> Owner<'static> {
-        Owner { tenant_id: "ten_a", enrollment_id: "enr_1" }
+        Owner {
+            tenant_id: "ten_a",
+            enrollment_id: "enr_1",
+        }
     }
 
     #[test]
@@ -270,7 +332,10 @@ mod tests {
         let sealed = dek.seal(owner(), RecordKind::Identity, b"yamada taro");
         assert!(!sealed.windows(6).any(|w| w == b"yamada"));
         let dek2 = ring.unwrap_key(owner(), &wrapped).unwrap();
-        assert_eq!(dek2.open(owner(), RecordKind::Identity, &sealed).unwrap(), b"yamada taro");
+        assert_eq!(
+            dek2.open(owner(), RecordKind::Identity, &sealed).unwrap(),
+            b"yamada taro"
+        );
     }
 
     #[test]
@@ -278,17 +343,32 @@ mod tests {
         let ring = KeyRing::new("k1", [7; 32]);
         let (dek, wrapped) = ring.new_data_key(owner());
         let sealed = dek.seal(owner(), RecordKind::Identity, b"x");
-        let other = Owner { tenant_id: "ten_b", enrollment_id: "enr_1" };
-        assert!(matches!(dek.open(other, RecordKind::Identity, &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(dek.open(owner(), RecordKind::Template, &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(ring.unwrap_key(other, &wrapped), Err(CryptoError::Integrity)));
+        let other = Owner {
+            tenant_id: "ten_b",
+            enrollment_id: "enr_1",
+        };
+        assert!(matches!(
+            dek.open(other, RecordKind::Identity, &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            dek.open(owner(), RecordKind::Template, &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            ring.unwrap_key(other, &wrapped),
+            Err(CryptoError::Integrity)
+        ));
     }
 
     #[test]
     fn system_records_are_bound_to_their_context() {
         let ring = KeyRing::new("k1", [3; 32]);
         let sealed = ring.seal_system(&["ten_a", "idem-1"], b"{\"client_token\":\"jfc_x\"}");
-        assert_eq!(ring.open_system(&["ten_a", "idem-1"], &sealed).unwrap(), b"{\"client_token\":\"jfc_x\"}");
+        assert_eq!(
+            ring.open_system(&["ten_a", "idem-1"], &sealed).unwrap(),
+            b"{\"client_token\":\"jfc_x\"}"
+        );
         assert!(ring.open_system(&["ten_b", "idem-1"], &sealed).is_err());
     }
 
@@ -298,7 +378,10 @@ mod tests {
         let (_, wrapped) = old.new_data_key(owner());
         let new = KeyRing::new("k2", [2; 32]).with_previous("k1", [1; 32]);
         assert!(new.unwrap_key(owner(), &wrapped).is_ok());
-        assert!(matches!(KeyRing::new("k2", [2; 32]).unwrap_key(owner(), &wrapped), Err(CryptoError::UnknownKek)));
+        assert!(matches!(
+            KeyRing::new("k2", [2; 32]).unwrap_key(owner(), &wrapped),
+            Err(CryptoError::UnknownKek)
+        ));
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl IssuedCredential {
     pub fn new(prefix: &str) -> Self {
         let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
         let hash = credential_hash(&token);
-        Self { token: Secret::new(token), hash }
+        Self {
+            token: Secret::new(token),
+            hash,
+        }
     }
 }
 

@@ -37,7 +37,12 @@ pub enum Prompt {
 }
 
 impl Prompt {
-    const ALL: [Prompt; 4] = [Prompt::FaceLeft, Prompt::FaceRight, Prompt::FaceUp, Prompt::FaceFront];
+    const ALL: [Prompt; 4] = [
+        Prompt::FaceLeft,
+        Prompt::FaceRight,
+        Prompt::FaceUp,
+        Prompt::FaceFront,
+    ];
 
     fn instruction(self) -> &'static str {
         match self {
@@ -65,7 +70,11 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn off() -> Self {
-        Self { kind: LivenessMode::Off, prompt: None, prompts: Vec::new() }
+        Self {
+            kind: LivenessMode::Off,
+            prompt: None,
+            prompts: Vec::new(),
+        }
     }
 
     /// A fresh random sequence of 2–4 prompts, no prompt twice in a row.
@@ -73,13 +82,24 @@ impl Challenge {
         let len = rng.gen_range(2..=4);
         let mut prompts: Vec<Prompt> = Vec::with_capacity(len);
         while prompts.len() < len {
-            let candidates: Vec<Prompt> = Prompt::ALL.into_iter().filter(|p| prompts.last() != Some(p)).collect();
+            let candidates: Vec<Prompt> = Prompt::ALL
+                .into_iter()
+                .filter(|p| prompts.last() != Some(p))
+                .collect();
             if let Some(&p) = candidates.choose(rng) {
                 prompts.push(p);
             }
         }
-        let prompt = prompts.iter().map(|p| p.instruction()).collect::<Vec<_>>().join(", then ");
-        Self { kind: LivenessMode::PoseSequence, prompt: Some(format!("Take one photo each time: {prompt}.")), prompts }
+        let prompt = prompts
+            .iter()
+            .map(|p| p.instruction())
+            .collect::<Vec<_>>()
+            .join(", then ");
+        Self {
+            kind: LivenessMode::PoseSequence,
+            prompt: Some(format!("Take one photo each time: {prompt}.")),
+            prompts,
+        }
     }
 
     pub fn for_mode<R: Rng + ?Sized>(mode: LivenessMode, rng: &mut R) -> Self {
@@ -171,7 +191,12 @@ pub struct LivenessReport {
 
 impl LivenessReport {
     pub fn skipped() -> Self {
-        Self { result: LivenessResult::Skipped, kind: LivenessMode::Off, frames: Vec::new(), failed: Vec::new() }
+        Self {
+            result: LivenessResult::Skipped,
+            kind: LivenessMode::Off,
+            frames: Vec::new(),
+            failed: Vec::new(),
+        }
     }
 
     pub fn passed(&self) -> bool {
@@ -203,7 +228,11 @@ fn motion(a: &FrameObservation, b: &FrameObservation) -> f32 {
 }
 
 /// Decides the challenge from the frames' measurements.
-pub fn check(challenge: &Challenge, frames: &[FrameObservation], cfg: &LivenessConfig) -> LivenessReport {
+pub fn check(
+    challenge: &Challenge,
+    frames: &[FrameObservation],
+    cfg: &LivenessConfig,
+) -> LivenessReport {
     if challenge.kind == LivenessMode::Off {
         return LivenessReport::skipped();
     }
@@ -223,11 +252,16 @@ pub fn check(challenge: &Challenge, frames: &[FrameObservation], cfg: &LivenessC
         if !single {
             fail("liveness_no_single_face");
         }
-        let pose_ok = single && prompt.is_some_and(|p| pose_matches(p, frame.yaw_deg, frame.pitch_deg, cfg));
+        let pose_ok =
+            single && prompt.is_some_and(|p| pose_matches(p, frame.yaw_deg, frame.pitch_deg, cfg));
         if single && prompt.is_some() && !pose_ok {
             fail("liveness_wrong_pose");
         }
-        if single && frame.same_person_score.is_none_or(|s| s < cfg.same_person_min_score) {
+        if single
+            && frame
+                .same_person_score
+                .is_none_or(|s| s < cfg.same_person_min_score)
+        {
             fail("liveness_different_person");
         }
         for earlier in &frames[..i] {
@@ -247,7 +281,11 @@ pub fn check(challenge: &Challenge, frames: &[FrameObservation], cfg: &LivenessC
         });
     }
     LivenessReport {
-        result: if failed.is_empty() { LivenessResult::Pass } else { LivenessResult::Fail },
+        result: if failed.is_empty() {
+            LivenessResult::Pass
+        } else {
+            LivenessResult::Fail
+        },
         kind: challenge.kind,
         frames: measurements,
         failed: failed.into_iter().map(str::to_string).collect(),
@@ -277,7 +315,11 @@ mod tests {
     }
 
     fn challenge(prompts: &[Prompt]) -> Challenge {
-        Challenge { kind: LivenessMode::PoseSequence, prompt: None, prompts: prompts.to_vec() }
+        Challenge {
+            kind: LivenessMode::PoseSequence,
+            prompt: None,
+            prompts: prompts.to_vec(),
+        }
     }
 
     #[test]
@@ -297,9 +339,17 @@ mod tests {
     fn the_right_order_passes_and_the_wrong_order_fails() {
         let c = challenge(&[Prompt::FaceLeft, Prompt::FaceRight, Prompt::FaceFront]);
         let cfg = LivenessConfig::default();
-        let good = [frame(1, 25.0, 0.0, 0.0), frame(2, -25.0, 0.0, 8.0), frame(3, 1.0, 2.0, 3.0)];
+        let good = [
+            frame(1, 25.0, 0.0, 0.0),
+            frame(2, -25.0, 0.0, 8.0),
+            frame(3, 1.0, 2.0, 3.0),
+        ];
         assert_eq!(check(&c, &good, &cfg).result, LivenessResult::Pass);
-        let swapped = [frame(2, -25.0, 0.0, 8.0), frame(1, 25.0, 0.0, 0.0), frame(3, 1.0, 2.0, 3.0)];
+        let swapped = [
+            frame(2, -25.0, 0.0, 8.0),
+            frame(1, 25.0, 0.0, 0.0),
+            frame(3, 1.0, 2.0, 3.0),
+        ];
         let report = check(&c, &swapped, &cfg);
         assert_eq!(report.result, LivenessResult::Fail);
         assert_eq!(report.failed, vec!["liveness_wrong_pose"]);
@@ -315,18 +365,31 @@ mod tests {
             .contains(&"liveness_duplicate_frame".to_string()));
         let mut reencoded = same.clone();
         reencoded.sha256 = [9; 32];
-        assert!(check(&c, &[same.clone(), reencoded], &cfg).failed.contains(&"liveness_no_motion".to_string()));
+        assert!(check(&c, &[same.clone(), reencoded], &cfg)
+            .failed
+            .contains(&"liveness_no_motion".to_string()));
         let mut stranger = frame(2, -25.0, 0.0, 8.0);
         stranger.same_person_score = Some(0.1);
-        assert_eq!(check(&c, &[same.clone(), stranger], &cfg).failed, vec!["liveness_different_person"]);
-        assert_eq!(check(&c, std::slice::from_ref(&same), &cfg).failed, vec!["liveness_frame_count"]);
+        assert_eq!(
+            check(&c, &[same.clone(), stranger], &cfg).failed,
+            vec!["liveness_different_person"]
+        );
+        assert_eq!(
+            check(&c, std::slice::from_ref(&same), &cfg).failed,
+            vec!["liveness_frame_count"]
+        );
         let mut none = frame(3, 0.0, 0.0, 4.0);
         none.faces = 0;
-        assert!(check(&c, &[same, none], &cfg).failed.contains(&"liveness_no_single_face".to_string()));
+        assert!(check(&c, &[same, none], &cfg)
+            .failed
+            .contains(&"liveness_no_single_face".to_string()));
     }
 
     #[test]
     fn off_skips() {
-        assert_eq!(check(&Challenge::off(), &[], &LivenessConfig::default()).result, LivenessResult::Skipped);
+        assert_eq!(
+            check(&Challenge::off(), &[], &LivenessConfig::default()).result,
+            LivenessResult::Skipped
+        );
     }
 }

@@ -20,7 +20,11 @@ pub struct LockoutPolicy {
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        Self { max_failures: 5, window_secs: 900, lock_secs: 900 }
+        Self {
+            max_failures: 5,
+            window_secs: 900,
+            lock_secs: 900,
+        }
     }
 }
 
@@ -38,7 +42,10 @@ pub enum Attempt {
 impl LockoutPolicy {
     /// Seconds until the lock lifts, if `state` is locked at `now`.
     pub fn locked_for(&self, state: &Lockout, now: Millis) -> Option<u64> {
-        state.locked_until.filter(|&until| until > now).map(|until| ((until - now) as u64).div_ceil(1000))
+        state
+            .locked_until
+            .filter(|&until| until > now)
+            .map(|until| ((until - now) as u64).div_ceil(1000))
     }
 
     /// The counters after `attempt` at `now`.
@@ -46,15 +53,29 @@ impl LockoutPolicy {
         let window_ms = self.window_secs.saturating_mul(1000);
         let lock_expired = state.locked_until.is_some_and(|until| until <= now);
         match attempt {
-            Attempt::Match => Lockout { failed_count: 0, failure_window_start: None, locked_until: None },
+            Attempt::Match => Lockout {
+                failed_count: 0,
+                failure_window_start: None,
+                locked_until: None,
+            },
             Attempt::Undecided => *state,
             Attempt::NoMatch => {
-                let in_window =
-                    !lock_expired && state.failure_window_start.is_some_and(|start| now - start <= window_ms);
-                let (count, start) =
-                    if in_window { (state.failed_count + 1, state.failure_window_start) } else { (1, Some(now)) };
-                let locked_until = (count >= self.max_failures).then(|| now + self.lock_secs.saturating_mul(1000));
-                Lockout { failed_count: count, failure_window_start: start, locked_until }
+                let in_window = !lock_expired
+                    && state
+                        .failure_window_start
+                        .is_some_and(|start| now - start <= window_ms);
+                let (count, start) = if in_window {
+                    (state.failed_count + 1, state.failure_window_start)
+                } else {
+                    (1, Some(now))
+                };
+                let locked_until =
+                    (count >= self.max_failures).then(|| now + self.lock_secs.saturating_mul(1000));
+                Lockout {
+                    failed_count: count,
+                    failure_window_start: start,
+                    locked_until,
+                }
             }
         }
     }
@@ -64,10 +85,18 @@ impl LockoutPolicy {
 mod tests {
     use super::*;
 
-    const FRESH: Lockout = Lockout { failed_count: 0, failure_window_start: None, locked_until: None };
+    const FRESH: Lockout = Lockout {
+        failed_count: 0,
+        failure_window_start: None,
+        locked_until: None,
+    };
 
     fn policy() -> LockoutPolicy {
-        LockoutPolicy { max_failures: 3, window_secs: 60, lock_secs: 120 }
+        LockoutPolicy {
+            max_failures: 3,
+            window_secs: 60,
+            lock_secs: 120,
+        }
     }
 
     #[test]
@@ -80,23 +109,38 @@ mod tests {
         assert_eq!(s3.failed_count, 3);
         assert_eq!(p.locked_for(&s3, 3_000), Some(120));
         assert_eq!(p.locked_for(&s3, 3_000 + 119_500), Some(1));
-        assert_eq!(p.locked_for(&s3, 3_000 + 120_000), None, "the lock lifts when the time has passed");
+        assert_eq!(
+            p.locked_for(&s3, 3_000 + 120_000),
+            None,
+            "the lock lifts when the time has passed"
+        );
     }
 
     #[test]
     fn a_match_resets_and_old_failures_fall_out_of_the_window() {
         let p = policy();
-        let s = p.next(&p.next(&FRESH, Attempt::NoMatch, 0), Attempt::NoMatch, 1_000);
+        let s = p.next(
+            &p.next(&FRESH, Attempt::NoMatch, 0),
+            Attempt::NoMatch,
+            1_000,
+        );
         assert_eq!(p.next(&s, Attempt::Match, 2_000), FRESH);
         let late = p.next(&s, Attempt::NoMatch, 61_001);
-        assert_eq!(late.failed_count, 1, "a failure after the window starts a new count");
+        assert_eq!(
+            late.failed_count, 1,
+            "a failure after the window starts a new count"
+        );
         assert_eq!(p.next(&s, Attempt::Undecided, 2_000), s);
     }
 
     #[test]
     fn after_a_lock_expires_counting_starts_again() {
         let p = policy();
-        let locked = Lockout { failed_count: 3, failure_window_start: Some(0), locked_until: Some(120_000) };
+        let locked = Lockout {
+            failed_count: 3,
+            failure_window_start: Some(0),
+            locked_until: Some(120_000),
+        };
         let after = p.next(&locked, Attempt::NoMatch, 130_000);
         assert_eq!(after.failed_count, 1);
         assert_eq!(after.locked_until, None);

@@ -12,9 +12,16 @@ use std::time::Duration;
 pub fn init_logging(cfg: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }
@@ -25,7 +32,9 @@ static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
-            const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            const LATENCY_BUCKETS: &[f64] = &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .ok()?
@@ -36,7 +45,11 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 }
 
 pub fn record_http(method: &str, route: &str, status: u16, latency: Duration) {
-    let labels = [("method", method.to_string()), ("route", route.to_string()), ("status", status.to_string())];
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.to_string()),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
 }

@@ -6,21 +6,36 @@ use std::process::{Command, Stdio};
 fn jpki_face(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-face"));
     cmd.current_dir(dir)
-        .env("JPKI_FACE__DATABASE__URL", format!("sqlite://{}/cli.db", dir.display()))
+        .env(
+            "JPKI_FACE__DATABASE__URL",
+            format!("sqlite://{}/cli.db", dir.display()),
+        )
         .env("JPKI_FACE__LOG__FILTER", "warn");
     cmd
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
 async fn tenant_keys_from_the_cli_work_and_revoke() {
     let dir = tempfile::tempdir().unwrap();
-    let out = jpki_face(dir.path()).args(["tenant", "create", "--name", "bank-a", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let out = jpki_face(dir.path())
+        .args(["tenant", "create", "--name", "bank-a", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     let key = created["api_key"].as_str().unwrap().to_string();
     assert!(key.starts_with("jfk_live_"));
     assert!(created["tenant_id"].as_str().unwrap().starts_with("ten_"));
@@ -39,8 +54,12 @@ async fn tenant_keys_from_the_cli_work_and_revoke() {
     let url = format!("http://127.0.0.1:{port}/v1/sessions");
     let mut status = 0;
     for _ in 0..100 {
-        if let Ok(r) =
-            client.post(&url).bearer_auth(&key).json(&serde_json::json!({"purpose": "enrollment"})).send().await
+        if let Ok(r) = client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"purpose": "enrollment"}))
+            .send()
+            .await
         {
             status = r.status().as_u16();
             break;
@@ -49,14 +68,37 @@ async fn tenant_keys_from_the_cli_work_and_revoke() {
     }
     assert_eq!(status, 201);
 
-    let revoked =
-        jpki_face(dir.path()).args(["tenant", "key", "revoke", created["key_id"].as_str().unwrap()]).output().unwrap();
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
-    let r =
-        client.post(&url).bearer_auth(&key).json(&serde_json::json!({"purpose": "enrollment"})).send().await.unwrap();
+    let revoked = jpki_face(dir.path())
+        .args([
+            "tenant",
+            "key",
+            "revoke",
+            created["key_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let r = client
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"purpose": "enrollment"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let again =
-        jpki_face(dir.path()).args(["tenant", "key", "revoke", created["key_id"].as_str().unwrap()]).output().unwrap();
+    let again = jpki_face(dir.path())
+        .args([
+            "tenant",
+            "key",
+            "revoke",
+            created["key_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(!again.status.success(), "revoking twice is an error");
 
     // SIGTERM shuts down gracefully.
@@ -69,13 +111,24 @@ async fn tenant_keys_from_the_cli_work_and_revoke() {
 #[test]
 fn configuration_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = jpki_face(dir.path()).env("JPKI_FACE__SERVER__BIND", "not-an-address").arg("migrate").output().unwrap();
+    let out = jpki_face(dir.path())
+        .env("JPKI_FACE__SERVER__BIND", "not-an-address")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.bind"));
-    let out = jpki_face(dir.path()).env("JPKI_FACE__ENVIRONMENT", "production").arg("migrate").output().unwrap();
+    let out = jpki_face(dir.path())
+        .env("JPKI_FACE__ENVIRONMENT", "production")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("crypto.kek"));
-    let help = Command::new(env!("CARGO_BIN_EXE_jpki-face")).arg("--help").output().unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_jpki-face"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for command in ["serve", "migrate", "tenant", "calibrate", "dev"] {
         assert!(help.contains(command), "--help lists {command}");

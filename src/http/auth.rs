@@ -34,9 +34,15 @@ pub struct TenantAuth {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiError> {
@@ -46,17 +52,27 @@ async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiErro
     }
     let presented = credential_hash(token);
     let caller = if token.starts_with(API_KEY_PREFIX) {
-        let (tenant_id, stored) = ctx.store.tenant_for_api_key(&presented).await?.ok_or(ApiError::Unauthenticated)?;
+        let (tenant_id, stored) = ctx
+            .store
+            .tenant_for_api_key(&presented)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         if !bool::from(stored.ct_eq(&presented)) {
             return Err(ApiError::Unauthenticated);
         }
         Caller::Tenant { tenant_id }
     } else if token.starts_with(CLIENT_TOKEN_PREFIX) {
-        let (session, stored) = ctx.store.session_by_token(&presented).await?.ok_or(ApiError::Unauthenticated)?;
+        let (session, stored) = ctx
+            .store
+            .session_by_token(&presented)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         if !bool::from(stored.ct_eq(&presented)) || now_millis() >= session.expires_at {
             return Err(ApiError::Unauthenticated);
         }
-        Caller::Client { session: Box::new(session) }
+        Caller::Client {
+            session: Box::new(session),
+        }
     } else {
         return Err(ApiError::Unauthenticated);
     };
@@ -67,7 +83,10 @@ async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiErro
 impl FromRequestParts<ApiContext> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
         authenticate(parts, ctx).await
     }
 }
@@ -75,12 +94,15 @@ impl FromRequestParts<ApiContext> for Caller {
 impl FromRequestParts<ApiContext> for TenantAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
         match authenticate(parts, ctx).await? {
             Caller::Tenant { tenant_id } => Ok(TenantAuth { tenant_id }),
-            Caller::Client { .. } => {
-                Err(ApiError::Forbidden("this operation needs the tenant's API key, not a session client token".into()))
-            }
+            Caller::Client { .. } => Err(ApiError::Forbidden(
+                "this operation needs the tenant's API key, not a session client token".into(),
+            )),
         }
     }
 }

@@ -73,13 +73,17 @@ impl ApiError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            SessionConsumed | SessionExpired | IdempotencyConflict | EnrollmentInactive => StatusCode::CONFLICT,
+            SessionConsumed | SessionExpired | IdempotencyConflict | EnrollmentInactive => {
+                StatusCode::CONFLICT
+            }
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidCardData(_) | MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
             EnrollmentLocked { .. } => StatusCode::LOCKED,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            RevocationUnavailable { .. } | Overloaded { .. } | NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RevocationUnavailable { .. } | Overloaded { .. } | NotReady { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,7 +129,10 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         Problem {
-            type_: format!("https://jpki-face.dev/problems/{}", self.code().replace('_', "-")),
+            type_: format!(
+                "https://jpki-face.dev/problems/{}",
+                self.code().replace('_', "-")
+            ),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             code: self.code().to_string(),
@@ -142,7 +149,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status(), axum::Json(self.problem())).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -162,9 +172,9 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+                "the request body is larger than the configured limit".into(),
+            ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 ApiError::UnsupportedMediaType("expected content-type: application/json".into())
             }
@@ -176,9 +186,9 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+                "the request body is larger than the configured limit".into(),
+            ),
             _ => ApiError::Malformed(rejection.body_text()),
         }
     }

@@ -12,7 +12,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -20,7 +21,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Parses a JSON body: 415 without a JSON content type, 400 naming the problem otherwise.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     if !is_json(headers) {
-        return Err(ApiError::UnsupportedMediaType("expected content-type: application/json".into()));
+        return Err(ApiError::UnsupportedMediaType(
+            "expected content-type: application/json".into(),
+        ));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
 }
@@ -31,7 +34,12 @@ pub struct RawBody(pub axum::body::Bytes);
 impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RawBody(axum::body::Bytes::from_request(request, state).await?))
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RawBody(
+            axum::body::Bytes::from_request(request, state).await?,
+        ))
     }
 }

@@ -25,9 +25,13 @@ pub fn key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get(HEADER) else {
         return Ok(None);
     };
-    let key = value.to_str().map_err(|_| ApiError::Malformed("Idempotency-Key must be visible ASCII".into()))?;
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::Malformed("Idempotency-Key must be visible ASCII".into()))?;
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::Malformed("Idempotency-Key must be 1-255 visible ASCII characters".into()));
+        return Err(ApiError::Malformed(
+            "Idempotency-Key must be 1-255 visible ASCII characters".into(),
+        ));
     }
     Ok(Some(key.to_string()))
 }
@@ -45,7 +49,10 @@ pub fn fingerprint(route: &str, parts: &[&[u8]]) -> [u8; 32] {
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -66,14 +73,23 @@ where
         return Ok((answer.status, axum::Json(answer.body)).into_response());
     };
     let context = [tenant_id, key.as_str()];
-    if let Some(stored) = ctx.store.idempotent_response(tenant_id, &key, now_millis()).await? {
+    if let Some(stored) = ctx
+        .store
+        .idempotent_response(tenant_id, &key, now_millis())
+        .await?
+    {
         if stored.request_hash != request {
             return Err(ApiError::IdempotencyConflict);
         }
-        let body = ctx.keys.open_system(&context, &stored.body).map_err(ApiError::internal)?;
+        let body = ctx
+            .keys
+            .open_system(&context, &stored.body)
+            .map_err(ApiError::internal)?;
         let status = StatusCode::from_u16(stored.status).map_err(ApiError::internal)?;
         let mut response = json_response(status, body);
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
     let answer = work().await?;
@@ -84,7 +100,10 @@ where
         body: ctx.keys.seal_system(&context, &body),
         resource_id: answer.resource_id,
     };
-    let ttl_ms = i64::try_from(ctx.settings.idempotency.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    ctx.store.save_idempotent_response(tenant_id, &key, &stored, now_millis(), ttl_ms).await?;
+    let ttl_ms =
+        i64::try_from(ctx.settings.idempotency.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    ctx.store
+        .save_idempotent_response(tenant_id, &key, &stored, now_millis(), ttl_ms)
+        .await?;
     Ok(json_response(answer.status, body))
 }

@@ -6,10 +6,10 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "jpki-face", description = "Self-hosted eKYC with the My Number Card. Errors are RFC 9457 problem details with a stable `code`."),
-    paths(super::sessions::create_session, super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi),
+    paths(super::sessions::create_session, super::enrollments::create_enrollment, super::enrollments::get_enrollment, super::enrollments::list_enrollments, super::enrollments::delete_enrollment, super::enrollments::status_check, super::transactions::verify, super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi),
     components(schemas(super::error::Problem)),
     modifiers(&Security),
-    tags((name = "sessions"), (name = "ops"))
+    tags((name = "sessions"), (name = "enrollments"), (name = "transactions"), (name = "ops"))
 )]
 struct ApiDoc;
 

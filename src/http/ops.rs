@@ -55,8 +55,18 @@ pub async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
         checks.insert(name, state);
     }
     let ready = checks.values().all(|v| v == "ok");
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, checks }))
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" },
+            checks,
+        }),
+    )
 }
 
 /// Prometheus text exposition.

@@ -19,7 +19,9 @@ pub fn current() -> String {
 
 fn acceptable(id: &str) -> bool {
     (8..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Middleware: assigns the id, runs the request inside its span, logs one line per request and
@@ -42,7 +44,10 @@ pub async fn layer(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut response = {
         use tracing::Instrument;
-        REQUEST_ID.scope(id.clone(), next.run(request)).instrument(span.clone()).await
+        REQUEST_ID
+            .scope(id.clone(), next.run(request))
+            .instrument(span.clone())
+            .await
     };
     let latency = started.elapsed();
     let status = response.status().as_u16();

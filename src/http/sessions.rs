@@ -3,7 +3,9 @@
 use super::extract::{self, RawBody};
 use super::idempotency::{self, Answer};
 use super::{ApiContext, ApiError, ApiResult, TenantAuth};
-use crate::domain::{self, new_id, now_millis, prefix, IssuedCredential, Purpose, CLIENT_TOKEN_PREFIX};
+use crate::domain::{
+    self, new_id, now_millis, prefix, IssuedCredential, Purpose, CLIENT_TOKEN_PREFIX,
+};
 use crate::liveness::Challenge;
 use crate::store::{AuditEvent, NewSession};
 use axum::extract::State;
@@ -76,30 +78,54 @@ pub async fn create_session(
     let request: CreateSession = extract::json_body(&headers, &body)?;
     let key = idempotency::key(&headers)?;
     let fingerprint = idempotency::fingerprint("POST /v1/sessions", &[&body]);
-    idempotency::once(&ctx, &auth.tenant_id, key, fingerprint, || open(&ctx, &auth.tenant_id, request)).await
+    idempotency::once(&ctx, &auth.tenant_id, key, fingerprint, || {
+        open(&ctx, &auth.tenant_id, request)
+    })
+    .await
 }
 
 async fn open(ctx: &ApiContext, tenant_id: &str, request: CreateSession) -> ApiResult<Answer> {
-    if request.subject_ref.as_ref().is_some_and(|s| s.is_empty() || s.len() > MAX_SUBJECT_REF) {
-        return Err(ApiError::Malformed(format!("subject_ref must be 1-{MAX_SUBJECT_REF} characters")));
+    if request
+        .subject_ref
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > MAX_SUBJECT_REF)
+    {
+        return Err(ApiError::Malformed(format!(
+            "subject_ref must be 1-{MAX_SUBJECT_REF} characters"
+        )));
     }
     let context = match &request.context {
-        Some(value) if !value.is_object() => return Err(ApiError::Malformed("context must be a JSON object".into())),
+        Some(value) if !value.is_object() => {
+            return Err(ApiError::Malformed("context must be a JSON object".into()))
+        }
         Some(value) => Some(value.to_string()),
         None => None,
     };
-    if context.as_ref().is_some_and(|c| c.len() > MAX_CONTEXT_BYTES) {
-        return Err(ApiError::Malformed(format!("context must serialise to at most {MAX_CONTEXT_BYTES} bytes")));
+    if context
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CONTEXT_BYTES)
+    {
+        return Err(ApiError::Malformed(format!(
+            "context must serialise to at most {MAX_CONTEXT_BYTES} bytes"
+        )));
     }
     match (request.purpose, &request.enrollment_id) {
         (Purpose::Enrollment, Some(_)) => {
-            return Err(ApiError::Malformed("enrollment_id is only for purpose \"transaction\"".into()))
+            return Err(ApiError::Malformed(
+                "enrollment_id is only for purpose \"transaction\"".into(),
+            ))
         }
         (Purpose::Transaction, None) => {
-            return Err(ApiError::Malformed("purpose \"transaction\" needs enrollment_id".into()))
+            return Err(ApiError::Malformed(
+                "purpose \"transaction\" needs enrollment_id".into(),
+            ))
         }
         (Purpose::Transaction, Some(enrollment_id)) => {
-            let enrollment = ctx.store.get_enrollment(tenant_id, enrollment_id).await?.ok_or(ApiError::NotFound)?;
+            let enrollment = ctx
+                .store
+                .get_enrollment(tenant_id, enrollment_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
             if !super::enrollment_is_active(&enrollment.status) {
                 return Err(ApiError::EnrollmentInactive);
             }
@@ -111,8 +137,15 @@ async fn open(ctx: &ApiContext, tenant_id: &str, request: CreateSession) -> ApiR
     let ttl_ms = i64::try_from(ctx.settings.sessions.ttl_secs * 1000).unwrap_or(600_000);
     let credential = IssuedCredential::new(CLIENT_TOKEN_PREFIX);
     let nonce = domain::new_nonce();
-    let tenant = ctx.store.get_tenant(tenant_id).await?.ok_or(ApiError::Unauthenticated)?;
-    let mode = tenant.settings.liveness.unwrap_or(ctx.settings.liveness.mode);
+    let tenant = ctx
+        .store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let mode = tenant
+        .settings
+        .liveness
+        .unwrap_or(ctx.settings.liveness.mode);
     let challenge = Challenge::for_mode(mode, &mut rand::rngs::OsRng);
     let session = NewSession {
         id: new_id(prefix::SESSION),

@@ -54,7 +54,9 @@ impl Upload {
     }
 
     pub fn require_selfie(&self) -> Result<Bytes, ApiError> {
-        self.selfie.clone().ok_or_else(|| ApiError::Malformed("missing part `selfie`".into()))
+        self.selfie
+            .clone()
+            .ok_or_else(|| ApiError::Malformed("missing part `selfie`".into()))
     }
 }
 
@@ -64,16 +66,24 @@ fn too_large(what: &str, limit: usize) -> ApiError {
 
 /// Reads the request as multipart or JSON, according to its content type.
 pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiError> {
-    let content_type =
-        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::Malformed(e.body_text()))?;
+        let multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
         read_multipart(multipart, limits).await
     } else if content_type.starts_with("application/json") {
         let body = Bytes::from_request(request, &()).await?;
         read_json(&body, limits)
     } else {
-        Err(ApiError::UnsupportedMediaType("expected multipart/form-data or application/json".into()))
+        Err(ApiError::UnsupportedMediaType(
+            "expected multipart/form-data or application/json".into(),
+        ))
     }
 }
 
@@ -110,7 +120,11 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
             field_name => {
                 let text = String::from_utf8(data.to_vec())
                     .map_err(|_| ApiError::Malformed(format!("`{field_name}` must be UTF-8")))?;
-                let slot = if field_name == "session_id" { &mut upload.session_id } else { &mut upload.enrollment_id };
+                let slot = if field_name == "session_id" {
+                    &mut upload.session_id
+                } else {
+                    &mut upload.enrollment_id
+                };
                 set_once(slot, text.trim().to_string(), field_name)?;
             }
         }
@@ -161,20 +175,29 @@ fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> 
 }
 
 fn read_json(body: &[u8], limits: PartLimits) -> Result<Upload, ApiError> {
-    let parsed: JsonUpload =
-        serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
-    let card = parsed.card.map(|raw| Bytes::from(raw.get().as_bytes().to_vec()));
+    let parsed: JsonUpload = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
+    let card = parsed
+        .card
+        .map(|raw| Bytes::from(raw.get().as_bytes().to_vec()));
     if card.as_ref().is_some_and(|c| c.len() > limits.card_json) {
         return Err(too_large("card", limits.card_json));
     }
     if parsed.liveness_frames.len() > limits.max_frames {
-        return Err(ApiError::PayloadTooLarge(format!("at most {} liveness_frames", limits.max_frames)));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {} liveness_frames",
+            limits.max_frames
+        )));
     }
     Ok(Upload {
         session_id: parsed.session_id,
         enrollment_id: parsed.enrollment_id,
         card,
-        selfie: parsed.selfie.as_deref().map(|s| decode_image(s, "selfie", limits.image)).transpose()?,
+        selfie: parsed
+            .selfie
+            .as_deref()
+            .map(|s| decode_image(s, "selfie", limits.image))
+            .transpose()?,
         liveness_frames: parsed
             .liveness_frames
             .iter()

@@ -84,7 +84,15 @@ pub enum ChainVerdict {
 pub fn verify_chain(rows: &[AuditRow]) -> ChainVerdict {
     let mut prev: Vec<u8> = GENESIS.to_vec();
     for (i, row) in rows.iter().enumerate() {
-        let expected = chain_hash(&prev, &row.tenant_id, row.seq, row.at, &row.event, &row.subject, &row.details);
+        let expected = chain_hash(
+            &prev,
+            &row.tenant_id,
+            row.seq,
+            row.at,
+            &row.event,
+            &row.subject,
+            &row.details,
+        );
         if row.seq != i as i64 + 1 || row.prev_hash != prev || row.hash != expected {
             return ChainVerdict::Broken { seq: row.seq };
         }

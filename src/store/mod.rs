@@ -172,27 +172,48 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
-    async fn add_api_key(&self, key_id: &str, tenant_id: &str, key_hash: &[u8; 32], now: Millis) -> StoreResult<()>;
+    async fn add_api_key(
+        &self,
+        key_id: &str,
+        tenant_id: &str,
+        key_hash: &[u8; 32],
+        now: Millis,
+    ) -> StoreResult<()>;
     /// Revokes by key id or key hash; returns whether a live key was revoked.
     async fn revoke_api_key(&self, key_id_or_hash: KeyRef<'_>, now: Millis) -> StoreResult<bool>;
     /// The tenant of a live API key with this hash.
-    async fn tenant_for_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, [u8; 32])>>;
+    async fn tenant_for_api_key(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> StoreResult<Option<(String, [u8; 32])>>;
 
     async fn create_session(&self, session: &NewSession, audit: &AuditEvent) -> StoreResult<()>;
-    async fn session_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(Session, [u8; 32])>>;
+    async fn session_by_token(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(Session, [u8; 32])>>;
     async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>>;
 
     /// One transaction: consume the session (fails with `SessionConsumed` if it was), insert the
     /// enrollment and its templates, append the audit event.
-    async fn create_enrollment(&self, enrollment: &NewEnrollment, audit: &AuditEvent) -> StoreResult<()>;
-    async fn get_enrollment(&self, tenant_id: &str, id: &str) -> StoreResult<Option<EnrollmentRow>>;
+    async fn create_enrollment(
+        &self,
+        enrollment: &NewEnrollment,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_enrollment(&self, tenant_id: &str, id: &str)
+        -> StoreResult<Option<EnrollmentRow>>;
     async fn list_enrollments(
         &self,
         tenant_id: &str,
         subject_ref: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<EnrollmentRow>>;
-    async fn templates(&self, tenant_id: &str, enrollment_id: &str) -> StoreResult<Vec<StoredTemplate>>;
+    async fn templates(
+        &self,
+        tenant_id: &str,
+        enrollment_id: &str,
+    ) -> StoreResult<Vec<StoredTemplate>>;
     async fn update_enrollment_status(
         &self,
         tenant_id: &str,
@@ -204,10 +225,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Crypto-shreds: drops the wrapped data key, the sealed records and the templates; keeps a
     /// tombstone row and appends the audit event. Returns false if there was nothing to delete.
-    async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool>;
+    async fn delete_enrollment(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        audit: &AuditEvent,
+        now: Millis,
+    ) -> StoreResult<bool>;
     /// One transaction: consume the session if any, insert the verification, set the lockout
     /// counters, append the audit event.
-    async fn record_verification(&self, v: &NewVerification, lockout: Lockout, audit: &AuditEvent) -> StoreResult<()>;
+    async fn record_verification(
+        &self,
+        v: &NewVerification,
+        lockout: Lockout,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     async fn count_rows(&self, table: CountedTable, tenant_id: &str) -> StoreResult<i64>;
 
     async fn idempotent_response(
@@ -272,9 +304,13 @@ pub async fn connect(
 ) -> StoreResult<Arc<dyn Store>> {
     let url = url.expose();
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections, acquire_timeout).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(url, max_connections, acquire_timeout).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, max_connections, acquire_timeout).await?))
+        Ok(Arc::new(
+            PgStore::connect(url, max_connections, acquire_timeout).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

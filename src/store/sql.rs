@@ -22,7 +22,11 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postg
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl PgStore {
-    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> StoreResult<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
@@ -37,13 +41,21 @@ impl PgStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> StoreResult<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
@@ -60,7 +72,8 @@ impl SqliteStore {
 }
 
 fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
 
 fn purpose(s: &str) -> StoreResult<Purpose> {
@@ -77,7 +90,8 @@ where
     Ok(Tenant {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        settings: serde_json::from_str(&settings).map_err(|e| StoreError::Corrupt(format!("tenant settings: {e}")))?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| StoreError::Corrupt(format!("tenant settings: {e}")))?,
         created_at: r.try_get("created_at")?,
     })
 }

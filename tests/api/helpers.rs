@@ -1,6 +1,6 @@
 //! `spawn_app` and typed request helpers shared by the API tests.
 
-use jpki_face::app::{create_tenant, Application};
+use jpki_face::app::{create_tenant, Application, Components};
 use jpki_face::config::Settings;
 use jpki_face::http::ApiContext;
 use serde_json::{json, Value};
@@ -11,9 +11,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// One face engine per test process (loading the models per test would dominate the run time).
+pub fn shared_face_engine() -> jpki_face::face::FaceEngine {
+    static ENGINE: std::sync::OnceLock<jpki_face::face::FaceEngine> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let settings = Settings::from_toml_overrides("").expect("defaults");
+            let engine = jpki_face::face::FaceEngine::start(&settings.face)
+                .expect("the face models must be fetched for the tests: run `make models`");
+            assert!(
+                engine.wait_ready(std::time::Duration::from_secs(120)),
+                "face engine warm-up"
+            );
+            engine
+        })
+        .clone()
+}
+
 /// The admin URL of the test PostgreSQL server (`make test` makes sure it is up).
 pub fn pg_admin_url() -> String {
-    std::env::var("JPKI_FACE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("JPKI_FACE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// A fresh, empty database on the test server; returns its URL with `host:port` replaceable.
@@ -22,10 +40,20 @@ pub async fn fresh_pg_database() -> (String, String) {
     let admin = pg_admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin} for the tests (make test starts it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL must be reachable at {admin} for the tests (make test starts it): {e}"
+            )
+        });
     let name = format!("jpki_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin url has a database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("admin url has a database");
     (format!("{base}/{name}"), name)
 }
 
@@ -46,11 +74,18 @@ pub struct AppOptions {
     pub toml: String,
     /// Overrides the database URL (e.g. to go through a proxy).
     pub db_url: Option<String>,
+    /// A validity checker to use instead of the configured one.
+    pub validity: Option<std::sync::Arc<dyn jpki_face::jlis::ValidityChecker>>,
 }
 
 impl AppOptions {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, toml: String::new(), db_url: None }
+        Self {
+            backend,
+            toml: String::new(),
+            db_url: None,
+            validity: None,
+        }
     }
 }
 
@@ -70,10 +105,18 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         "[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
     );
     let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
-    let app = Application::build(settings).await.expect("app builds");
+    let components = Components {
+        face: Some(shared_face_engine()),
+        validity: options.validity.clone(),
+    };
+    let app = Application::build_with(settings, components)
+        .await
+        .expect("app builds");
     let addr = app.local_addr();
     let ctx = app.context().clone();
-    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant").await.expect("tenant");
+    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant")
+        .await
+        .expect("tenant");
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base: format!("http://{addr}"),
@@ -99,18 +142,30 @@ impl TestApp {
 
     /// A second tenant with its own key.
     pub async fn other_tenant(&self) -> (String, String) {
-        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant").await.expect("tenant");
+        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")
+            .await
+            .expect("tenant");
         (tenant.id, key.expose().clone())
     }
 
     pub async fn post_session(&self, bearer: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url("/v1/sessions")).bearer_auth(bearer).json(body).send().await.expect("request")
+        self.client
+            .post(self.url("/v1/sessions"))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Opens an enrollment session with the test tenant's key and returns its JSON.
     pub async fn enrollment_session(&self) -> Value {
-        let response =
-            self.post_session(&self.api_key, &json!({"purpose": "enrollment", "subject_ref": "customer-1"})).await;
+        let response = self
+            .post_session(
+                &self.api_key,
+                &json!({"purpose": "enrollment", "subject_ref": "customer-1"}),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         response.json().await.expect("json")
     }
@@ -118,14 +173,32 @@ impl TestApp {
 
 /// Asserts a problem-details answer with the given status and code; returns the body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status for expected code {code}");
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status for expected code {code}"
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     assert_eq!(content_type, "application/problem+json");
-    let header_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let body: Value = response.json().await.expect("problem json");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
-    assert_eq!(body["request_id"], header_id.as_str(), "problem names the request id");
+    assert_eq!(
+        body["request_id"],
+        header_id.as_str(),
+        "problem names the request id"
+    );
     assert!(!header_id.is_empty());
     body
 }

@@ -9,27 +9,64 @@ async fn health_metrics_and_openapi(backend: Backend) {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-request-id"));
-    let ready: serde_json::Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["checks"]["migrations"], "ok");
 
     app.enrollment_session().await;
     let _ = app.post_session("nope", &serde_json::json!({})).await;
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = metrics.text().await.unwrap();
-    assert!(text.contains(r#"http_requests_total{method="POST",route="/v1/sessions",status="201"}"#), "{text}");
-    assert!(text.contains(r#"route="/v1/sessions",status="401""#), "{text}");
-    assert!(text.contains("http_request_duration_seconds_bucket"), "latency histogram present");
+    assert!(
+        text.contains(r#"http_requests_total{method="POST",route="/v1/sessions",status="201"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v1/sessions",status="401""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "latency histogram present"
+    );
 
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/sessions", "/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in [
+        "/v1/sessions",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     let responses = &doc["paths"]["/v1/sessions"]["post"]["responses"];
     for status in ["201", "400", "401", "403", "404", "409", "413", "415"] {
-        assert!(responses[status].is_object(), "POST /v1/sessions documents {status}");
+        assert!(
+            responses[status].is_object(),
+            "POST /v1/sessions documents {status}"
+        );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }

@@ -54,7 +54,13 @@ impl Proxy {
 }
 
 async fn readiness(app: &TestApp) -> (u16, serde_json::Value) {
-    let response = app.client.get(app.url("/readyz")).timeout(Duration::from_secs(10)).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -75,7 +81,11 @@ async fn readyz_follows_the_database() {
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let (direct_url, name) = fresh_pg_database().await;
     let admin = pg_admin_url();
-    let user_part = admin.split("://").nth(1).and_then(|s| s.split('@').next()).unwrap_or("postgres");
+    let user_part = admin
+        .split("://")
+        .nth(1)
+        .and_then(|s| s.split('@').next())
+        .unwrap_or("postgres");
     let proxied = format!("postgres://{user_part}@127.0.0.1:{}/{name}", proxy.port);
     assert!(direct_url.ends_with(&name));
     let mut options = AppOptions::new(Backend::Postgres);

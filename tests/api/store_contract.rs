@@ -5,7 +5,9 @@ use crate::helpers::*;
 use jpki_face::crypto::{Owner, RecordKind};
 use jpki_face::domain::{new_id, now_millis, prefix, Purpose};
 use jpki_face::redact::Secret;
-use jpki_face::store::{AuditEvent, CountedTable, NewEnrollment, NewSession, StoreError, StoredTemplate};
+use jpki_face::store::{
+    AuditEvent, CountedTable, NewEnrollment, NewSession, StoreError, StoredTemplate,
+};
 
 pub const TEST_NAME: &str = "山田　太郎";
 
@@ -13,8 +15,17 @@ pub const TEST_NAME: &str = "山田　太郎";
 pub async fn insert_enrollment(app: &TestApp, tenant_id: &str, status: &str) -> String {
     let session_id = insert_session(app, tenant_id).await;
     let enrollment = new_enrollment(app, tenant_id, &session_id, status);
-    let audit = AuditEvent::new(tenant_id, "enrollment.created", &enrollment.id, serde_json::json!({"status": status}));
-    app.ctx.store.create_enrollment(&enrollment, &audit).await.expect("enrollment stored");
+    let audit = AuditEvent::new(
+        tenant_id,
+        "enrollment.created",
+        &enrollment.id,
+        serde_json::json!({"status": status}),
+    );
+    app.ctx
+        .store
+        .create_enrollment(&enrollment, &audit)
+        .await
+        .expect("enrollment stored");
     enrollment.id
 }
 
@@ -33,17 +44,36 @@ pub async fn insert_session(app: &TestApp, tenant_id: &str) -> String {
         created_at: now,
         expires_at: now + 600_000,
     };
-    let audit = AuditEvent::new(tenant_id, "session.created", &session.id, serde_json::json!({}));
-    app.ctx.store.create_session(&session, &audit).await.expect("session stored");
+    let audit = AuditEvent::new(
+        tenant_id,
+        "session.created",
+        &session.id,
+        serde_json::json!({}),
+    );
+    app.ctx
+        .store
+        .create_session(&session, &audit)
+        .await
+        .expect("session stored");
     session.id
 }
 
-pub fn new_enrollment(app: &TestApp, tenant_id: &str, session_id: &str, status: &str) -> NewEnrollment {
+pub fn new_enrollment(
+    app: &TestApp,
+    tenant_id: &str,
+    session_id: &str,
+    status: &str,
+) -> NewEnrollment {
     let id = new_id(prefix::ENROLLMENT);
-    let owner = Owner { tenant_id, enrollment_id: &id };
+    let owner = Owner {
+        tenant_id,
+        enrollment_id: &id,
+    };
     let (dek, wrapped) = app.ctx.keys.new_data_key(owner);
     let identity = serde_json::json!({"name": TEST_NAME, "birth_date": "1990-01-02"}).to_string();
-    let template: Vec<u8> = (0..128u32).flat_map(|i| (i as f32 / 128.0).to_le_bytes()).collect();
+    let template: Vec<u8> = (0..128u32)
+        .flat_map(|i| (i as f32 / 128.0).to_le_bytes())
+        .collect();
     NewEnrollment {
         id: id.clone(),
         tenant_id: tenant_id.to_string(),
@@ -117,7 +147,10 @@ pub async fn dump_database(app: &TestApp) -> String {
     out
 }
 
-crate::on_both_backends!(every_read_is_scoped_by_tenant, a_session_is_consumed_once_and_atomically);
+crate::on_both_backends!(
+    every_read_is_scoped_by_tenant,
+    a_session_is_consumed_once_and_atomically
+);
 
 async fn every_read_is_scoped_by_tenant(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -126,25 +159,103 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
     let enrollment = insert_enrollment(&app, &app.tenant_id, "verified").await;
     let session = insert_session(&app, &app.tenant_id).await;
 
-    assert!(store.get_enrollment(&app.tenant_id, &enrollment).await.unwrap().is_some());
-    assert!(store.get_enrollment(&tenant_b, &enrollment).await.unwrap().is_none());
-    assert_eq!(store.list_enrollments(&app.tenant_id, Some("customer-1"), 10).await.unwrap().len(), 1);
-    assert_eq!(store.list_enrollments(&app.tenant_id, None, 10).await.unwrap().len(), 1);
-    assert!(store.list_enrollments(&tenant_b, Some("customer-1"), 10).await.unwrap().is_empty());
-    assert!(store.list_enrollments(&tenant_b, None, 10).await.unwrap().is_empty());
-    assert_eq!(store.templates(&app.tenant_id, &enrollment).await.unwrap().len(), 1);
-    assert!(store.templates(&tenant_b, &enrollment).await.unwrap().is_empty());
-    assert!(store.get_session(&app.tenant_id, &session).await.unwrap().is_some());
-    assert!(store.get_session(&tenant_b, &session).await.unwrap().is_none());
+    assert!(store
+        .get_enrollment(&app.tenant_id, &enrollment)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .get_enrollment(&tenant_b, &enrollment)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .list_enrollments(&app.tenant_id, Some("customer-1"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_enrollments(&app.tenant_id, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .list_enrollments(&tenant_b, Some("customer-1"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_enrollments(&tenant_b, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .templates(&app.tenant_id, &enrollment)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .templates(&tenant_b, &enrollment)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_session(&app.tenant_id, &session)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .get_session(&tenant_b, &session)
+        .await
+        .unwrap()
+        .is_none());
 
-    let audit = AuditEvent::new(&tenant_b, "enrollment.deleted", &enrollment, serde_json::json!({}));
-    assert!(!store.delete_enrollment(&tenant_b, &enrollment, &audit, now_millis()).await.unwrap());
+    let audit = AuditEvent::new(
+        &tenant_b,
+        "enrollment.deleted",
+        &enrollment,
+        serde_json::json!({}),
+    );
     assert!(!store
-        .update_enrollment_status(&tenant_b, &enrollment, "revoked", "{}", &audit, now_millis())
+        .delete_enrollment(&tenant_b, &enrollment, &audit, now_millis())
         .await
         .unwrap());
-    assert_eq!(store.get_enrollment(&app.tenant_id, &enrollment).await.unwrap().unwrap().status, "verified");
-    assert_eq!(store.count_rows(CountedTable::Templates, &app.tenant_id).await.unwrap(), 1);
+    assert!(!store
+        .update_enrollment_status(
+            &tenant_b,
+            &enrollment,
+            "revoked",
+            "{}",
+            &audit,
+            now_millis()
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_enrollment(&app.tenant_id, &enrollment)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "verified"
+    );
+    assert_eq!(
+        store
+            .count_rows(CountedTable::Templates, &app.tenant_id)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
@@ -152,17 +263,40 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
     let store = app.ctx.store.as_ref();
     let session = insert_session(&app, &app.tenant_id).await;
     let first = new_enrollment(&app, &app.tenant_id, &session, "verified");
-    let audit = AuditEvent::new(&app.tenant_id, "enrollment.created", &first.id, serde_json::json!({}));
+    let audit = AuditEvent::new(
+        &app.tenant_id,
+        "enrollment.created",
+        &first.id,
+        serde_json::json!({}),
+    );
     store.create_enrollment(&first, &audit).await.unwrap();
-    let audit_rows = store.count_rows(CountedTable::Audit, &app.tenant_id).await.unwrap();
+    let audit_rows = store
+        .count_rows(CountedTable::Audit, &app.tenant_id)
+        .await
+        .unwrap();
 
     let second = new_enrollment(&app, &app.tenant_id, &session, "verified");
     let err = store.create_enrollment(&second, &audit).await.unwrap_err();
     assert!(matches!(err, StoreError::SessionConsumed), "{err}");
-    assert_eq!(store.count_rows(CountedTable::Enrollments, &app.tenant_id).await.unwrap(), 1);
-    assert_eq!(store.count_rows(CountedTable::Templates, &app.tenant_id).await.unwrap(), 1);
     assert_eq!(
-        store.count_rows(CountedTable::Audit, &app.tenant_id).await.unwrap(),
+        store
+            .count_rows(CountedTable::Enrollments, &app.tenant_id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_rows(CountedTable::Templates, &app.tenant_id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_rows(CountedTable::Audit, &app.tenant_id)
+            .await
+            .unwrap(),
         audit_rows,
         "no partial audit row"
     );
@@ -174,16 +308,25 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         let store = app.ctx.store.clone();
         let tenant = app.tenant_id.clone();
         tokio::spawn(async move {
-            let audit = AuditEvent::new(&tenant, "enrollment.created", &e.id, serde_json::json!({}));
+            let audit =
+                AuditEvent::new(&tenant, "enrollment.created", &e.id, serde_json::json!({}));
             store.create_enrollment(&e, &audit).await
         })
     });
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
     assert_eq!(won, 1, "{results:?}");
-    assert_eq!(store.count_rows(CountedTable::Enrollments, &app.tenant_id).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_rows(CountedTable::Enrollments, &app.tenant_id)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(matches!(
-        jpki_face::store::verify_audit_chain(store, &app.tenant_id).await.unwrap(),
+        jpki_face::store::verify_audit_chain(store, &app.tenant_id)
+            .await
+            .unwrap(),
         jpki_face::store::ChainVerdict::Intact { .. }
     ));
 }

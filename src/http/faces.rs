@@ -1,0 +1,111 @@
+//! The face work of one upload, submitted to the worker pool together (selfie, chip photo,
+//! liveness frames), and the mapping of the engine's errors to the API's.
+
+use super::ApiError;
+use crate::face::{FaceAnalysis, FaceEngine, FaceError, ImageKind};
+use crate::liveness::{self, Challenge, FrameObservation, LivenessConfig, LivenessReport};
+use axum::body::Bytes;
+use sha2::{Digest, Sha256};
+
+/// The analyses of one upload.
+pub struct FaceWork {
+    pub selfie: FaceAnalysis,
+    pub chip: Option<FaceAnalysis>,
+    pub frames: Vec<([u8; 32], FaceAnalysis)>,
+}
+
+fn selfie_error(e: FaceError, what: &str) -> ApiError {
+    match e {
+        FaceError::Overloaded { retry_after_secs } => ApiError::Overloaded { retry_after_secs },
+        FaceError::DeadlineExceeded => ApiError::Overloaded {
+            retry_after_secs: 2,
+        },
+        FaceError::NotReady => ApiError::NotReady {
+            retry_after_secs: 5,
+        },
+        FaceError::UnsupportedMediaType { detail } => {
+            ApiError::UnsupportedMediaType(format!("{what}: {detail}"))
+        }
+        FaceError::TooLarge { detail } => ApiError::PayloadTooLarge(format!("{what}: {detail}")),
+        FaceError::Undecodable { detail } => ApiError::Malformed(format!("{what}: {detail}")),
+        FaceError::Internal => ApiError::internal(anyhow::anyhow!("face engine failed on {what}")),
+    }
+}
+
+fn chip_error(e: FaceError) -> ApiError {
+    match e {
+        FaceError::UnsupportedMediaType { detail }
+        | FaceError::TooLarge { detail }
+        | FaceError::Undecodable { detail } => {
+            ApiError::InvalidCardData(format!("kenmen.face/DF27: {detail}"))
+        }
+        other => selfie_error(other, "chip photo"),
+    }
+}
+
+/// Runs every image of the upload on the pool at once; the first error wins.
+pub async fn analyze(
+    engine: &FaceEngine,
+    selfie: Bytes,
+    chip: Option<Bytes>,
+    frames: &[Bytes],
+) -> Result<FaceWork, ApiError> {
+    let selfie_job = async {
+        engine
+            .analyze(selfie, ImageKind::Selfie)
+            .await
+            .map_err(|e| selfie_error(e, "selfie"))
+    };
+    let chip_job = async {
+        match chip {
+            Some(bytes) => engine
+                .analyze(bytes, ImageKind::ChipPhoto)
+                .await
+                .map(Some)
+                .map_err(chip_error),
+            None => Ok(None),
+        }
+    };
+    let frame_jobs = futures::future::join_all(frames.iter().map(|frame| async move {
+        let digest: [u8; 32] = Sha256::digest(frame).into();
+        engine
+            .analyze(frame.clone(), ImageKind::Selfie)
+            .await
+            .map(|a| (digest, a))
+            .map_err(|e| selfie_error(e, "liveness_frame"))
+    }));
+    let (selfie, chip, frames) = tokio::join!(selfie_job, chip_job, frame_jobs);
+    Ok(FaceWork {
+        selfie: selfie?,
+        chip: chip?,
+        frames: frames.into_iter().collect::<Result<_, _>>()?,
+    })
+}
+
+impl FaceWork {
+    /// The liveness decision from the frames' measurements (see [`crate::liveness`]).
+    pub fn liveness(&self, challenge: &Challenge, cfg: &LivenessConfig) -> LivenessReport {
+        let observations: Vec<FrameObservation> = self
+            .frames
+            .iter()
+            .map(|(sha256, a)| {
+                let geometry = a.face;
+                FrameObservation {
+                    sha256: *sha256,
+                    faces: a.quality.faces,
+                    yaw_deg: geometry.map(|g| g.yaw_deg).unwrap_or(0.0),
+                    pitch_deg: geometry.map(|g| g.pitch_deg).unwrap_or(0.0),
+                    landmarks: geometry
+                        .map(|g| g.landmarks.map(|[x, y]| (x, y)))
+                        .unwrap_or_default(),
+                    same_person_score: a
+                        .template
+                        .as_ref()
+                        .zip(self.selfie.template.as_ref())
+                        .and_then(|(f, s)| f.cosine(s).ok()),
+                }
+            })
+            .collect();
+        liveness::check(challenge, &observations, cfg)
+    }
+}
