@@ -40,7 +40,9 @@ pub struct SigningCertificate {
 
 impl std::fmt::Debug for SigningCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningCertificate").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("SigningCertificate")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,23 +51,31 @@ impl SigningCertificate {
         if der.len() > MAX_CERT_BYTES {
             return Err(InvalidCardData::new(ELEMENT, "larger than 16 KiB"));
         }
-        let (rest, cert) =
-            X509Certificate::from_der(der).map_err(|_| InvalidCardData::new(ELEMENT, "not a DER X.509 certificate"))?;
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|_| InvalidCardData::new(ELEMENT, "not a DER X.509 certificate"))?;
         if !rest.is_empty() {
             return Err(InvalidCardData::new(ELEMENT, "bytes after the certificate"));
         }
-        let key = rsa_key(&cert).map_err(|d| InvalidCardData::new("jpki.signing_certificate/subjectPublicKeyInfo", d))?;
+        let key = rsa_key(&cert).map_err(|d| {
+            InvalidCardData::new("jpki.signing_certificate/subjectPublicKeyInfo", d)
+        })?;
         let identity = identity_from_san(&cert)?;
-        let ku = cert
-            .key_usage()
-            .map_err(|_| InvalidCardData::new("jpki.signing_certificate/keyUsage", "malformed or repeated"))?;
-        let key_usage_ok =
-            ku.is_some_and(|k| k.critical && k.value.digital_signature() && k.value.non_repudiation());
+        let ku = cert.key_usage().map_err(|_| {
+            InvalidCardData::new("jpki.signing_certificate/keyUsage", "malformed or repeated")
+        })?;
+        let key_usage_ok = ku.is_some_and(|k| {
+            k.critical && k.value.digital_signature() && k.value.non_repudiation()
+        });
         let time = |t: i64| DateTime::<Utc>::from_timestamp(t, 0);
         let validity = cert.validity();
-        let (Some(not_before), Some(not_after)) = (time(validity.not_before.timestamp()), time(validity.not_after.timestamp()))
-        else {
-            return Err(InvalidCardData::new("jpki.signing_certificate/validity", "time out of range"));
+        let (Some(not_before), Some(not_after)) = (
+            time(validity.not_before.timestamp()),
+            time(validity.not_after.timestamp()),
+        ) else {
+            return Err(InvalidCardData::new(
+                "jpki.signing_certificate/validity",
+                "time out of range",
+            ));
         };
         Ok(Self {
             der: der.to_vec(),
@@ -94,14 +104,17 @@ impl SigningCertificate {
 
     /// True if `issuer_key` made this certificate's signature.
     pub fn signed_by(&self, issuer_key: &RsaPublicKey) -> bool {
-        self.signature_algorithm == SHA256_WITH_RSA && rsakey::verify_sha256(issuer_key, &self.tbs, &self.signature)
+        self.signature_algorithm == SHA256_WITH_RSA
+            && rsakey::verify_sha256(issuer_key, &self.tbs, &self.signature)
     }
 }
 
 /// The RSA key of a parsed certificate, with the size bounds enforced.
 pub(crate) fn rsa_key(cert: &X509Certificate<'_>) -> Result<RsaPublicKey, String> {
     match cert.public_key().parsed() {
-        Ok(PublicKey::RSA(k)) => rsakey::from_parts(k.modulus, k.exponent).map_err(|e| e.to_string()),
+        Ok(PublicKey::RSA(k)) => {
+            rsakey::from_parts(k.modulus, k.exponent).map_err(|e| e.to_string())
+        }
         Ok(_) => Err("not an RSA key".into()),
         Err(_) => Err("malformed key".into()),
     }
@@ -122,7 +135,9 @@ fn identity_from_san(cert: &X509Certificate<'_>) -> Result<Identity, InvalidCard
         .ok_or_else(|| InvalidCardData::new(SAN, "missing"))?;
     let mut fields: [Option<String>; 6] = Default::default();
     for name in &san.value.general_names {
-        let GeneralName::OtherName(oid, value) = name else { continue };
+        let GeneralName::OtherName(oid, value) = name else {
+            continue;
+        };
         let slot = match oid.to_id_string().as_str() {
             OID_NAME => 0,
             OID_NAME_ALT => 1,
@@ -132,9 +147,13 @@ fn identity_from_san(cert: &X509Certificate<'_>) -> Result<Identity, InvalidCard
             OID_ADDRESS_ALT => 5,
             _ => continue,
         };
-        let text = other_name_text(value).ok_or_else(|| InvalidCardData::new(SAN, "otherName value is not a string"))?;
+        let text = other_name_text(value)
+            .ok_or_else(|| InvalidCardData::new(SAN, "otherName value is not a string"))?;
         if fields[slot].replace(text).is_some() {
-            return Err(InvalidCardData::new(SAN, "an identity attribute appears twice"));
+            return Err(InvalidCardData::new(
+                SAN,
+                "an identity attribute appears twice",
+            ));
         }
     }
     let [name, name_alt, sex, birth, address, address_alt] = fields;
@@ -146,7 +165,8 @@ fn identity_from_san(cert: &X509Certificate<'_>) -> Result<Identity, InvalidCard
     }
     .ok_or_else(|| InvalidCardData::new(SAN, "sex is not a JIS X 0303 code"))?;
     let birth = birth.ok_or_else(|| missing("birth date"))?;
-    let birth_date = parse_era_date(&birth).ok_or_else(|| InvalidCardData::new(SAN, "birth date is not EYYYYMMDD"))?;
+    let birth_date = parse_era_date(&birth)
+        .ok_or_else(|| InvalidCardData::new(SAN, "birth date is not EYYYYMMDD"))?;
     Ok(Identity {
         name: name.ok_or_else(|| missing("name"))?,
         name_alt: name_alt.unwrap_or_default(),
@@ -185,8 +205,14 @@ mod tests {
 
     #[test]
     fn era_dates_drop_the_era_digit() {
-        assert_eq!(parse_era_date("419900102"), NaiveDate::from_ymd_opt(1990, 1, 2));
-        assert_eq!(parse_era_date("320010101"), NaiveDate::from_ymd_opt(2001, 1, 1));
+        assert_eq!(
+            parse_era_date("419900102"),
+            NaiveDate::from_ymd_opt(1990, 1, 2)
+        );
+        assert_eq!(
+            parse_era_date("320010101"),
+            NaiveDate::from_ymd_opt(2001, 1, 1)
+        );
         assert_eq!(parse_era_date("19900102"), None);
         assert_eq!(parse_era_date("919900102"), None);
         assert_eq!(parse_era_date(""), None);
@@ -196,7 +222,10 @@ mod tests {
     fn other_name_values() {
         let utf8 = [0xA0, 0x05, 0x0C, 0x03, 0xE5, 0xB1, 0xB1];
         assert_eq!(other_name_text(&utf8).as_deref(), Some("山"));
-        assert_eq!(other_name_text(&[0xA0, 0x02, 0x0C, 0x00]).as_deref(), Some(""));
+        assert_eq!(
+            other_name_text(&[0xA0, 0x02, 0x0C, 0x00]).as_deref(),
+            Some("")
+        );
         assert_eq!(other_name_text(&[0xA0, 0x03, 0x02, 0x01, 0x05]), None);
         assert_eq!(other_name_text(&[0xA1, 0x02, 0x0C, 0x00]), None);
     }

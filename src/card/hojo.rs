@@ -12,8 +12,13 @@ use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-pub(crate) const NAMES: &[&str] =
-    &["hojo.attributes/DF21", "hojo.attributes/DF22", "hojo.attributes/DF23", "hojo.attributes/DF24", "hojo.attributes/DF25"];
+pub(crate) const NAMES: &[&str] = &[
+    "hojo.attributes/DF21",
+    "hojo.attributes/DF22",
+    "hojo.attributes/DF23",
+    "hojo.attributes/DF24",
+    "hojo.attributes/DF25",
+];
 
 /// Cap for the attribute and integrity files (the real EF 0002 is a few hundred bytes).
 pub const MAX_HOJO_BYTES: usize = 4096;
@@ -37,7 +42,8 @@ impl std::fmt::Debug for HojoAttributes<'_> {
 
 impl<'a> HojoAttributes<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, InvalidCardData> {
-        let rec = record::parse_offset_record(bytes, 0xFF20, "hojo.attributes", NAMES, MAX_HOJO_BYTES)?;
+        let rec =
+            record::parse_offset_record(bytes, 0xFF20, "hojo.attributes", NAMES, MAX_HOJO_BYTES)?;
         let el = |i: usize| -> &'a [u8] { rec.children.get(i).map(|t| t.value).unwrap_or(&[]) };
         let text = |i: usize| -> Result<&'a str, InvalidCardData> {
             std::str::from_utf8(el(i)).map_err(|_| InvalidCardData::new(NAMES[i], "not UTF-8"))
@@ -45,10 +51,17 @@ impl<'a> HojoAttributes<'a> {
         let birth_date = super::kenmen::parse_yyyymmdd(el(3))
             .ok_or_else(|| InvalidCardData::new(NAMES[3], "not a YYYYMMDD date"))?;
         let sex = match el(4) {
-            [d] => super::Sex::from_code(*d).ok_or_else(|| InvalidCardData::new(NAMES[4], "not a sex code"))?,
+            [d] => super::Sex::from_code(*d)
+                .ok_or_else(|| InvalidCardData::new(NAMES[4], "not a sex code"))?,
             _ => return Err(InvalidCardData::new(NAMES[4], "want one digit")),
         };
-        Ok(Self { name: text(1)?, address: text(2)?, birth_date, sex, digest_input: rec.after_offsets })
+        Ok(Self {
+            name: text(1)?,
+            address: text(2)?,
+            birth_date,
+            sex,
+            digest_input: rec.after_offsets,
+        })
     }
 }
 
@@ -71,30 +84,47 @@ impl HojoIntegrity {
             bytes,
             0xFF30,
             "hojo.integrity",
-            &[(0xDF31, "hojo.integrity/DF31"), (0xDF32, "hojo.integrity/DF32"), (0xDF33, "hojo.integrity/DF33")],
+            &[
+                (0xDF31, "hojo.integrity/DF31"),
+                (0xDF32, "hojo.integrity/DF32"),
+                (0xDF33, "hojo.integrity/DF33"),
+            ],
             MAX_HOJO_BYTES,
         )?;
         let [df31, df32, df33] = parts.as_slice() else {
-            return Err(InvalidCardData::new("hojo.integrity", "want DF31, DF32, DF33"));
+            return Err(InvalidCardData::new(
+                "hojo.integrity",
+                "want DF31, DF32, DF33",
+            ));
         };
         if df31.value.len() != 32 {
             return Err(InvalidCardData::new("hojo.integrity/DF31", "want 32 bytes"));
         }
-        let attributes_digest: [u8; 32] =
-            df32.value.try_into().map_err(|_| InvalidCardData::new("hojo.integrity/DF32", "want 32 bytes"))?;
+        let attributes_digest: [u8; 32] = df32
+            .value
+            .try_into()
+            .map_err(|_| InvalidCardData::new("hojo.integrity/DF32", "want 32 bytes"))?;
         if df33.value.is_empty() {
-            return Err(InvalidCardData::new("hojo.integrity/DF33", "empty signature"));
+            return Err(InvalidCardData::new(
+                "hojo.integrity/DF33",
+                "empty signature",
+            ));
         }
         // DF33 signs the DF31 and DF32 TLVs; keep that byte string (it contains DF31) zeroised.
         let mut signed = Zeroizing::new(Vec::with_capacity(df31.raw.len() + df32.raw.len()));
         signed.extend_from_slice(df31.raw);
         signed.extend_from_slice(df32.raw);
-        Ok(Self { signed, attributes_digest, signature: df33.value.to_vec() })
+        Ok(Self {
+            signed,
+            attributes_digest,
+            signature: df33.value.to_vec(),
+        })
     }
 
     /// True if DF33 verifies with `key` and DF32 is the digest of these attributes.
     pub fn verify(&self, key: &RsaPublicKey, attributes: &HojoAttributes<'_>) -> bool {
-        let digest_ok = Sha256::digest(attributes.digest_input).as_slice() == self.attributes_digest;
+        let digest_ok =
+            Sha256::digest(attributes.digest_input).as_slice() == self.attributes_digest;
         digest_ok && rsakey::verify_sha256(key, &self.signed, &self.signature)
     }
 }

@@ -57,7 +57,9 @@ impl CardInputError {
 }
 
 fn malformed(detail: impl Into<String>) -> CardInputError {
-    CardInputError::Malformed { detail: detail.into() }
+    CardInputError::Malformed {
+        detail: detail.into(),
+    }
 }
 
 /// Key names (lower-case, `_`/`-` removed) that could carry the My Number or its image, wherever they appear.
@@ -74,7 +76,10 @@ const FORBIDDEN_ANYWHERE: &[&str] = &[
 ];
 
 fn normalise_key(k: &str) -> String {
-    k.chars().filter(|c| *c != '_' && *c != '-' && *c != ' ').flat_map(char::to_lowercase).collect()
+    k.chars()
+        .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// True if `key` under `parent` could carry the My Number: the names above anywhere, 入力補助AP EF 0001
@@ -101,9 +106,15 @@ fn scan(parent: &str, value: &Value, depth: usize) -> Result<(), CardInputError>
         Value::Object(map) => {
             for (k, v) in map {
                 if is_forbidden(parent, k) {
-                    let field = if parent.is_empty() { k.clone() } else { format!("{parent}.{k}") };
+                    let field = if parent.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{parent}.{k}")
+                    };
                     // The key name is client-controlled but not personal data; cap it anyway.
-                    return Err(CardInputError::MyNumberNotAccepted { field: field.chars().take(64).collect() });
+                    return Err(CardInputError::MyNumberNotAccepted {
+                        field: field.chars().take(64).collect(),
+                    });
                 }
                 scan(k, v, depth + 1)?;
             }
@@ -117,9 +128,12 @@ fn scan(parent: &str, value: &Value, depth: usize) -> Result<(), CardInputError>
 /// Decodes the `card` JSON of api.md. See [`CardInputError`] for what is refused.
 pub fn parse_card_json(json: &[u8]) -> Result<CardSubmission, CardInputError> {
     // serde_json's syntax errors give only a position, never the input, so they are safe to pass on.
-    let value: Value = serde_json::from_slice(json).map_err(|e| malformed(format!("not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(json).map_err(|e| malformed(format!("not JSON: {e}")))?;
     scan("", &value, 0)?;
-    let root = value.as_object().ok_or_else(|| malformed("card: want an object"))?;
+    let root = value
+        .as_object()
+        .ok_or_else(|| malformed("card: want an object"))?;
     only_keys(root, "card", &["kenmen", "jpki", "hojo"])?;
     let kenmen = object(root, "kenmen")?;
     only_keys(kenmen, "kenmen", &["face", "cvc", "card_signature"])?;
@@ -128,7 +142,9 @@ pub fn parse_card_json(json: &[u8]) -> Result<CardSubmission, CardInputError> {
     let kenmen_face = bytes(kenmen, "kenmen", "face")?;
     // EF 0005 (the rendered My Number, FF40) sent in place of EF 0002.
     if kenmen_face.starts_with(&[0xFF, 0x40]) {
-        return Err(CardInputError::MyNumberNotAccepted { field: "kenmen.face".into() });
+        return Err(CardInputError::MyNumberNotAccepted {
+            field: "kenmen.face".into(),
+        });
     }
     let hojo = match root.get("hojo") {
         None | Some(Value::Null) => None,
@@ -137,7 +153,9 @@ pub fn parse_card_json(json: &[u8]) -> Result<CardSubmission, CardInputError> {
             let attributes = bytes(h, "hojo", "attributes")?;
             // EF 0001 (FF10: the My Number digits) sent in place of EF 0002.
             if attributes.starts_with(&[0xFF, 0x10]) {
-                return Err(CardInputError::MyNumberNotAccepted { field: "hojo.attributes".into() });
+                return Err(CardInputError::MyNumberNotAccepted {
+                    field: "hojo.attributes".into(),
+                });
             }
             Some(HojoSubmission {
                 attributes,
@@ -159,12 +177,18 @@ pub fn parse_card_json(json: &[u8]) -> Result<CardSubmission, CardInputError> {
 
 fn only_keys(map: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), CardInputError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(malformed(format!("{path}: unexpected field `{}`", k.chars().take(64).collect::<String>()))),
+        Some(k) => Err(malformed(format!(
+            "{path}: unexpected field `{}`",
+            k.chars().take(64).collect::<String>()
+        ))),
         None => Ok(()),
     }
 }
 
-fn object<'a>(map: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, CardInputError> {
+fn object<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+) -> Result<&'a Map<String, Value>, CardInputError> {
     match map.get(key) {
         Some(Value::Object(o)) => Ok(o),
         Some(_) => Err(malformed(format!("{key}: want an object"))),
@@ -189,7 +213,9 @@ fn bytes(map: &Map<String, Value>, parent: &str, key: &str) -> Result<Vec<u8>, C
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let s = s.trim();
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(s).ok())
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
 }
 
 #[cfg(test)]
@@ -232,21 +258,40 @@ mod tests {
         let mut v = good();
         v["hojo"] = json!({"attributes": base64::engine::general_purpose::STANDARD.encode([0xFF, 0x10, 0x0C, b'1']),
                            "integrity": "AQ==", "cvc": "AQ=="});
-        assert_eq!(parse_card_json(v.to_string().as_bytes()).unwrap_err().code(), "my_number_not_accepted");
+        assert_eq!(
+            parse_card_json(v.to_string().as_bytes())
+                .unwrap_err()
+                .code(),
+            "my_number_not_accepted"
+        );
     }
 
     #[test]
     fn malformed_inputs_name_the_field_but_not_the_value() {
-        assert_eq!(parse_card_json(b"{not json").unwrap_err().code(), "malformed_request");
+        assert_eq!(
+            parse_card_json(b"{not json").unwrap_err().code(),
+            "malformed_request"
+        );
         let mut v = good();
         v["kenmen"]["face"] = json!("%%%secret%%%");
         let err = parse_card_json(v.to_string().as_bytes()).unwrap_err();
-        assert_eq!(err, CardInputError::Malformed { detail: "kenmen.face: not base64".into() });
+        assert_eq!(
+            err,
+            CardInputError::Malformed {
+                detail: "kenmen.face: not base64".into()
+            }
+        );
         let mut v = good();
         v["jpki"].as_object_mut().unwrap().remove("signature");
-        assert!(parse_card_json(v.to_string().as_bytes()).unwrap_err().to_string().contains("jpki.signature: missing"));
+        assert!(parse_card_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("jpki.signature: missing"));
         let mut v = good();
         v["kenmen"]["surprise"] = json!("x");
-        assert!(parse_card_json(v.to_string().as_bytes()).unwrap_err().to_string().contains("surprise"));
+        assert!(parse_card_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("surprise"));
     }
 }

@@ -22,8 +22,10 @@ pub(crate) const NAMES: &[&str] = &[
 ];
 
 /// The DigestInfo header for the 96-byte (3 × SHA-256) digest: SHA-256's OID with an `04 60` octet string.
-pub const THREE_HASH_DIGEST_INFO_PREFIX: [u8; 19] =
-    [0x30, 0x71, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x60];
+pub const THREE_HASH_DIGEST_INFO_PREFIX: [u8; 19] = [
+    0x30, 0x71, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x60,
+];
 
 /// A strictly parsed card-face record. Borrowed from the submitted bytes.
 #[derive(Clone)]
@@ -52,12 +54,15 @@ impl<'a> FaceRecord<'a> {
     pub fn parse(bytes: &'a [u8], max_bytes: usize) -> Result<Self, InvalidCardData> {
         let record = record::parse_offset_record(bytes, 0xFF20, "kenmen.face", NAMES, max_bytes)?;
         let el = |i: usize| -> &'a [u8] { record.children.get(i).map(|t| t.value).unwrap_or(&[]) };
-        let birth_date = parse_yyyymmdd(el(1)).ok_or_else(|| InvalidCardData::new(NAMES[1], "not a YYYYMMDD date"))?;
+        let birth_date = parse_yyyymmdd(el(1))
+            .ok_or_else(|| InvalidCardData::new(NAMES[1], "not a YYYYMMDD date"))?;
         let sex = match el(2) {
-            [d] => super::Sex::from_code(*d).ok_or_else(|| InvalidCardData::new(NAMES[2], "not a sex code"))?,
+            [d] => super::Sex::from_code(*d)
+                .ok_or_else(|| InvalidCardData::new(NAMES[2], "not a sex code"))?,
             _ => return Err(InvalidCardData::new(NAMES[2], "want one digit")),
         };
-        let card_key = rsakey::parse_card_key(el(3)).map_err(|e| InvalidCardData::new(NAMES[3], e.to_string()))?;
+        let card_key = rsakey::parse_card_key(el(3))
+            .map_err(|e| InvalidCardData::new(NAMES[3], e.to_string()))?;
         if el(6).is_empty() {
             return Err(InvalidCardData::new(NAMES[6], "empty photo"));
         }
@@ -77,7 +82,11 @@ impl<'a> FaceRecord<'a> {
     }
 
     fn raw(&self, i: usize) -> &'a [u8] {
-        self.record.children.get(i).map(|t: &Tlv<'a>| t.raw).unwrap_or(&[])
+        self.record
+            .children
+            .get(i)
+            .map(|t: &Tlv<'a>| t.raw)
+            .unwrap_or(&[])
     }
 
     /// The 115-byte block DF28 signs: DigestInfo header ‖ H(DF22‖DF23‖DF24) ‖ H(DF25‖DF26) ‖ H(DF27),
@@ -130,7 +139,10 @@ mod tests {
 
     #[test]
     fn dates_are_strict() {
-        assert_eq!(parse_yyyymmdd(b"19800217"), NaiveDate::from_ymd_opt(1980, 2, 17));
+        assert_eq!(
+            parse_yyyymmdd(b"19800217"),
+            NaiveDate::from_ymd_opt(1980, 2, 17)
+        );
         assert_eq!(parse_yyyymmdd(b"19800230"), None);
         assert_eq!(parse_yyyymmdd(b"1980021"), None);
         assert_eq!(parse_yyyymmdd(b"+9800217"), None);

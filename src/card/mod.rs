@@ -41,7 +41,10 @@ pub struct CardConfig {
 
 impl Default for CardConfig {
     fn default() -> Self {
-        Self { trust_dir: None, max_face_record_bytes: 64 * 1024 }
+        Self {
+            trust_dir: None,
+            max_face_record_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -56,7 +59,10 @@ pub struct InvalidCardData {
 
 impl InvalidCardData {
     pub fn new(element: &'static str, detail: impl Into<String>) -> Self {
-        Self { element, detail: detail.into() }
+        Self {
+            element,
+            detail: detail.into(),
+        }
     }
 }
 

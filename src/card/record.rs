@@ -28,39 +28,61 @@ pub fn parse_offset_record<'a>(
     max_bytes: usize,
 ) -> Result<OffsetRecord<'a>, InvalidCardData> {
     if bytes.len() > max_bytes {
-        return Err(InvalidCardData::new(file, format!("{} bytes, more than the {max_bytes} allowed", bytes.len())));
+        return Err(InvalidCardData::new(
+            file,
+            format!("{} bytes, more than the {max_bytes} allowed", bytes.len()),
+        ));
     }
-    let (record, rest) = tlv::read(bytes, 0).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
+    let (record, rest) =
+        tlv::read(bytes, 0).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
     if record.tag != outer {
-        return Err(InvalidCardData::new(file, format!("starts with tag {:04X}, want {outer:04X}", record.tag)));
+        return Err(InvalidCardData::new(
+            file,
+            format!("starts with tag {:04X}, want {outer:04X}", record.tag),
+        ));
     }
     if !tlv::is_filler(rest) {
-        return Err(InvalidCardData::new(file, "bytes other than 00/FF filler after the record"));
+        return Err(InvalidCardData::new(
+            file,
+            "bytes other than 00/FF filler after the record",
+        ));
     }
     let header = record.raw.len() - record.value.len();
     let items = tlv::read_all(record.value, header, names.len())
         .map_err(|e| InvalidCardData::new(file, e.to_string()))?;
     if items.len() != names.len() {
-        return Err(InvalidCardData::new(file, format!("{} elements, want {}", items.len(), names.len())));
+        return Err(InvalidCardData::new(
+            file,
+            format!("{} elements, want {}", items.len(), names.len()),
+        ));
     }
     for (i, (item, name)) in items.iter().zip(names).enumerate() {
         let want = 0xDF21 + i as u16;
         if item.tlv.tag != want {
-            return Err(InvalidCardData::new(name, format!("found tag {:04X} here", item.tlv.tag)));
+            return Err(InvalidCardData::new(
+                name,
+                format!("found tag {:04X} here", item.tlv.tag),
+            ));
         }
     }
     let table = items.first().map(|l| l.tlv.value).unwrap_or(&[]);
     let offsets_name = names.first().copied().unwrap_or(file);
     let expected = items.len().saturating_sub(1);
     if table.len() != expected * 2 {
-        return Err(InvalidCardData::new(offsets_name, format!("{} bytes, want {}", table.len(), expected * 2)));
+        return Err(InvalidCardData::new(
+            offsets_name,
+            format!("{} bytes, want {}", table.len(), expected * 2),
+        ));
     }
     for (pair, item) in table.chunks_exact(2).zip(items.iter().skip(1)) {
         let claimed = usize::from(u16::from_be_bytes([pair[0], pair[1]]));
         if claimed != item.offset {
             return Err(InvalidCardData::new(
                 offsets_name,
-                format!("offset of {:04X} is {claimed}, but it starts at {}", item.tlv.tag, item.offset),
+                format!(
+                    "offset of {:04X} is {claimed}, but it starts at {}",
+                    item.tlv.tag, item.offset
+                ),
             ));
         }
     }
@@ -68,7 +90,10 @@ pub fn parse_offset_record<'a>(
         Some(first) => record.value.get(first.offset - header..).unwrap_or(&[]),
         None => &[],
     };
-    Ok(OffsetRecord { children: items.iter().map(|l| l.tlv).collect(), after_offsets })
+    Ok(OffsetRecord {
+        children: items.iter().map(|l| l.tlv).collect(),
+        after_offsets,
+    })
 }
 
 /// Parses a fixed list of primitive TLVs under `outer`, in order, with filler allowed after.
@@ -80,24 +105,40 @@ pub fn parse_fixed<'a>(
     max_bytes: usize,
 ) -> Result<Vec<Tlv<'a>>, InvalidCardData> {
     if bytes.len() > max_bytes {
-        return Err(InvalidCardData::new(file, format!("{} bytes, more than the {max_bytes} allowed", bytes.len())));
+        return Err(InvalidCardData::new(
+            file,
+            format!("{} bytes, more than the {max_bytes} allowed", bytes.len()),
+        ));
     }
-    let (record, rest) = tlv::read(bytes, 0).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
+    let (record, rest) =
+        tlv::read(bytes, 0).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
     if record.tag != outer {
-        return Err(InvalidCardData::new(file, format!("starts with tag {:04X}, want {outer:04X}", record.tag)));
+        return Err(InvalidCardData::new(
+            file,
+            format!("starts with tag {:04X}, want {outer:04X}", record.tag),
+        ));
     }
     if !tlv::is_filler(rest) {
-        return Err(InvalidCardData::new(file, "bytes other than 00/FF filler after the record"));
+        return Err(InvalidCardData::new(
+            file,
+            "bytes other than 00/FF filler after the record",
+        ));
     }
     let header = record.raw.len() - record.value.len();
-    let items =
-        tlv::read_all(record.value, header, tags.len()).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
+    let items = tlv::read_all(record.value, header, tags.len())
+        .map_err(|e| InvalidCardData::new(file, e.to_string()))?;
     if items.len() != tags.len() {
-        return Err(InvalidCardData::new(file, format!("{} elements, want {}", items.len(), tags.len())));
+        return Err(InvalidCardData::new(
+            file,
+            format!("{} elements, want {}", items.len(), tags.len()),
+        ));
     }
     for (item, (tag, name)) in items.iter().zip(tags) {
         if item.tlv.tag != *tag {
-            return Err(InvalidCardData::new(name, format!("found tag {:04X} here", item.tlv.tag)));
+            return Err(InvalidCardData::new(
+                name,
+                format!("found tag {:04X} here", item.tlv.tag),
+            ));
         }
     }
     Ok(items.into_iter().map(|l| l.tlv).collect())
@@ -130,25 +171,49 @@ impl std::fmt::Debug for Cvc<'_> {
 pub const MAX_CVC_BYTES: usize = 2048;
 
 /// Parses a CVC. `file` names it in errors (`kenmen.cvc` or `hojo.cvc`).
-pub fn parse_cvc<'a>(bytes: &'a [u8], file: &'static str, body_name: &'static str) -> Result<Cvc<'a>, InvalidCardData> {
-    let sig_name = if file == "hojo.cvc" { "hojo.cvc/5F37" } else { "kenmen.cvc/5F37" };
-    let parts = parse_fixed(bytes, 0x7F21, file, &[(0x5F4E, body_name), (0x5F37, sig_name)], MAX_CVC_BYTES)?;
+pub fn parse_cvc<'a>(
+    bytes: &'a [u8],
+    file: &'static str,
+    body_name: &'static str,
+) -> Result<Cvc<'a>, InvalidCardData> {
+    let sig_name = if file == "hojo.cvc" {
+        "hojo.cvc/5F37"
+    } else {
+        "kenmen.cvc/5F37"
+    };
+    let parts = parse_fixed(
+        bytes,
+        0x7F21,
+        file,
+        &[(0x5F4E, body_name), (0x5F37, sig_name)],
+        MAX_CVC_BYTES,
+    )?;
     let (body, signature) = match parts.as_slice() {
         [b, s] => (b.value, s.value),
         _ => return Err(InvalidCardData::new(file, "want 5F4E and 5F37")),
     };
-    let (ids, key) = body
-        .split_at_checked(32)
-        .ok_or_else(|| InvalidCardData::new(body_name, format!("{} bytes, too short for two key-IDs", body.len())))?;
+    let (ids, key) = body.split_at_checked(32).ok_or_else(|| {
+        InvalidCardData::new(
+            body_name,
+            format!("{} bytes, too short for two key-IDs", body.len()),
+        )
+    })?;
     let mut issuer_key_id = [0u8; 16];
     let mut subject_key_id = [0u8; 16];
     issuer_key_id.copy_from_slice(&ids[..16]);
     subject_key_id.copy_from_slice(&ids[16..]);
-    let subject_key = rsakey::parse_card_key(key).map_err(|e: KeyError| InvalidCardData::new(body_name, e.to_string()))?;
+    let subject_key = rsakey::parse_card_key(key)
+        .map_err(|e: KeyError| InvalidCardData::new(body_name, e.to_string()))?;
     if signature.is_empty() {
         return Err(InvalidCardData::new(sig_name, "empty signature"));
     }
-    Ok(Cvc { issuer_key_id, subject_key_id, subject_key, body, signature })
+    Ok(Cvc {
+        issuer_key_id,
+        subject_key_id,
+        subject_key,
+        body,
+        signature,
+    })
 }
 
 /// Builds a 16-byte key-ID the way the cards do: 7 ASCII digits, `08 05`, 3 ASCII digits, zero padding.
@@ -171,7 +236,11 @@ pub fn make_key_id(authority: &str, serial: &str) -> [u8; 16] {
 pub fn key_id_display(id: &[u8; 16]) -> String {
     let digits = |b: &[u8]| b.iter().all(u8::is_ascii_digit);
     if digits(&id[..7]) && id[7..9] == [0x08, 0x05] && digits(&id[9..12]) {
-        format!("{}/{}", String::from_utf8_lossy(&id[..7]), String::from_utf8_lossy(&id[9..12]))
+        format!(
+            "{}/{}",
+            String::from_utf8_lossy(&id[..7]),
+            String::from_utf8_lossy(&id[9..12])
+        )
     } else {
         hex::encode_upper(id)
     }
@@ -185,7 +254,10 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         // FF20 0F | DF21 04 0009 000D | DF22 01 'A' | DF23 01 'B'  (offsets from the file start)
-        vec![0xFF, 0x20, 0x0F, 0xDF, 0x21, 0x04, 0x00, 0x09, 0x00, 0x0D, 0xDF, 0x22, 0x01, b'A', 0xDF, 0x23, 0x01, b'B']
+        vec![
+            0xFF, 0x20, 0x0F, 0xDF, 0x21, 0x04, 0x00, 0x09, 0x00, 0x0D, 0xDF, 0x22, 0x01, b'A',
+            0xDF, 0x23, 0x01, b'B',
+        ]
     }
 
     fn fixed_offsets(mut v: Vec<u8>) -> Vec<u8> {
@@ -211,10 +283,17 @@ mod tests {
         assert!(parse_offset_record(&padded, 0xFF20, "t", NAMES, 1024).is_ok());
         let mut garbage = fixed_offsets(sample());
         garbage.push(0x42);
-        assert!(parse_offset_record(&garbage, 0xFF20, "t", NAMES, 1024).unwrap_err().detail.contains("filler"));
-        assert!(parse_offset_record(&padded, 0xFF20, "t", NAMES, 10).unwrap_err().detail.contains("allowed"));
+        assert!(parse_offset_record(&garbage, 0xFF20, "t", NAMES, 1024)
+            .unwrap_err()
+            .detail
+            .contains("filler"));
+        assert!(parse_offset_record(&padded, 0xFF20, "t", NAMES, 10)
+            .unwrap_err()
+            .detail
+            .contains("allowed"));
         let good = fixed_offsets(sample());
-        let err = parse_offset_record(&good[..good.len() - 1], 0xFF20, "t", NAMES, 1024).unwrap_err();
+        let err =
+            parse_offset_record(&good[..good.len() - 1], 0xFF20, "t", NAMES, 1024).unwrap_err();
         assert_eq!(err.element, "t");
     }
 

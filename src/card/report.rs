@@ -105,7 +105,9 @@ pub enum ConsistencyResult {
 }
 
 /// An attribute that differs between the applications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityField {
     BirthDate,
@@ -133,7 +135,11 @@ pub struct RevocationTarget {
 
 impl std::fmt::Debug for RevocationTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RevocationTarget(serial {})", hex::encode_upper(&self.serial))
+        write!(
+            f,
+            "RevocationTarget(serial {})",
+            hex::encode_upper(&self.serial)
+        )
     }
 }
 
@@ -166,7 +172,10 @@ impl std::fmt::Debug for CardReport {
             .field("hojo", &self.hojo)
             .field("consistency", &self.consistency)
             .field("identity", &self.identity)
-            .field("chip_photo", &format_args!("[{} bytes]", self.chip_photo.len()))
+            .field(
+                "chip_photo",
+                &format_args!("[{} bytes]", self.chip_photo.len()),
+            )
             .field("revocation_target", &self.revocation_target)
             .finish()
     }

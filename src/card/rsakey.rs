@@ -26,7 +26,10 @@ pub fn parse_card_key(bytes: &[u8]) -> Result<RsaPublicKey, KeyError> {
         return Err(KeyError::Shape(format!("{} elements, want 2", items.len())));
     };
     if e.tlv.tag != 0x90 || n.tlv.tag != 0x91 {
-        return Err(KeyError::Shape(format!("tags {:02X} {:02X}, want 90 91", e.tlv.tag, n.tlv.tag)));
+        return Err(KeyError::Shape(format!(
+            "tags {:02X} {:02X}, want 90 91",
+            e.tlv.tag, n.tlv.tag
+        )));
     }
     from_parts(n.tlv.value, e.tlv.value)
 }
@@ -78,13 +81,15 @@ pub fn push_tlv(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
 /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
 pub fn verify_sha256(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
     let digest = Sha256::digest(message);
-    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature).is_ok()
+    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+        .is_ok()
 }
 
 /// PKCS#1 v1.5 type-1 padding over `block` exactly as given (no DigestInfo added): the 券面AP's DF28
 /// signs a non-standard 96-byte-digest DigestInfo this way.
 pub fn verify_unprefixed(key: &RsaPublicKey, block: &[u8], signature: &[u8]) -> bool {
-    key.verify(Pkcs1v15Sign::new_unprefixed(), block, signature).is_ok()
+    key.verify(Pkcs1v15Sign::new_unprefixed(), block, signature)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -93,8 +98,14 @@ mod tests {
 
     #[test]
     fn rejects_wrong_shapes_and_sizes() {
-        assert!(matches!(parse_card_key(&[0x91, 0x01, 0x05, 0x90, 0x01, 0x03]), Err(KeyError::Shape(_))));
-        assert!(matches!(parse_card_key(&[0x90, 0x01, 0x03]), Err(KeyError::Shape(_))));
+        assert!(matches!(
+            parse_card_key(&[0x91, 0x01, 0x05, 0x90, 0x01, 0x03]),
+            Err(KeyError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_card_key(&[0x90, 0x01, 0x03]),
+            Err(KeyError::Shape(_))
+        ));
         // A 1024-bit modulus is refused whatever else is right.
         let mut small = vec![0x90, 0x03, 1, 0, 1, 0x91, 0x81, 0x80, 0xC1];
         small.extend(std::iter::repeat_n(0x11u8, 127));

@@ -27,7 +27,11 @@ impl fmt::Debug for Tlv<'_> {
 impl Tlv<'_> {
     /// Constructed tags have bit 6 of the first tag byte set (`FF20`, `7F21`).
     pub fn is_constructed(&self) -> bool {
-        let first = if self.tag > 0xFF { (self.tag >> 8) as u8 } else { self.tag as u8 };
+        let first = if self.tag > 0xFF {
+            (self.tag >> 8) as u8
+        } else {
+            self.tag as u8
+        };
         first & 0x20 != 0
     }
 }
@@ -44,7 +48,11 @@ pub enum TlvError {
     #[error("unsupported length form {form:#04X} at byte {at}")]
     BadLengthForm { at: usize, form: u8 },
     #[error("value at byte {at} claims {len} bytes but only {available} remain")]
-    TruncatedValue { at: usize, len: usize, available: usize },
+    TruncatedValue {
+        at: usize,
+        len: usize,
+        available: usize,
+    },
 }
 
 /// Reads one TLV at the start of `buf`. Returns it and the bytes after it.
@@ -85,11 +93,23 @@ pub fn read(buf: &[u8], base: usize) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     };
     let available = buf.len().saturating_sub(pos);
     if len > available {
-        return Err(TlvError::TruncatedValue { at: base + pos, len, available });
+        return Err(TlvError::TruncatedValue {
+            at: base + pos,
+            len,
+            available,
+        });
     }
     let end = pos + len;
-    let value = buf.get(pos..end).ok_or(TlvError::TruncatedValue { at: base + pos, len, available })?;
-    let raw = buf.get(..end).ok_or(TlvError::TruncatedValue { at: base + pos, len, available })?;
+    let value = buf.get(pos..end).ok_or(TlvError::TruncatedValue {
+        at: base + pos,
+        len,
+        available,
+    })?;
+    let raw = buf.get(..end).ok_or(TlvError::TruncatedValue {
+        at: base + pos,
+        len,
+        available,
+    })?;
     let rest = buf.get(end..).unwrap_or(&[]);
     Ok((Tlv { tag, value, raw }, rest))
 }
@@ -105,7 +125,11 @@ pub struct Located<'a> {
 ///
 /// `base` is the offset of `buf` in the file. At most `max_items` are read, so a hostile file
 /// full of empty TLVs cannot make the list grow without bound.
-pub fn read_all(buf: &[u8], base: usize, max_items: usize) -> Result<Vec<Located<'_>>, TlvListError> {
+pub fn read_all(
+    buf: &[u8],
+    base: usize,
+    max_items: usize,
+) -> Result<Vec<Located<'_>>, TlvListError> {
     let mut out = Vec::new();
     let mut rest = buf;
     while !rest.is_empty() {
@@ -141,14 +165,20 @@ mod tests {
     #[test]
     fn reads_one_and_two_byte_tags_and_all_length_forms() {
         let (t, rest) = read(&[0x90, 0x03, 1, 0, 1, 0xAA], 0).unwrap();
-        assert_eq!((t.tag, t.value, rest), (0x90, &[1u8, 0, 1][..], &[0xAAu8][..]));
+        assert_eq!(
+            (t.tag, t.value, rest),
+            (0x90, &[1u8, 0, 1][..], &[0xAAu8][..])
+        );
         let mut long = vec![0xDF, 0x27, 0x82, 0x01, 0x00];
         long.extend(std::iter::repeat_n(7u8, 256));
         let (t, rest) = read(&long, 0).unwrap();
-        assert_eq!((t.tag, t.value.len(), t.raw.len(), rest.len()), (0xDF27, 256, 261, 0));
+        assert_eq!(
+            (t.tag, t.value.len(), t.raw.len(), rest.len()),
+            (0xDF27, 256, 261, 0)
+        );
         let (t, _) = read(&[0x5F, 0x37, 0x81, 0x01, 9], 0).unwrap();
         assert_eq!((t.tag, t.value), (0x5F37, &[9u8][..]));
-        assert!(t.is_constructed() == false);
+        assert!(!t.is_constructed());
         let (t, _) = read(&[0xFF, 0x20, 0x00], 0).unwrap();
         assert!(t.is_constructed());
     }
@@ -157,13 +187,29 @@ mod tests {
     fn rejects_what_cards_never_contain() {
         assert_eq!(read(&[], 4), Err(TlvError::TruncatedTag(4)));
         assert_eq!(read(&[0xDF], 0), Err(TlvError::TruncatedTag(1)));
-        assert_eq!(read(&[0xDF, 0x81, 0x01, 0x00], 0), Err(TlvError::TagTooLong(0)));
-        assert_eq!(read(&[0xDF, 0x21, 0x80], 0), Err(TlvError::BadLengthForm { at: 2, form: 0x80 }));
-        assert_eq!(read(&[0xDF, 0x21, 0x83, 0, 0, 1], 0), Err(TlvError::BadLengthForm { at: 2, form: 0x83 }));
-        assert_eq!(read(&[0xDF, 0x21, 0x82, 0x01], 0), Err(TlvError::TruncatedLength(2)));
+        assert_eq!(
+            read(&[0xDF, 0x81, 0x01, 0x00], 0),
+            Err(TlvError::TagTooLong(0))
+        );
+        assert_eq!(
+            read(&[0xDF, 0x21, 0x80], 0),
+            Err(TlvError::BadLengthForm { at: 2, form: 0x80 })
+        );
+        assert_eq!(
+            read(&[0xDF, 0x21, 0x83, 0, 0, 1], 0),
+            Err(TlvError::BadLengthForm { at: 2, form: 0x83 })
+        );
+        assert_eq!(
+            read(&[0xDF, 0x21, 0x82, 0x01], 0),
+            Err(TlvError::TruncatedLength(2))
+        );
         assert_eq!(
             read(&[0xDF, 0x21, 0x05, 1, 2], 10),
-            Err(TlvError::TruncatedValue { at: 13, len: 5, available: 2 })
+            Err(TlvError::TruncatedValue {
+                at: 13,
+                len: 5,
+                available: 2
+            })
         );
     }
 
@@ -171,8 +217,17 @@ mod tests {
     fn read_all_reports_offsets_and_caps_the_count() {
         let bytes = [0xDF, 0x22, 0x01, b'1', 0xDF, 0x23, 0x00];
         let items = read_all(&bytes, 100, 8).unwrap();
-        assert_eq!(items.iter().map(|l| (l.offset, l.tlv.tag)).collect::<Vec<_>>(), vec![(100, 0xDF22), (104, 0xDF23)]);
-        assert_eq!(read_all(&[0x01, 0x00, 0x01, 0x00, 0x01, 0x00], 0, 2).unwrap_err(), TlvListError::TooMany(2));
+        assert_eq!(
+            items
+                .iter()
+                .map(|l| (l.offset, l.tlv.tag))
+                .collect::<Vec<_>>(),
+            vec![(100, 0xDF22), (104, 0xDF23)]
+        );
+        assert_eq!(
+            read_all(&[0x01, 0x00, 0x01, 0x00, 0x01, 0x00], 0, 2).unwrap_err(),
+            TlvListError::TooMany(2)
+        );
         assert!(is_filler(&[0, 0xFF, 0]) && !is_filler(&[0, 1]));
     }
 

@@ -38,8 +38,18 @@ pub struct TrustStore {
 impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustStore")
-            .field("cvc_issuers", &self.cvc_issuers.keys().map(key_id_display).collect::<Vec<_>>())
-            .field("roots", &self.roots.iter().map(|r| &r.subject).collect::<Vec<_>>())
+            .field(
+                "cvc_issuers",
+                &self
+                    .cvc_issuers
+                    .keys()
+                    .map(key_id_display)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "roots",
+                &self.roots.iter().map(|r| &r.subject).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -47,7 +57,10 @@ impl std::fmt::Debug for TrustStore {
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {why}")]
     Invalid { path: PathBuf, why: String },
 }
@@ -55,24 +68,36 @@ pub enum TrustError {
 impl TrustStore {
     /// No anchors at all: every check that needs one fails closed.
     pub fn empty() -> Self {
-        Self { cvc_issuers: BTreeMap::new(), roots: Vec::new(), max_face_record_bytes: CardConfig::default().max_face_record_bytes }
+        Self {
+            cvc_issuers: BTreeMap::new(),
+            roots: Vec::new(),
+            max_face_record_bytes: CardConfig::default().max_face_record_bytes,
+        }
     }
 
     /// Reads a trust directory (layout in the module docs). Missing sub-folders are empty, not errors.
     pub fn load(dir: &Path) -> Result<Self, TrustError> {
         let mut store = Self::empty();
         if !dir.is_dir() {
-            return Err(TrustError::Invalid { path: dir.to_path_buf(), why: "not a directory".into() });
+            return Err(TrustError::Invalid {
+                path: dir.to_path_buf(),
+                why: "not a directory".into(),
+            });
         }
         for path in list(&dir.join("cvc-issuers"))? {
-            let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str()))
-            else {
+            let (Some(stem), Some(ext)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) else {
                 continue;
             };
             if ext != "pem" && ext != "modulus" {
                 continue;
             }
-            let invalid = |why: String| TrustError::Invalid { path: path.clone(), why };
+            let invalid = |why: String| TrustError::Invalid {
+                path: path.clone(),
+                why,
+            };
             let id: [u8; 16] = hex::decode(stem)
                 .ok()
                 .and_then(|v| v.try_into().ok())
@@ -83,8 +108,12 @@ impl TrustStore {
                     .or_else(|_| RsaPublicKey::from_pkcs1_pem(text.trim()))
                     .map_err(|e| invalid(format!("not an RSA public key PEM: {e}")))?
             } else {
-                let hex_digits: String = text.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-                let n = hex::decode(hex_digits).map_err(|e| invalid(format!("modulus is not hex: {e}")))?;
+                let hex_digits: String = text
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && *c != ':')
+                    .collect();
+                let n = hex::decode(hex_digits)
+                    .map_err(|e| invalid(format!("modulus is not hex: {e}")))?;
                 rsakey::from_parts(&n, &[1, 0, 1]).map_err(|e| invalid(e.to_string()))?
             };
             check_size(&key).map_err(invalid)?;
@@ -94,18 +123,32 @@ impl TrustStore {
             if path.extension().and_then(|s| s.to_str()) != Some("pem") {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|source| TrustError::Io { path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| TrustError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let mut found = 0;
             for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-                let pem = pem.map_err(|e| TrustError::Invalid { path: path.clone(), why: format!("bad PEM: {e}") })?;
+                let pem = pem.map_err(|e| TrustError::Invalid {
+                    path: path.clone(),
+                    why: format!("bad PEM: {e}"),
+                })?;
                 if pem.label != "CERTIFICATE" {
                     continue;
                 }
-                store.add_root(&pem.contents).map_err(|why| TrustError::Invalid { path: path.clone(), why })?;
+                store
+                    .add_root(&pem.contents)
+                    .map_err(|why| TrustError::Invalid {
+                        path: path.clone(),
+                        why,
+                    })?;
                 found += 1;
             }
             if found == 0 {
-                return Err(TrustError::Invalid { path, why: "no CERTIFICATE in the file".into() });
+                return Err(TrustError::Invalid {
+                    path,
+                    why: "no CERTIFICATE in the file".into(),
+                });
             }
         }
         Ok(store)
@@ -128,7 +171,8 @@ impl TrustStore {
 
     /// Adds a JPKI signing CA root from DER.
     pub fn add_root(&mut self, der: &[u8]) -> Result<(), String> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
         if !rest.is_empty() {
             return Err("bytes after the certificate".into());
         }
@@ -171,7 +215,10 @@ fn check_size(key: &RsaPublicKey) -> Result<(), String> {
 }
 
 fn read_text(path: &Path) -> Result<String, TrustError> {
-    std::fs::read_to_string(path).map_err(|source| TrustError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| TrustError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Files in `dir`, sorted; an absent directory is empty.
@@ -179,11 +226,19 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, TrustError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(TrustError::Io { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(TrustError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| TrustError::Io { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| TrustError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         if entry.path().is_file() {
             out.push(entry.path());
         }

@@ -59,16 +59,32 @@ pub fn verify_card(
     // Steps 2–3: CVC against the trust table, then DF28 with the certified key.
     let card_data_result = match trust.cvc_issuer(&cvc.issuer_key_id) {
         None => CardDataResult::UnknownIssuer,
-        Some(root) if !verify_sha256(root, cvc.body, cvc.signature) => CardDataResult::InvalidSignature,
-        Some(_) if !face.verify_issuer_signature(&cvc.subject_key) => CardDataResult::InvalidSignature,
+        Some(root) if !verify_sha256(root, cvc.body, cvc.signature) => {
+            CardDataResult::InvalidSignature
+        }
+        Some(_) if !face.verify_issuer_signature(&cvc.subject_key) => {
+            CardDataResult::InvalidSignature
+        }
         Some(_) => CardDataResult::Valid,
     };
-    let card_data = CardDataCheck { result: card_data_result, issuer_key_id: key_id_display(&cvc.issuer_key_id) };
+    let card_data = CardDataCheck {
+        result: card_data_result,
+        issuer_key_id: key_id_display(&cvc.issuer_key_id),
+    };
 
     // Step 4: the card is present (DF24 signed this session's challenge).
-    let present = verify_sha256(&face.card_key, &tbs_card(binding), &sub.kenmen_card_signature);
-    let card_present =
-        PresenceCheck { result: if present { PresenceResult::Valid } else { PresenceResult::InvalidSignature } };
+    let present = verify_sha256(
+        &face.card_key,
+        &tbs_card(binding),
+        &sub.kenmen_card_signature,
+    );
+    let card_present = PresenceCheck {
+        result: if present {
+            PresenceResult::Valid
+        } else {
+            PresenceResult::InvalidSignature
+        },
+    };
 
     // Step 6: the signing certificate. The issuer is found by signature among all configured roots.
     let root = trust.roots().iter().find(|r| cert.signed_by(&r.key));
@@ -100,11 +116,16 @@ pub fn verify_card(
     let hojo_check = hojo.as_ref().map(|(attrs, integrity, hcvc)| {
         let result = match trust.cvc_issuer(&hcvc.issuer_key_id) {
             None => HojoResult::UnknownIssuer,
-            Some(root) if !verify_sha256(root, hcvc.body, hcvc.signature) => HojoResult::InvalidSignature,
+            Some(root) if !verify_sha256(root, hcvc.body, hcvc.signature) => {
+                HojoResult::InvalidSignature
+            }
             Some(_) if !integrity.verify(&hcvc.subject_key, attrs) => HojoResult::InvalidSignature,
             Some(_) => HojoResult::Valid,
         };
-        HojoCheck { result, issuer_key_id: key_id_display(&hcvc.issuer_key_id) }
+        HojoCheck {
+            result,
+            issuer_key_id: key_id_display(&hcvc.issuer_key_id),
+        }
     });
 
     // Step 8: the applications describe the same person.
@@ -133,7 +154,11 @@ pub fn verify_card(
     mismatched.sort();
     mismatched.dedup();
     let consistency = ConsistencyCheck {
-        result: if mismatched.is_empty() { ConsistencyResult::Match } else { ConsistencyResult::Mismatch },
+        result: if mismatched.is_empty() {
+            ConsistencyResult::Match
+        } else {
+            ConsistencyResult::Mismatch
+        },
         mismatched,
     };
 
@@ -179,7 +204,10 @@ mod tests {
     #[test]
     fn tbs_bytes_are_exactly_the_api_ones() {
         let nonce = [7u8; 32];
-        let b = SessionBinding { session_id: "ses_abc", nonce: &nonce };
+        let b = SessionBinding {
+            session_id: "ses_abc",
+            nonce: &nonce,
+        };
         let mut want = b"jpki-face/card-auth/v1\0ses_abc".to_vec();
         want.extend_from_slice(&nonce);
         assert_eq!(tbs_card(&b), want);
