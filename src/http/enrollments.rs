@@ -256,6 +256,7 @@ async fn enroll(ctx: &ApiContext, session: Session, upload: Upload) -> ApiResult
         );
         ApiError::RevocationUnavailable {
             retry_after_secs: e.retry_after_secs(),
+            cause: e.kind().as_str(),
         }
     })?;
     let faces = faces?;
@@ -621,6 +622,7 @@ pub async fn status_check(
             .await
             .map_err(|e| ApiError::RevocationUnavailable {
                 retry_after_secs: e.retry_after_secs(),
+                cause: e.kind().as_str(),
             })?;
     let check = RevocationCheck::from_report(&report);
     let status = status_after_revocation(&report, &row.status);

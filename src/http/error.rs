@@ -37,8 +37,11 @@ pub enum ApiError {
     EnrollmentLocked { retry_after_secs: u64 },
     #[error("request rate exceeded")]
     RateLimited { retry_after_secs: u64 },
-    #[error("the certificate validity service cannot be reached; nothing was decided")]
-    RevocationUnavailable { retry_after_secs: u64 },
+    #[error("the certificate validity service could not answer ({cause}); nothing was decided")]
+    RevocationUnavailable {
+        retry_after_secs: u64,
+        cause: &'static str,
+    },
     #[error("the face engine is at capacity; retry shortly")]
     Overloaded { retry_after_secs: u64 },
     #[error("the service is not ready")]
@@ -119,7 +122,9 @@ impl ApiError {
         match self {
             EnrollmentLocked { retry_after_secs }
             | RateLimited { retry_after_secs }
-            | RevocationUnavailable { retry_after_secs }
+            | RevocationUnavailable {
+                retry_after_secs, ..
+            }
             | Overloaded { retry_after_secs }
             | NotReady { retry_after_secs } => Some(*retry_after_secs),
             _ => None,

@@ -16,7 +16,12 @@ pub fn shared_face_engine() -> jpki_face::face::FaceEngine {
     static ENGINE: std::sync::OnceLock<jpki_face::face::FaceEngine> = std::sync::OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let settings = Settings::from_toml_overrides("").expect("defaults");
+            // Tests run many uploads at once on a 2-core machine: a deep queue and a long deadline
+            // (the face engine's own tests cover the full-queue answer).
+            let settings = Settings::from_toml_overrides(
+                "[face]\nqueue_capacity = 2048\njob_deadline_ms = 300000\n",
+            )
+            .expect("defaults");
             let engine = jpki_face::face::FaceEngine::start(&settings.face)
                 .expect("the face models must be fetched for the tests: run `make models`");
             assert!(

@@ -4,7 +4,9 @@
 mod helpers;
 
 mod audit;
+mod cards;
 mod crypto_at_rest;
+mod enrollments;
 mod errors;
 mod ops;
 mod readiness;

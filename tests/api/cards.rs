@@ -1,0 +1,300 @@
+//! Test cards and a real OCSP responder, shared by the enrollment tests of one test process:
+//! a test hierarchy made by the test-card generator, and `openssl ocsp` serving its index.txt.
+
+use crate::helpers::*;
+use jpki_face::card::SessionBinding;
+use jpki_face::devcard::{CrlReason, PersonId, PersonSpec, PhotoSource, TestHierarchy};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The labelled face photos (read by path; never copied into the project).
+pub fn photo(rel: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/faces/calibration")
+        .join(rel);
+    assert!(
+        path.exists(),
+        "test photo {} missing (the shared data set must sit beside the repository)",
+        path.display()
+    );
+    path
+}
+
+/// Person A: the chip photo, an enrollment selfie and a transaction selfie of the same man.
+pub const A_CHIP: &str = "Pierce_Brosnan/Pierce_Brosnan_0002.jpg";
+pub const A_SELFIE: &str = "Pierce_Brosnan/Pierce_Brosnan_0005.jpg";
+pub const A_LATER: &str = "Pierce_Brosnan/Pierce_Brosnan_0006.jpg";
+/// Person B: someone else.
+pub const B_CHIP: &str = "Hugo_Chavez/Hugo_Chavez_0002.jpg";
+pub const B_SELFIE: &str = "Hugo_Chavez/Hugo_Chavez_0006.jpg";
+
+pub struct Responder {
+    pub port: u16,
+    _child: Child,
+}
+
+pub struct Cards {
+    pub hierarchy: TestHierarchy,
+    _dir: tempfile::TempDir,
+    responder: Responder,
+    /// Person A's card (good certificate).
+    pub a: PersonId,
+    /// Person B's card (good certificate).
+    pub b: PersonId,
+    /// Person A's face on cards revoked for keyCompromise and for affiliationChanged.
+    pub a_key_compromise: PersonId,
+    pub a_affiliation_changed: PersonId,
+    /// Good cards of person A that a test may revoke later (one per backend).
+    spare: std::sync::Mutex<Vec<PersonId>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `openssl ocsp` on a free loopback port for the hierarchy in `dir`. It is wrapped in
+/// `timeout` and detached from our stdio so that it can never outlive a test run for long.
+/// Readiness is read from its log: a probe connection that sends nothing would wedge it (it
+/// serves one connection at a time and waits for that one's request).
+pub fn start_responder(dir: &std::path::Path) -> Responder {
+    let port = free_port();
+    let log_path = dir.join(format!("ocsp-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new("timeout")
+        .arg("900")
+        .arg("openssl")
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-port",
+            &port.to_string(),
+            "-rsigner",
+            "ocsp.pem",
+            "-rkey",
+            "ocsp.key",
+            "-CA",
+            "ca.pem",
+            "-nmin",
+            "5",
+            "-ignore_err",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("openssl must be installed for the tests (make test installs it)");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log_path)
+            .is_ok_and(|l| l.contains("waiting for OCSP client connections"))
+        {
+            return Responder {
+                port,
+                _child: child,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("openssl ocsp did not start on port {port}");
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self._child.kill();
+        let _ = self._child.wait();
+    }
+}
+
+pub fn cards() -> &'static Cards {
+    static CARDS: OnceLock<Cards> = OnceLock::new();
+    CARDS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("devcard-keys");
+        let hierarchy = TestHierarchy::init_with_key_cache(dir.path(), 42, Some(&cache))
+            .expect("test hierarchy");
+        // Every card is issued (and revoked) before the responder reads index.txt: openssl ocsp
+        // notices a changed index only by its modification second.
+        let issue = |chip: &str| {
+            hierarchy
+                .issue(&PersonSpec {
+                    photo: PhotoSource::File(photo(chip)),
+                    ..PersonSpec::default()
+                })
+                .expect("issue a test card")
+        };
+        let (a, b) = (issue(A_CHIP), issue(B_CHIP));
+        let (a_key_compromise, a_affiliation_changed) = (issue(A_CHIP), issue(A_CHIP));
+        hierarchy
+            .revoke(&a_key_compromise, CrlReason::KeyCompromise)
+            .expect("revoke");
+        hierarchy
+            .revoke(&a_affiliation_changed, CrlReason::AffiliationChanged)
+            .expect("revoke");
+        let spare = std::sync::Mutex::new(vec![issue(A_CHIP), issue(A_CHIP)]);
+        let responder = start_responder(dir.path());
+        Cards {
+            hierarchy,
+            _dir: dir,
+            responder,
+            a,
+            b,
+            a_key_compromise,
+            a_affiliation_changed,
+            spare,
+        }
+    })
+}
+
+/// Waits until the wall clock is well past the modification time of `path`, so that the next
+/// write gives it a new modification second.
+fn wait_for_new_second(path: &std::path::Path) {
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).unwrap();
+    while std::time::SystemTime::now()
+        .duration_since(mtime)
+        .map(|d| d.as_millis() < 1100)
+        .unwrap_or(true)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Cards {
+    /// A good card of person A that the caller may revoke.
+    pub fn spare(&self) -> PersonId {
+        self.spare
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("no spare card left: add one in cards()")
+    }
+
+    /// The `card` JSON for a session (as the app would relay it).
+    pub fn sign(&self, person: &PersonId, session: &serde_json::Value) -> serde_json::Value {
+        let nonce = jpki_face::devcard::decode_nonce(session["nonce"].as_str().unwrap()).unwrap();
+        let binding = SessionBinding {
+            session_id: session["id"].as_str().unwrap(),
+            nonce: &nonce,
+        };
+        self.hierarchy.sign(person, &binding).expect("sign")
+    }
+
+    /// Revokes after the responder started: waits so that it sees index.txt change.
+    pub fn revoke_now(&self, person: &PersonId, reason: CrlReason) {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = LOCK.lock().unwrap();
+        let index = self.hierarchy.dir().join("index.txt");
+        wait_for_new_second(&index);
+        self.hierarchy.revoke(person, reason).expect("revoke");
+        wait_for_new_second(&index);
+    }
+
+    /// App options trusting this hierarchy and asking its OCSP responder.
+    pub fn app_options(&self, backend: Backend) -> AppOptions {
+        let mut options = AppOptions::new(backend);
+        options.toml = self.toml(self.responder.port);
+        options
+    }
+
+    pub fn toml(&self, ocsp_port: u16) -> String {
+        format!(
+            "[card]\ntrust_dir = \"{}\"\n[jlis]\nmode = \"ocsp\"\nretry_after_secs = 7\n[jlis.ocsp]\nurl = \"http://127.0.0.1:{ocsp_port}\"\nretries = 0\ntimeout_ms = 2000\ncache_ttl_secs = 0\n",
+            self.hierarchy.trust_dir().display()
+        )
+    }
+}
+
+/// Sends an enrollment as multipart: the card JSON and the selfie file.
+pub async fn post_enrollment(
+    app: &TestApp,
+    bearer: &str,
+    card: &serde_json::Value,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
+    let bytes = std::fs::read(photo(selfie)).unwrap();
+    let mut form = reqwest::multipart::Form::new()
+        .part(
+            "card",
+            reqwest::multipart::Part::text(card.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "selfie",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name("selfie.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    for (name, value) in extra {
+        form = form.text(name.to_string(), value.clone());
+    }
+    app.client
+        .post(app.url("/v1/enrollments"))
+        .bearer_auth(bearer)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A transaction-time verify with the selfie file.
+pub async fn post_verify(
+    app: &TestApp,
+    bearer: &str,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
+    let bytes = std::fs::read(photo(selfie)).unwrap();
+    let mut form = reqwest::multipart::Form::new().part(
+        "selfie",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("s.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    for (name, value) in extra {
+        form = form.text(name.to_string(), value.clone());
+    }
+    app.client
+        .post(app.url("/v1/transactions/verify"))
+        .bearer_auth(bearer)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Opens a session for `purpose` (and `enrollment_id` for transactions) with the tenant's key.
+pub async fn open_session(app: &TestApp, body: serde_json::Value) -> serde_json::Value {
+    let response = app.post_session(&app.api_key, &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// A verified enrollment of person A; returns its id.
+pub async fn enroll_person_a(app: &TestApp) -> String {
+    let cards = cards();
+    let person = cards.a.clone();
+    let session = app.enrollment_session().await;
+    let card = cards.sign(&person, &session);
+    let response = post_enrollment(
+        app,
+        session["client_token"].as_str().unwrap(),
+        &card,
+        A_SELFIE,
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "verified", "{body:#}");
+    body["id"].as_str().unwrap().to_string()
+}
