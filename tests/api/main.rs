@@ -12,3 +12,4 @@ mod ops;
 mod readiness;
 mod sessions;
 mod store_contract;
+mod transactions;
