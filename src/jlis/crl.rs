@@ -194,10 +194,20 @@ impl CrlChecker {
             .cloned()
     }
 
-    /// Downloads the CRL at `url` unless another task fetched it after `since`.
-    async fn download(&self, url: &str, since: DateTime<Utc>) -> Result<Arc<LoadedCrl>, Failure> {
+    /// Downloads the CRL at `url` unless, while we waited for our turn, another task fetched it
+    /// (at or after `since`) or, with `reuse_fresh`, a still-fresh copy is there.
+    async fn download(
+        &self,
+        url: &str,
+        since: DateTime<Utc>,
+        reuse_fresh: bool,
+    ) -> Result<Arc<LoadedCrl>, Failure> {
         let _guard = self.download.lock().await;
-        if let Some(existing) = self.loaded(url).filter(|c| c.fetched_at > since) {
+        let now = self.clock.now();
+        if let Some(existing) = self
+            .loaded(url)
+            .filter(|c| c.fetched_at >= since || (reuse_fresh && !c.is_stale(now, &self.cfg)))
+        {
             return Ok(existing);
         }
         if let Admit::Reject { .. } = self.breaker.admit() {
@@ -249,7 +259,7 @@ impl CrlChecker {
     pub async fn refresh_all(&self) {
         let since = self.clock.now();
         for url in &self.cfg.urls {
-            let _ = self.download(url, since).await;
+            let _ = self.download(url, since, false).await;
         }
     }
 
@@ -270,7 +280,7 @@ impl CrlChecker {
                 Some(c) if !c.is_stale(started, &self.cfg) => c,
                 _ => {
                     from_cache = false;
-                    match self.download(url, started).await {
+                    match self.download(url, started, true).await {
                         Ok(c) => c,
                         Err(f) => {
                             last_failure = Some(f);
