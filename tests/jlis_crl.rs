@@ -240,7 +240,7 @@ async fn crl_of_another_issuer_does_not_answer() {
     let server = serve(p.read("sign.crl"));
     let (c, _) = checker(&config(vec![server.url("/sign.crl")]));
     // Ask about a certificate of a different CA (the foreign self-signed one): no CRL covers it.
-    let foreign = der::DecodePem::from_pem(&p.read("foreign.pem"))
+    let foreign = der::DecodePem::from_pem(p.read("foreign.pem"))
         .and_then(|c: x509_cert::Certificate| der::Encode::to_der(&c))
         .expect("foreign certificate");
     let t = jpki_face::jlis::RevocationTarget {
