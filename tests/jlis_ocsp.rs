@@ -419,3 +419,33 @@ async fn unusable_issuer_certificate_is_invalid_target() {
     };
     assert_eq!(kind(c.check(&t).await), FailureKind::InvalidTarget);
 }
+
+#[tokio::test]
+async fn corrupted_signature_from_the_real_responder_is_bad_signature() {
+    let p = pki_();
+    let responder = start_responder(
+        p,
+        ResponderOpts {
+            extra: &["-badsig"],
+            ..Default::default()
+        },
+    );
+    let (c, _) = checker(&config(&responder.url()));
+    assert_eq!(kind(check(&c, &p.good).await), FailureKind::BadSignature);
+}
+
+#[tokio::test]
+async fn responder_identified_by_key_hash_is_understood() {
+    let p = pki_();
+    let responder = start_responder(
+        p,
+        ResponderOpts {
+            extra: &["-resp_key_id"],
+            ..Default::default()
+        },
+    );
+    let (c, _) = checker(&config(&responder.url()));
+    let r = check(&c, &p.affiliation_changed).await.expect("decided");
+    assert_eq!(r.failure_code(), Some("identity_changed"));
+    assert!(r.responder.unwrap_or_default().contains("Test OCSP"));
+}

@@ -628,6 +628,33 @@ mod tests {
     }
 
     #[test]
+    fn cert_ids_match_by_sha1_or_sha256_and_serial() {
+        let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
+        let id = cert_id(&issuer, SERIAL).unwrap();
+        let expect = Expect {
+            issuer: &issuer,
+            serial: SERIAL,
+            cert_id: &id,
+            nonce_value: None,
+        };
+        assert!(cert_id_matches(&id, &expect));
+        let sha256 = cert_id_with(&issuer, SERIAL, ID_SHA_256).unwrap();
+        assert_eq!(sha256.issuer_key_hash.as_bytes().len(), 32);
+        assert!(cert_id_matches(&sha256, &expect));
+        // A leading zero byte in the serial is the same number.
+        let padded = cert_id(&issuer, &[0x00, 0x10, 0x00]);
+        assert!(padded.is_err() || cert_id_matches(&padded.unwrap(), &expect));
+        let other_serial = cert_id(&issuer, &[0x10, 0x01]).unwrap();
+        assert!(!cert_id_matches(&other_serial, &expect));
+        let mut other_key = sha256.clone();
+        other_key.issuer_key_hash = OctetString::new(vec![0u8; 32]).unwrap();
+        assert!(!cert_id_matches(&other_key, &expect));
+        let mut other_name = id.clone();
+        other_name.issuer_name_hash = OctetString::new(vec![0u8; 20]).unwrap();
+        assert!(!cert_id_matches(&other_name, &expect));
+    }
+
+    #[test]
     fn zero_and_empty_serials_are_invalid_targets() {
         let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
         assert_eq!(

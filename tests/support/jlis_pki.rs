@@ -308,6 +308,8 @@ pub struct ResponderOpts<'a> {
     /// `-nmin`: nextUpdate minutes (none: no nextUpdate).
     pub nmin: Option<u32>,
     pub port: Option<u16>,
+    /// More `openssl ocsp` options (e.g. `-badsig`, `-resp_key_id`, `-rcid sha256`).
+    pub extra: &'a [&'a str],
 }
 
 impl Default for ResponderOpts<'_> {
@@ -317,6 +319,7 @@ impl Default for ResponderOpts<'_> {
             key: "ocsp.key",
             nmin: None,
             port: None,
+            extra: &[],
         }
     }
 }
@@ -355,6 +358,7 @@ pub fn start_responder(pki: &Pki, opts: ResponderOpts<'_>) -> Responder {
         nmin = n.to_string();
         args.extend(["-nmin", &nmin]);
     }
+    args.extend(opts.extra);
     let mut child = Command::new("openssl")
         .args(&args)
         .current_dir(&pki.dir)
