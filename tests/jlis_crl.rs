@@ -112,10 +112,10 @@ async fn bad_signature_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn crl_signed_by_an_imposter_with_the_ca_name_is_refused() {
-    let p = pki_();
-    // Same issuer name, another key: openssl signs the CRL with the imposter's key.
+/// A CRL with the CA's issuer name but signed by the imposter's key (written as `stem`.crl).
+fn imposter_crl(p: &Pki, stem: &str) -> Vec<u8> {
+    let pem = format!("{stem}.crl.pem");
+    let der = format!("{stem}.crl");
     openssl(
         &p.dir,
         &[
@@ -128,24 +128,45 @@ async fn crl_signed_by_an_imposter_with_the_ca_name_is_refused() {
             "-cert",
             "imposter.pem",
             "-out",
-            "imposter.crl.pem",
+            &pem,
         ],
     );
     openssl(
         &p.dir,
-        &[
-            "crl",
-            "-in",
-            "imposter.crl.pem",
-            "-outform",
-            "DER",
-            "-out",
-            "imposter.crl",
-        ],
+        &["crl", "-in", &pem, "-outform", "DER", "-out", &der],
     );
-    let server = serve(p.read("imposter.crl"));
+    p.read(&der)
+}
+
+#[tokio::test]
+async fn crl_signed_by_an_imposter_with_the_ca_name_is_refused() {
+    let p = pki_();
+    let server = serve(imposter_crl(p, "imposter-alone"));
     let (c, _) = checker(&config(vec![server.url("/imposter.crl")]));
     assert_eq!(kind(check(&c, &p.good).await), FailureKind::BadSignature);
+}
+
+#[tokio::test]
+async fn a_crl_that_does_not_verify_is_skipped_for_one_that_does() {
+    // Several CA generations can share a name: the CRL that verifies against this CA answers.
+    let p = pki_();
+    let imposter = serve(imposter_crl(p, "imposter-first"));
+    let genuine = serve(p.read("sign.crl"));
+    let (c, _) = checker(&config(vec![
+        imposter.url("/imposter.crl"),
+        genuine.url("/sign.crl"),
+    ]));
+    assert_eq!(
+        check(&c, &p.key_compromise)
+            .await
+            .expect("decided")
+            .failure_code(),
+        Some("certificate_revoked")
+    );
+    assert_eq!(
+        check(&c, &p.good).await.expect("decided").status,
+        Status::Good
+    );
 }
 
 #[tokio::test]

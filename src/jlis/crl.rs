@@ -90,20 +90,20 @@ impl LoadedCrl {
         now - skew(cfg) > self.expiry(cfg.max_age_secs)
     }
 
+    fn is_verified_by(&self, issuer: &ParsedCert) -> Result<bool, Failure> {
+        let key_id = key_id(issuer)?;
+        Ok(self
+            .verified_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key_id))
+    }
+
     fn verify(&self, issuer: &ParsedCert) -> Result<(), Failure> {
-        let spki_der = issuer
-            .spki()
-            .to_der()
-            .map_err(|e| Failure::new(FailureKind::InvalidTarget, format!("issuer key: {e}")))?;
-        let key_id: [u8; 32] = Sha256::digest(&spki_der).into();
-        let memo = |v: &Mutex<HashSet<[u8; 32]>>| {
-            v.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key_id)
-        };
-        if memo(&self.verified_keys) {
+        if self.is_verified_by(issuer)? {
             return Ok(());
         }
+        let key_id = key_id(issuer)?;
         RawSigned::parse(&self.der)?
             .verify_with(issuer.spki())
             .map_err(|f| Failure::new(f.kind, format!("CRL from {}: {}", self.url, f.detail)))?;
@@ -113,6 +113,14 @@ impl LoadedCrl {
             .insert(key_id);
         Ok(())
     }
+}
+
+fn key_id(issuer: &ParsedCert) -> Result<[u8; 32], Failure> {
+    let spki_der = issuer
+        .spki()
+        .to_der()
+        .map_err(|e| Failure::new(FailureKind::InvalidTarget, format!("issuer key: {e}")))?;
+    Ok(Sha256::digest(&spki_der).into())
 }
 
 fn skew(cfg: &CrlConfig) -> Duration {
@@ -273,7 +281,9 @@ impl CrlChecker {
             ));
         }
         let started = self.clock.now();
-        let mut last_failure: Option<Failure> = None;
+        // A failure about a CRL of this very issuer says more than a download failure elsewhere.
+        let mut issuer_failure: Option<Failure> = None;
+        let mut download_failure: Option<Failure> = None;
         for url in &self.cfg.urls {
             let mut from_cache = true;
             let crl = match self.loaded(url) {
@@ -283,7 +293,7 @@ impl CrlChecker {
                     match self.download(url, started, true).await {
                         Ok(c) => c,
                         Err(f) => {
-                            last_failure = Some(f);
+                            download_failure = Some(f);
                             continue;
                         }
                     }
@@ -292,26 +302,33 @@ impl CrlChecker {
             if crl.issuer != issuer.cert.tbs_certificate.subject {
                 continue;
             }
+            // Several CA generations may share a name: a CRL that does not fit this CA is skipped,
+            // and reported only if no other CRL answers.
             let now = self.clock.now();
             if crl.this_update > now + skew(&self.cfg) {
-                return Err(Failure::new(
+                issuer_failure = Some(Failure::new(
                     FailureKind::NotYetValid,
                     format!(
                         "CRL from {url}: thisUpdate {} is in the future",
                         crl.this_update
                     ),
                 ));
+                continue;
             }
             if crl.is_stale(now, &self.cfg) {
-                return Err(Failure::new(
+                issuer_failure = Some(Failure::new(
                     FailureKind::Stale,
                     format!(
                         "CRL from {url} expired at {} and no fresher one could be downloaded",
                         crl.expiry(self.cfg.max_age_secs)
                     ),
                 ));
+                continue;
             }
-            crl.verify(&issuer)?;
+            if let Err(f) = verify_off_executor(&crl, &issuer).await {
+                issuer_failure = Some(f);
+                continue;
+            }
             let status = match crl.revoked.get(serial) {
                 Some((reason, at)) => Status::Revoked {
                     reason: *reason,
@@ -329,7 +346,7 @@ impl CrlChecker {
                 from_cache,
             });
         }
-        Err(last_failure.unwrap_or_else(|| {
+        Err(issuer_failure.or(download_failure).unwrap_or_else(|| {
             Failure::new(
                 FailureKind::NoCrlForIssuer,
                 format!(
@@ -339,6 +356,23 @@ impl CrlChecker {
             )
         }))
     }
+}
+
+/// Verifies the CRL's signature; the first time for a key hashes the whole CRL, so it runs on the
+/// blocking pool.
+async fn verify_off_executor(crl: &Arc<LoadedCrl>, issuer: &ParsedCert) -> Result<(), Failure> {
+    if crl.is_verified_by(issuer)? {
+        return Ok(());
+    }
+    let (crl, issuer) = (crl.clone(), issuer.clone());
+    tokio::task::spawn_blocking(move || crl.verify(&issuer))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::new(
+                FailureKind::Malformed,
+                format!("CRL verifier: {e}"),
+            ))
+        })
 }
 
 async fn refresh_loop(checker: Weak<CrlChecker>, refresh_secs: u64) {

@@ -100,6 +100,7 @@ pub(crate) fn verify_signature(
 }
 
 /// A certificate with its DER kept, for verifying its own signature.
+#[derive(Clone)]
 pub(crate) struct ParsedCert {
     pub der: Vec<u8>,
     pub cert: Certificate,
