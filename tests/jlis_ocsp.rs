@@ -449,3 +449,28 @@ async fn responder_identified_by_key_hash_is_understood() {
     assert_eq!(r.failure_code(), Some("identity_changed"));
     assert!(r.responder.unwrap_or_default().contains("Test OCSP"));
 }
+
+#[tokio::test]
+async fn requests_go_through_the_configured_proxy() {
+    let p = pki_();
+    let responder = start_responder(p, ResponderOpts::default());
+    let captured = capture_response(p, &responder.url(), "good.pem", false, "via-proxy.der");
+    // The "proxy" answers every forwarded request itself; the responder URL is unreachable directly.
+    let proxy = TestServer::start(Behaviour::Respond {
+        status: 200,
+        body: captured,
+    });
+    let mut cfg = config(&format!("http://127.0.0.1:{}/", free_port()));
+    cfg.ocsp.accept_missing_nonce = true;
+    cfg.http_proxy = Some(jpki_face::redact::Secret::new(format!(
+        "http://user:hunter2@127.0.0.1:{}",
+        proxy.port
+    )));
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    let (c, _) = checker(&cfg);
+    assert_eq!(
+        check(&c, &p.good).await.expect("decided").status,
+        Status::Good
+    );
+    assert_eq!(proxy.count(), 1);
+}

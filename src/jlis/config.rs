@@ -39,6 +39,9 @@ pub struct JlisConfig {
     /// Retry-After (seconds) suggested to clients when a check could not be decided,
     /// except when the circuit breaker is open (then its remaining open time is used).
     pub retry_after_secs: u64,
+    /// Outbound proxy for responder and CRL requests (`http://host:port`; may hold credentials, so
+    /// never printed). Proxy environment variables are ignored: only this key routes traffic.
+    pub http_proxy: Option<crate::redact::Secret<String>>,
     pub ocsp: OcspConfig,
     pub crl: CrlConfig,
     pub breaker: BreakerConfig,
@@ -50,6 +53,7 @@ impl Default for JlisConfig {
         Self {
             mode: Mode::Ocsp,
             retry_after_secs: 30,
+            http_proxy: None,
             ocsp: OcspConfig::default(),
             crl: CrlConfig::default(),
             breaker: BreakerConfig::default(),

@@ -169,6 +169,7 @@ impl CrlChecker {
                 backoff_ms: c.backoff_ms,
                 max_bytes: c.max_bytes,
             },
+            cfg.http_proxy.as_ref(),
         )
         .map_err(|why| BuildError::Config {
             key: "jlis.crl",

@@ -101,6 +101,7 @@ impl OcspChecker {
                 backoff_ms: o.backoff_ms,
                 max_bytes: o.max_response_bytes,
             },
+            cfg.http_proxy.as_ref(),
         )
         .map_err(|why| BuildError::Config {
             key: "jlis.ocsp",
