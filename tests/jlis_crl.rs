@@ -302,3 +302,33 @@ async fn crl_mode_needs_urls() {
             .expect("refused");
     assert!(err.to_string().contains("jlis.crl.urls"), "{err}");
 }
+
+#[tokio::test]
+async fn background_task_refreshes_and_stops_with_the_checker() {
+    let p = pki_();
+    let server = serve(p.read("sign.crl"));
+    let mut cfg = config(vec![server.url("/sign.crl")]);
+    cfg.crl.refresh_secs = 1;
+    let (c, _) = checker(&cfg);
+    // Without any check, the background task downloads at start and then every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no periodic refresh ({} downloads)",
+            server.count()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = check(&c, &p.good).await.expect("decided");
+    assert!(
+        r.from_cache,
+        "the check used the CRL the background task fetched"
+    );
+    // Dropping the checker ends the task: the downloads stop.
+    drop(c);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let after_drop = server.count();
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(server.count(), after_drop);
+}
