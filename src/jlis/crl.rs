@@ -428,3 +428,80 @@ impl CrlChecker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Pure tests on a CRL made by `openssl ca -gencrl` (see testdata/README.md).
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const CA: &[u8] = include_bytes!("testdata/ca.der");
+    const CRL: &[u8] = include_bytes!("testdata/sign.crl");
+
+    fn ca() -> ParsedCert {
+        ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap()
+    }
+
+    fn parse_and_verify(der: &[u8]) -> Result<LoadedCrl, Failure> {
+        let crl = LoadedCrl::parse("test", der.to_vec(), Utc::now())?;
+        crl.verify(&ca())?;
+        Ok(crl)
+    }
+
+    #[test]
+    fn the_openssl_crl_parses_verifies_and_answers() {
+        let crl = parse_and_verify(CRL).unwrap();
+        let this_update = Utc.with_ymd_and_hms(2026, 11, 25, 13, 3, 58).unwrap();
+        assert_eq!(crl.this_update, this_update);
+        assert_eq!(crl.next_update, Some(this_update + Duration::days(1)));
+        assert_eq!(crl.issuer, ca().cert.tbs_certificate.subject);
+        assert_eq!(
+            crl.revoked.get(&[0x10, 0x01][..]).map(|r| r.0),
+            Some(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            crl.revoked.get(&[0x10, 0x02][..]).map(|r| r.0),
+            Some(RevocationReason::AffiliationChanged)
+        );
+        assert!(!crl.revoked.contains_key(&[0x10, 0x00][..]));
+        assert_eq!(crl.revoked.len(), 2);
+        // Verified once, then memoised for this key.
+        assert!(crl.is_verified_by(&ca()).unwrap());
+        let cfg = CrlConfig::default();
+        assert!(!crl.is_stale(this_update + Duration::hours(23), &cfg));
+        assert!(crl.is_stale(
+            this_update + Duration::days(1) + Duration::seconds(301),
+            &cfg
+        ));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for i in 0..CRL.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut der = CRL.to_vec();
+                der[i] ^= bit;
+                if let Ok(crl) = parse_and_verify(&der) {
+                    panic!(
+                        "flip of bit {bit:#x} at byte {i} was accepted ({} entries)",
+                        crl.revoked.len()
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(der in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            prop_assert!(parse_and_verify(&der).is_err());
+        }
+
+        #[test]
+        fn truncations_are_refused(cut in 0usize..540) {
+            let end = cut.min(CRL.len().saturating_sub(1));
+            prop_assert!(parse_and_verify(&CRL[..end]).is_err());
+        }
+    }
+}

@@ -545,7 +545,7 @@ mod tests {
     const SERIAL: &[u8] = &[0x10, 0x00];
 
     fn produced_at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 12, 55, 8).unwrap()
+        Utc.with_ymd_and_hms(2026, 11, 25, 13, 3, 59).unwrap()
     }
 
     fn cfg() -> OcspConfig {
