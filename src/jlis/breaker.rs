@@ -17,8 +17,10 @@ pub enum BreakerState {
     Open {
         until: DateTime<Utc>,
     },
-    /// The open time has passed and one trial request is under way.
-    HalfOpen,
+    /// The open time has passed and one trial request, started at `trial_started`, is under way.
+    HalfOpen {
+        trial_started: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug)]
@@ -62,6 +64,14 @@ impl Breaker {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn open_for(&self) -> Duration {
+        Duration::seconds(
+            i64::try_from(self.cfg.open_secs)
+                .unwrap_or(i64::MAX / 4)
+                .clamp(1, 10 * 365 * 86_400),
+        )
+    }
+
     pub(crate) fn state(&self) -> BreakerState {
         self.lock().state
     }
@@ -75,14 +85,20 @@ impl Breaker {
         match inner.state {
             BreakerState::Closed => Admit::Go,
             BreakerState::Open { until } if now >= until => {
-                inner.state = BreakerState::HalfOpen;
+                inner.state = BreakerState::HalfOpen { trial_started: now };
                 Admit::Go
             }
             BreakerState::Open { until } => Admit::Reject {
                 retry_after_secs: secs_until(now, until),
             },
+            // A trial whose caller went away (request cancelled) never reports: after another open
+            // period, let a new trial through instead of staying stuck.
+            BreakerState::HalfOpen { trial_started } if now >= trial_started + self.open_for() => {
+                inner.state = BreakerState::HalfOpen { trial_started: now };
+                Admit::Go
+            }
             // One trial at a time; others fail fast until it reports.
-            BreakerState::HalfOpen => Admit::Reject {
+            BreakerState::HalfOpen { .. } => Admit::Reject {
                 retry_after_secs: 1,
             },
         }
@@ -105,11 +121,10 @@ impl Breaker {
         let now = self.clock.now();
         let mut inner = self.lock();
         inner.consecutive_failures = inner.consecutive_failures.saturating_add(1);
-        let trip = inner.state == BreakerState::HalfOpen
+        let trip = matches!(inner.state, BreakerState::HalfOpen { .. })
             || inner.consecutive_failures >= self.cfg.failure_threshold;
         if trip {
-            let open_secs = i64::try_from(self.cfg.open_secs).unwrap_or(i64::MAX / 2);
-            let until = now + Duration::seconds(open_secs.max(1));
+            let until = now + self.open_for();
             inner.state = BreakerState::Open { until };
             tracing::warn!(
                 method = self.method.as_str(),
@@ -165,12 +180,25 @@ mod tests {
         }
         clock.advance_secs(61);
         assert!(matches!(b.admit(), Admit::Go));
-        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(matches!(b.state(), BreakerState::HalfOpen { .. }));
         // Only one trial at a time.
         assert!(matches!(b.admit(), Admit::Reject { .. }));
         b.record_success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(matches!(b.admit(), Admit::Go));
+    }
+
+    #[test]
+    fn an_abandoned_trial_does_not_block_forever() {
+        let (b, clock) = breaker(1, 10);
+        b.record_failure();
+        clock.advance_secs(11);
+        assert!(matches!(b.admit(), Admit::Go)); // the trial's caller is cancelled: no report
+        assert!(matches!(b.admit(), Admit::Reject { .. }));
+        clock.advance_secs(11);
+        assert!(matches!(b.admit(), Admit::Go));
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]

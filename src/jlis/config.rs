@@ -33,12 +33,15 @@ pub enum StaticStatus {
 
 /// Configuration of the validity checker (`[jlis]` in the config).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct JlisConfig {
     pub mode: Mode,
     /// Retry-After (seconds) suggested to clients when a check could not be decided,
     /// except when the circuit breaker is open (then its remaining open time is used).
     pub retry_after_secs: u64,
+    /// Outbound proxy for responder and CRL requests (`http://host:port`; may hold credentials, so
+    /// never printed). Proxy environment variables are ignored: only this key routes traffic.
+    pub http_proxy: Option<crate::redact::Secret<String>>,
     pub ocsp: OcspConfig,
     pub crl: CrlConfig,
     pub breaker: BreakerConfig,
@@ -50,6 +53,7 @@ impl Default for JlisConfig {
         Self {
             mode: Mode::Ocsp,
             retry_after_secs: 30,
+            http_proxy: None,
             ocsp: OcspConfig::default(),
             crl: CrlConfig::default(),
             breaker: BreakerConfig::default(),
@@ -59,7 +63,7 @@ impl Default for JlisConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct OcspConfig {
     /// Responder URL (HTTP POST, `application/ocsp-request`).
     pub url: String,
@@ -111,7 +115,7 @@ impl Default for OcspConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CrlConfig {
     /// CRL download URLs (HTTP). Each CRL is matched to a certificate by its issuer name.
     pub urls: Vec<String>,
@@ -146,7 +150,7 @@ impl Default for CrlConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Consecutive failed checks (after retries) that open the breaker. 0 disables it.
     pub failure_threshold: u32,
@@ -160,5 +164,35 @@ impl Default for BreakerConfig {
             failure_threshold: 5,
             open_secs: 30,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    #[test]
+    fn documented_defaults_equal_the_built_in_ones() {
+        let s = Settings::from_toml_overrides("").expect("defaults load");
+        let built_in = super::JlisConfig::default();
+        // Compare through Debug: the structs hold no floats, so this is exact.
+        assert_eq!(format!("{:?}", s.jlis), format!("{built_in:?}"));
+    }
+
+    #[test]
+    fn keys_override() {
+        let s = Settings::from_toml_overrides(
+            "[jlis]\nmode = \"crl\"\n[jlis.crl]\nurls = [\"http://127.0.0.1:8889/sign.crl\"]\n[jlis.breaker]\nopen_secs = 5",
+        )
+        .expect("loads");
+        assert_eq!(s.jlis.mode, super::Mode::Crl);
+        assert_eq!(s.jlis.crl.urls.len(), 1);
+        assert_eq!(s.jlis.breaker.open_secs, 5);
+        assert_eq!(s.jlis.breaker.failure_threshold, 5);
+        assert!(Settings::from_toml_overrides("[jlis]\nmode = \"sometimes\"").is_err());
+        // A misspelt key is an error, not a silently ignored safety setting.
+        let e =
+            Settings::from_toml_overrides("[jlis.ocsp]\naccept_missing_nonces = true").unwrap_err();
+        assert!(e.to_string().contains("jlis.ocsp"), "{e}");
     }
 }

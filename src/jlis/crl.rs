@@ -90,20 +90,20 @@ impl LoadedCrl {
         now - skew(cfg) > self.expiry(cfg.max_age_secs)
     }
 
+    fn is_verified_by(&self, issuer: &ParsedCert) -> Result<bool, Failure> {
+        let key_id = key_id(issuer)?;
+        Ok(self
+            .verified_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key_id))
+    }
+
     fn verify(&self, issuer: &ParsedCert) -> Result<(), Failure> {
-        let spki_der = issuer
-            .spki()
-            .to_der()
-            .map_err(|e| Failure::new(FailureKind::InvalidTarget, format!("issuer key: {e}")))?;
-        let key_id: [u8; 32] = Sha256::digest(&spki_der).into();
-        let memo = |v: &Mutex<HashSet<[u8; 32]>>| {
-            v.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key_id)
-        };
-        if memo(&self.verified_keys) {
+        if self.is_verified_by(issuer)? {
             return Ok(());
         }
+        let key_id = key_id(issuer)?;
         RawSigned::parse(&self.der)?
             .verify_with(issuer.spki())
             .map_err(|f| Failure::new(f.kind, format!("CRL from {}: {}", self.url, f.detail)))?;
@@ -113,6 +113,14 @@ impl LoadedCrl {
             .insert(key_id);
         Ok(())
     }
+}
+
+fn key_id(issuer: &ParsedCert) -> Result<[u8; 32], Failure> {
+    let spki_der = issuer
+        .spki()
+        .to_der()
+        .map_err(|e| Failure::new(FailureKind::InvalidTarget, format!("issuer key: {e}")))?;
+    Ok(Sha256::digest(&spki_der).into())
 }
 
 fn skew(cfg: &CrlConfig) -> Duration {
@@ -161,6 +169,7 @@ impl CrlChecker {
                 backoff_ms: c.backoff_ms,
                 max_bytes: c.max_bytes,
             },
+            cfg.http_proxy.as_ref(),
         )
         .map_err(|why| BuildError::Config {
             key: "jlis.crl",
@@ -194,10 +203,20 @@ impl CrlChecker {
             .cloned()
     }
 
-    /// Downloads the CRL at `url` unless another task fetched it after `since`.
-    async fn download(&self, url: &str, since: DateTime<Utc>) -> Result<Arc<LoadedCrl>, Failure> {
+    /// Downloads the CRL at `url` unless, while we waited for our turn, another task fetched it
+    /// (at or after `since`) or, with `reuse_fresh`, a still-fresh copy is there.
+    async fn download(
+        &self,
+        url: &str,
+        since: DateTime<Utc>,
+        reuse_fresh: bool,
+    ) -> Result<Arc<LoadedCrl>, Failure> {
         let _guard = self.download.lock().await;
-        if let Some(existing) = self.loaded(url).filter(|c| c.fetched_at > since) {
+        let now = self.clock.now();
+        if let Some(existing) = self
+            .loaded(url)
+            .filter(|c| c.fetched_at >= since || (reuse_fresh && !c.is_stale(now, &self.cfg)))
+        {
             return Ok(existing);
         }
         if let Admit::Reject { .. } = self.breaker.admit() {
@@ -249,7 +268,7 @@ impl CrlChecker {
     pub async fn refresh_all(&self) {
         let since = self.clock.now();
         for url in &self.cfg.urls {
-            let _ = self.download(url, since).await;
+            let _ = self.download(url, since, false).await;
         }
     }
 
@@ -263,17 +282,19 @@ impl CrlChecker {
             ));
         }
         let started = self.clock.now();
-        let mut last_failure: Option<Failure> = None;
+        // A failure about a CRL of this very issuer says more than a download failure elsewhere.
+        let mut issuer_failure: Option<Failure> = None;
+        let mut download_failure: Option<Failure> = None;
         for url in &self.cfg.urls {
             let mut from_cache = true;
             let crl = match self.loaded(url) {
                 Some(c) if !c.is_stale(started, &self.cfg) => c,
                 _ => {
                     from_cache = false;
-                    match self.download(url, started).await {
+                    match self.download(url, started, true).await {
                         Ok(c) => c,
                         Err(f) => {
-                            last_failure = Some(f);
+                            download_failure = Some(f);
                             continue;
                         }
                     }
@@ -282,26 +303,33 @@ impl CrlChecker {
             if crl.issuer != issuer.cert.tbs_certificate.subject {
                 continue;
             }
+            // Several CA generations may share a name: a CRL that does not fit this CA is skipped,
+            // and reported only if no other CRL answers.
             let now = self.clock.now();
             if crl.this_update > now + skew(&self.cfg) {
-                return Err(Failure::new(
+                issuer_failure = Some(Failure::new(
                     FailureKind::NotYetValid,
                     format!(
                         "CRL from {url}: thisUpdate {} is in the future",
                         crl.this_update
                     ),
                 ));
+                continue;
             }
             if crl.is_stale(now, &self.cfg) {
-                return Err(Failure::new(
+                issuer_failure = Some(Failure::new(
                     FailureKind::Stale,
                     format!(
                         "CRL from {url} expired at {} and no fresher one could be downloaded",
                         crl.expiry(self.cfg.max_age_secs)
                     ),
                 ));
+                continue;
             }
-            crl.verify(&issuer)?;
+            if let Err(f) = verify_off_executor(&crl, &issuer).await {
+                issuer_failure = Some(f);
+                continue;
+            }
             let status = match crl.revoked.get(serial) {
                 Some((reason, at)) => Status::Revoked {
                     reason: *reason,
@@ -319,7 +347,7 @@ impl CrlChecker {
                 from_cache,
             });
         }
-        Err(last_failure.unwrap_or_else(|| {
+        Err(issuer_failure.or(download_failure).unwrap_or_else(|| {
             Failure::new(
                 FailureKind::NoCrlForIssuer,
                 format!(
@@ -329,6 +357,23 @@ impl CrlChecker {
             )
         }))
     }
+}
+
+/// Verifies the CRL's signature; the first time for a key hashes the whole CRL, so it runs on the
+/// blocking pool.
+async fn verify_off_executor(crl: &Arc<LoadedCrl>, issuer: &ParsedCert) -> Result<(), Failure> {
+    if crl.is_verified_by(issuer)? {
+        return Ok(());
+    }
+    let (crl, issuer) = (crl.clone(), issuer.clone());
+    tokio::task::spawn_blocking(move || crl.verify(&issuer))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::new(
+                FailureKind::Malformed,
+                format!("CRL verifier: {e}"),
+            ))
+        })
 }
 
 async fn refresh_loop(checker: Weak<CrlChecker>, refresh_secs: u64) {
@@ -380,6 +425,83 @@ impl CrlChecker {
                     .max(1)
             }
             _ => self.retry_after_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pure tests on a CRL made by `openssl ca -gencrl` (see testdata/README.md).
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const CA: &[u8] = include_bytes!("testdata/ca.der");
+    const CRL: &[u8] = include_bytes!("testdata/sign.crl");
+
+    fn ca() -> ParsedCert {
+        ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap()
+    }
+
+    fn parse_and_verify(der: &[u8]) -> Result<LoadedCrl, Failure> {
+        let crl = LoadedCrl::parse("test", der.to_vec(), Utc::now())?;
+        crl.verify(&ca())?;
+        Ok(crl)
+    }
+
+    #[test]
+    fn the_openssl_crl_parses_verifies_and_answers() {
+        let crl = parse_and_verify(CRL).unwrap();
+        let this_update = Utc.with_ymd_and_hms(2026, 11, 25, 13, 3, 58).unwrap();
+        assert_eq!(crl.this_update, this_update);
+        assert_eq!(crl.next_update, Some(this_update + Duration::days(1)));
+        assert_eq!(crl.issuer, ca().cert.tbs_certificate.subject);
+        assert_eq!(
+            crl.revoked.get(&[0x10, 0x01][..]).map(|r| r.0),
+            Some(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            crl.revoked.get(&[0x10, 0x02][..]).map(|r| r.0),
+            Some(RevocationReason::AffiliationChanged)
+        );
+        assert!(!crl.revoked.contains_key(&[0x10, 0x00][..]));
+        assert_eq!(crl.revoked.len(), 2);
+        // Verified once, then memoised for this key.
+        assert!(crl.is_verified_by(&ca()).unwrap());
+        let cfg = CrlConfig::default();
+        assert!(!crl.is_stale(this_update + Duration::hours(23), &cfg));
+        assert!(crl.is_stale(
+            this_update + Duration::days(1) + Duration::seconds(301),
+            &cfg
+        ));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for i in 0..CRL.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut der = CRL.to_vec();
+                der[i] ^= bit;
+                if let Ok(crl) = parse_and_verify(&der) {
+                    panic!(
+                        "flip of bit {bit:#x} at byte {i} was accepted ({} entries)",
+                        crl.revoked.len()
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(der in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            prop_assert!(parse_and_verify(&der).is_err());
+        }
+
+        #[test]
+        fn truncations_are_refused(cut in 0usize..540) {
+            let end = cut.min(CRL.len().saturating_sub(1));
+            prop_assert!(parse_and_verify(&CRL[..end]).is_err());
         }
     }
 }

@@ -34,15 +34,24 @@ pub(crate) enum Req<'a> {
 }
 
 impl Fetcher {
-    pub(crate) fn new(method: Method, s: FetchSettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+    pub(crate) fn new(
+        method: Method,
+        s: FetchSettings,
+        proxy: Option<&crate::redact::Secret<String>>,
+    ) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(s.connect_timeout_ms.max(1)))
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
             // Responders answer directly; a redirect would be a misconfiguration (or an attack).
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .no_proxy();
+        if let Some(p) = proxy {
+            // The error text could echo the URL and its credentials: keep it generic.
+            let proxy = reqwest::Proxy::all(p.expose().as_str())
+                .map_err(|_| "jlis.http_proxy is not a valid proxy URL".to_string())?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {
             client,
             method,

@@ -120,6 +120,8 @@ pub enum Status {
 /// A decided answer, with what is needed for the audit record (card-data.md §0 step 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidityReport {
+    /// Serialised flat: `"status": "revoked", "reason": "affiliationChanged", "revoked_at": …`.
+    #[serde(flatten)]
     pub status: Status,
     pub method: Method,
     /// When we obtained the answer (for a cached answer: when it was first obtained).
@@ -396,6 +398,29 @@ mod tests {
             report(Status::Unknown).failure_code(),
             Some("certificate_status_unknown")
         );
+    }
+
+    #[test]
+    fn report_serialises_flat() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut r = report(Status::Revoked {
+            reason: RevocationReason::AffiliationChanged,
+            revoked_at: at,
+        });
+        r.this_update = at;
+        r.checked_at = at;
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "revoked");
+        assert_eq!(v["reason"], "affiliationChanged");
+        assert_eq!(v["revoked_at"], "2026-11-25T12:00:00Z");
+        assert_eq!(v["method"], "ocsp");
+        assert_eq!(v["next_update"], serde_json::Value::Null);
+        assert_eq!(v["from_cache"], false);
+        let good = serde_json::to_value(report(Status::Good)).unwrap();
+        assert_eq!(good["status"], "good");
+        assert!(good.get("reason").is_none());
     }
 
     #[test]

@@ -101,6 +101,7 @@ impl OcspChecker {
                 backoff_ms: o.backoff_ms,
                 max_bytes: o.max_response_bytes,
             },
+            cfg.http_proxy.as_ref(),
         )
         .map_err(|why| BuildError::Config {
             key: "jlis.ocsp",
@@ -530,4 +531,159 @@ fn verify_response(
         responder: Some(format!("{} ({signer_kind})", signer.subject_string())),
         from_cache: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pure verification tests on a real response captured from `openssl ocsp` (see testdata/README.md).
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const CA: &[u8] = include_bytes!("testdata/ca.der");
+    const GOOD: &[u8] = include_bytes!("testdata/good-no-nonce.ocsp.der");
+    const SERIAL: &[u8] = &[0x10, 0x00];
+
+    fn produced_at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 13, 3, 59).unwrap()
+    }
+
+    fn cfg() -> OcspConfig {
+        OcspConfig {
+            accept_missing_nonce: true,
+            ..OcspConfig::default()
+        }
+    }
+
+    fn verify(
+        body: &[u8],
+        now: DateTime<Utc>,
+        nonce: Option<&[u8]>,
+    ) -> Result<ValidityReport, Failure> {
+        let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
+        let id = cert_id(&issuer, SERIAL).unwrap();
+        let expect = Expect {
+            issuer: &issuer,
+            serial: SERIAL,
+            cert_id: &id,
+            nonce_value: nonce,
+        };
+        verify_response(body, &expect, None, &cfg(), now)
+    }
+
+    #[test]
+    fn the_captured_response_verifies() {
+        let r = verify(GOOD, produced_at(), None).unwrap();
+        assert_eq!(r.status, Status::Good);
+        assert_eq!(r.this_update, produced_at());
+        // Past thisUpdate + max_age (+ skew) the same bytes are stale.
+        let later = produced_at() + Duration::seconds(3_600 + 301);
+        assert_eq!(
+            verify(GOOD, later, None).unwrap_err().kind,
+            FailureKind::Stale
+        );
+        // We sent a nonce, the response has none, and missing nonces are accepted here.
+        let nonce = OctetString::new(vec![1u8; 16]).unwrap().to_der().unwrap();
+        assert!(verify(GOOD, produced_at(), Some(&nonce)).is_ok());
+    }
+
+    #[test]
+    fn the_request_is_what_openssl_expects() {
+        let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
+        let id = cert_id(&issuer, SERIAL).unwrap();
+        let (der, nonce) = build_request(&id, true).unwrap();
+        let req = OcspRequest::from_der(&der).unwrap();
+        assert_eq!(req.tbs_request.request_list.len(), 1);
+        assert_eq!(req.tbs_request.request_list[0].req_cert, id);
+        assert_eq!(id.hash_algorithm.oid, ID_SHA_1);
+        assert_eq!(id.issuer_name_hash.as_bytes().len(), 20);
+        let ext = &req.tbs_request.request_extensions.as_ref().unwrap()[0];
+        assert_eq!(ext.extn_id, ID_PKIX_OCSP_NONCE);
+        assert_eq!(Some(ext.extn_value.as_bytes()), nonce.as_deref());
+        // The CertID the responder answered with is the one we compute.
+        let basic = OcspResponse::from_der(GOOD)
+            .unwrap()
+            .response_bytes
+            .unwrap();
+        let basic = BasicOcspResponse::from_der(basic.response.as_bytes()).unwrap();
+        assert_eq!(basic.tbs_response_data.responses[0].cert_id, id);
+        // Two requests never share a nonce.
+        let (_, other) = build_request(&id, true).unwrap();
+        assert_ne!(nonce, other);
+        assert_eq!(build_request(&id, false).unwrap().1, None);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        // Whatever byte of the response is damaged (wrapper, signed data, signature or the
+        // delegate's certificate), the answer must never be taken.
+        for i in 0..GOOD.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut body = GOOD.to_vec();
+                body[i] ^= bit;
+                if let Ok(r) = verify(&body, produced_at(), None) {
+                    panic!("flip of bit {bit:#x} at byte {i} was accepted: {r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cert_ids_match_by_sha1_or_sha256_and_serial() {
+        let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
+        let id = cert_id(&issuer, SERIAL).unwrap();
+        let expect = Expect {
+            issuer: &issuer,
+            serial: SERIAL,
+            cert_id: &id,
+            nonce_value: None,
+        };
+        assert!(cert_id_matches(&id, &expect));
+        let sha256 = cert_id_with(&issuer, SERIAL, ID_SHA_256).unwrap();
+        assert_eq!(sha256.issuer_key_hash.as_bytes().len(), 32);
+        assert!(cert_id_matches(&sha256, &expect));
+        // A leading zero byte in the serial is the same number.
+        let padded = cert_id(&issuer, &[0x00, 0x10, 0x00]);
+        assert!(padded.is_err() || cert_id_matches(&padded.unwrap(), &expect));
+        let other_serial = cert_id(&issuer, &[0x10, 0x01]).unwrap();
+        assert!(!cert_id_matches(&other_serial, &expect));
+        let mut other_key = sha256.clone();
+        other_key.issuer_key_hash = OctetString::new(vec![0u8; 32]).unwrap();
+        assert!(!cert_id_matches(&other_key, &expect));
+        let mut other_name = id.clone();
+        other_name.issuer_name_hash = OctetString::new(vec![0u8; 20]).unwrap();
+        assert!(!cert_id_matches(&other_name, &expect));
+    }
+
+    #[test]
+    fn zero_and_empty_serials_are_invalid_targets() {
+        let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
+        assert_eq!(
+            cert_id(&issuer, &[]).unwrap_err().kind,
+            FailureKind::InvalidTarget
+        );
+        assert_eq!(
+            cert_id(&issuer, normalise_serial(&[0, 0]))
+                .unwrap_err()
+                .kind,
+            FailureKind::InvalidTarget
+        );
+        assert_eq!(
+            cert_id(&issuer, &[0xFF; 30]).unwrap_err().kind,
+            FailureKind::InvalidTarget
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_nor_verify(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            prop_assert!(verify(&body, produced_at(), None).is_err());
+        }
+
+        #[test]
+        fn truncations_never_verify(cut in 0usize..1420) {
+            let end = cut.min(GOOD.len().saturating_sub(1));
+            prop_assert!(verify(&GOOD[..end], produced_at(), None).is_err());
+        }
+    }
 }

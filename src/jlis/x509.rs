@@ -38,6 +38,16 @@ impl<'a> RawSigned<'a> {
             .tbs
             .to_der()
             .map_err(|e| Failure::new(FailureKind::Malformed, format!("TBS: {e}")))?;
+        // PKCS#1 v1.5 algorithms take NULL or absent parameters. The field is outside the signed
+        // bytes, so anything else is tampering or a broken signer: refuse rather than ignore it.
+        if let Some(params) = &self.algorithm.parameters {
+            if der::Tagged::tag(params) != der::Tag::Null || !params.value().is_empty() {
+                return Err(Failure::new(
+                    FailureKind::Malformed,
+                    "signature algorithm parameters must be NULL",
+                ));
+            }
+        }
         let sig = self
             .signature
             .as_bytes()
@@ -90,6 +100,7 @@ pub(crate) fn verify_signature(
 }
 
 /// A certificate with its DER kept, for verifying its own signature.
+#[derive(Clone)]
 pub(crate) struct ParsedCert {
     pub der: Vec<u8>,
     pub cert: Certificate,
