@@ -3,7 +3,7 @@
 # openssl (the OCSP responder), curl and jq (the end-to-end script).
 set -euo pipefail
 missing=()
-for tool in openssl:openssl curl:curl jq:jq; do
+for tool in openssl:openssl curl:curl jq:jq sqlite3:sqlite3 pg_dump:postgresql-client psql:postgresql-client; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
