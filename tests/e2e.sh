@@ -33,6 +33,7 @@ for tool in curl jq openssl; do command -v $tool >/dev/null || die "$tool is req
 A_CHIP=$FACES/Pierce_Brosnan/Pierce_Brosnan_0002.jpg
 A_SELFIE=$FACES/Pierce_Brosnan/Pierce_Brosnan_0005.jpg
 A_LATER=$FACES/Pierce_Brosnan/Pierce_Brosnan_0006.jpg
+A_TURNED=$FACES/Pierce_Brosnan/Pierce_Brosnan_0010.jpg
 B_CHIP=$FACES/Hugo_Chavez/Hugo_Chavez_0002.jpg
 B_SELFIE=$FACES/Hugo_Chavez/Hugo_Chavez_0006.jpg
 
@@ -201,7 +202,28 @@ run_backend() {
   read -r code body < <(verify "$key" "$A_LATER" "$enr")
   expect "$name: verify after delete -> 404" "$code $(jq -r .code "$body")" "404 not_found"
 
-  # 9. privacy: neither the database nor the logs hold personal data, card data or tokens
+  # 9. liveness: a tenant with the pose-sequence challenge; frames in the prompted order
+  local lkey lH ls prompts frames=()
+  lkey=$("$BIN" tenant create --name "e2e-live-$name" --liveness pose_sequence --json | jq -r .api_key)
+  for _ in $(seq 1 300); do
+    ls=$(curl -s -X POST "$base/v1/sessions" -H "authorization: Bearer $lkey" -H 'content-type: application/json' -d '{"purpose":"enrollment"}')
+    prompts=$(jq -r '.liveness.prompts|join(",")' <<<"$ls")
+    # Photos exist for a left turn and a frontal face.
+    [ "$prompts" = "face_left,face_front" ] || [ "$prompts" = "face_front,face_left" ] && break
+  done
+  frames=()
+  for p in ${prompts//,/ }; do
+    if [ "$p" = face_left ]; then frames+=(-F "liveness_frame=@$A_TURNED;type=image/jpeg"); else frames+=(-F "liveness_frame=@$A_LATER;type=image/jpeg"); fi
+  done
+  code=$(curl -s -o "$WORK/live.json" -w '%{http_code}' -X POST "$base/v1/enrollments" -H "authorization: Bearer $(jq -r .client_token <<<"$ls")" \
+    -F "card=@$(card "$A" "$ls");type=application/json" -F "selfie=@$A_SELFIE;type=image/jpeg" "${frames[@]}")
+  expect "$name: liveness frames in the prompted order ($prompts) pass" "$code $(jq -r '.checks.liveness.result + " " + .status' "$WORK/live.json")" "201 pass verified"
+  ls=$(curl -s -X POST "$base/v1/sessions" -H "authorization: Bearer $lkey" -H 'content-type: application/json' -d '{"purpose":"enrollment"}')
+  code=$(curl -s -o "$WORK/live.json" -w '%{http_code}' -X POST "$base/v1/enrollments" -H "authorization: Bearer $(jq -r .client_token <<<"$ls")" \
+    -F "card=@$(card "$A" "$ls");type=application/json" -F "selfie=@$A_SELFIE;type=image/jpeg")
+  expect "$name: no liveness frames -> rejected liveness_failed" "$code $(jq -r '.reasons|join(",")' "$WORK/live.json")" "201 liveness_failed"
+
+  # 10. privacy: neither the database nor the logs hold personal data, card data or tokens
   kill -TERM "$server"; wait "$server" 2>/dev/null
   local dump="$WORK/$name.dump"
   if [ "$name" = sqlite ]; then sqlite3 "${db_url#sqlite://}" .dump >"$dump"

@@ -8,6 +8,7 @@ mod cards;
 mod crypto_at_rest;
 mod enrollments;
 mod errors;
+mod liveness;
 mod ops;
 mod readiness;
 mod sessions;
