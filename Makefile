@@ -7,7 +7,7 @@ CARGO ?= cargo
 ## Start the service on the embedded SQLite store at http://127.0.0.1:8080 with a demo tenant.
 run: models
 	$(CARGO) build --bin jpki-face
-	./target/debug/jpki-face serve --demo-tenant
+	scripts/dev-run.sh
 
 ## What CI runs: database and tools up, models fetched, format, lints, every test on both backends.
 test: models
