@@ -62,6 +62,9 @@ fn free_port() -> u16 {
 /// `timeout` and detached from our stdio so that it can never outlive a test run for long.
 /// Readiness is read from its log: a probe connection that sends nothing would wedge it (it
 /// serves one connection at a time and waits for that one's request).
+// The child is owned by the returned Responder, whose Drop kills and reaps it; clippy cannot see
+// that through the early panic below.
+#[allow(clippy::zombie_processes)]
 pub fn start_responder(dir: &std::path::Path) -> Responder {
     let port = free_port();
     let log_path = dir.join(format!("ocsp-{port}.log"));

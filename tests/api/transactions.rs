@@ -59,7 +59,7 @@ async fn verify_matches_rejects_and_locks(backend: Backend) {
 
     // Server to server with the API key: someone else is a no_match.
     let id = ("enrollment_id", enrollment.clone());
-    let body: Value = post_verify(&app, &app.api_key, B_SELFIE, &[id.clone()])
+    let body: Value = post_verify(&app, &app.api_key, B_SELFIE, std::slice::from_ref(&id))
         .await
         .json()
         .await
@@ -96,14 +96,14 @@ async fn verify_matches_rejects_and_locks(backend: Backend) {
 
     // Two more non-matches reach max_failures = 3: the enrollment locks, even for the right person.
     for _ in 0..2 {
-        let body: Value = post_verify(&app, &app.api_key, B_SELFIE, &[id.clone()])
+        let body: Value = post_verify(&app, &app.api_key, B_SELFIE, std::slice::from_ref(&id))
             .await
             .json()
             .await
             .unwrap();
         assert_eq!(body["decision"], "no_match");
     }
-    let locked = post_verify(&app, &app.api_key, A_LATER, &[id.clone()]).await;
+    let locked = post_verify(&app, &app.api_key, A_LATER, std::slice::from_ref(&id)).await;
     let retry_after: u64 = locked.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -124,7 +124,7 @@ async fn verify_matches_rejects_and_locks(backend: Backend) {
     // Another tenant cannot verify against it.
     let (_, other_key) = app.other_tenant().await;
     assert_problem(
-        post_verify(&app, &other_key, A_LATER, &[id.clone()]).await,
+        post_verify(&app, &other_key, A_LATER, std::slice::from_ref(&id)).await,
         404,
         "not_found",
     )
