@@ -20,7 +20,7 @@ pub use cert::{parse_era_date, SigningCertificate};
 pub use hojo::{HojoAttributes, HojoIntegrity};
 pub use input::{parse_card_json, CardInputError, CardSubmission, HojoSubmission};
 pub use kenmen::{three_hash_block, FaceRecord, THREE_HASH_DIGEST_INFO_PREFIX};
-pub use record::{key_id_display, make_key_id, parse_cvc, Cvc};
+pub use record::{key_id_display, make_key_id, parse_cvc, Cvc, CvcFile};
 pub use report::*;
 pub use rsakey::{encode_card_key, parse_card_key, push_tlv};
 pub use trust::{TrustError, TrustStore, TrustedRoot};
@@ -154,7 +154,7 @@ mod tests {
             let _ = FaceRecord::parse(&bytes, 64 * 1024);
             let _ = HojoAttributes::parse(&bytes);
             let _ = HojoIntegrity::parse(&bytes);
-            let _ = parse_cvc(&bytes, "kenmen.cvc", "kenmen.cvc/5F4E");
+            let _ = parse_cvc(&bytes, CvcFile::Hojo);
             let _ = SigningCertificate::parse(&bytes);
             let _ = parse_card_key(&bytes);
             let _ = parse_card_json(&bytes);
