@@ -1,4 +1,4 @@
-//! Full card verification (JSON decoding, every parser, all five RSA signature checks, no network, no faces).
+//! Full card verification (JSON decoding, every parser, all seven RSA signature checks, no network, no faces).
 //!
 //! `cargo bench --bench card_verify` (or `--profile dev` on a shared machine; see docs/performance.md).
 
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
     assert!(report.failure_codes().is_empty());
 
     c.bench_function(
-        "card_verify/full (json + parse + 5 signatures, with hojo)",
+        "card_verify/full (json + parse + 7 signatures, with hojo)",
         |b| {
             b.iter(|| {
                 let sub = parse_card_json(black_box(json.as_bytes())).expect("parses");
