@@ -238,6 +238,80 @@ fn a_certificate_from_an_untrusted_ca_does_not_chain() {
 }
 
 #[test]
+fn the_issuer_name_and_key_usage_are_checked() {
+    let p = issue(PersonSpec {
+        defect: Some(Defect::WrongIssuerName),
+        ..Default::default()
+    });
+    let r = check(&signed(&p)).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::WrongIssuer);
+    assert!(r.certificate.issuer.contains("JPKI-OTHER"));
+    assert_eq!(r.failure_codes(), vec!["certificate_wrong_issuer"]);
+
+    let p = issue(PersonSpec {
+        defect: Some(Defect::BadKeyUsage),
+        ..Default::default()
+    });
+    let r = check(&signed(&p)).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::BadKeyUsage);
+    assert_eq!(r.failure_codes(), vec!["certificate_bad_key_usage"]);
+}
+
+#[test]
+fn trust_dirs_accept_moduli_and_name_bad_files() {
+    use rsa::traits::PublicKeyParts;
+    let h = hierarchy();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("card-trust-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cvc-issuers")).unwrap();
+    std::fs::create_dir_all(dir.join("jpki-roots")).unwrap();
+    // The 券面AP root given as a bare modulus, the way J-LIS keys usually circulate.
+    let pem_name = std::fs::read_dir(h.trust_dir().join("cvc-issuers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with(&hex::encode_upper(card::make_key_id("9000023", "001"))))
+        .unwrap();
+    let pem = std::fs::read_to_string(h.trust_dir().join("cvc-issuers").join(&pem_name)).unwrap();
+    let key =
+        <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_pem(&pem).unwrap();
+    let modulus = hex::encode(key.n().to_bytes_be());
+    let id = pem_name.trim_end_matches(".pem");
+    std::fs::write(
+        dir.join("cvc-issuers").join(format!("{id}.modulus")),
+        format!("{modulus}\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        h.dir().join("ca.pem"),
+        dir.join("jpki-roots").join("ca.pem"),
+    )
+    .unwrap();
+    let store = TrustStore::load(&dir).unwrap();
+    assert_eq!(store.counts(), (1, 1));
+    let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
+    let r = verify_card(&sub, &store, &binding(), Utc::now()).unwrap();
+    assert_eq!(r.card_data.result, CardDataResult::Valid);
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+    assert_eq!(
+        r.hojo.as_ref().map(|x| x.result),
+        Some(HojoResult::UnknownIssuer),
+        "9000033 not configured"
+    );
+
+    // A file name that is not a key-ID, and a PEM without a certificate, are refused with their path.
+    std::fs::write(dir.join("cvc-issuers").join("root.pem"), &pem).unwrap();
+    let err = TrustStore::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("root.pem") && err.contains("key-ID"), "{err}");
+    std::fs::remove_file(dir.join("cvc-issuers").join("root.pem")).unwrap();
+    std::fs::write(dir.join("jpki-roots").join("empty.pem"), "nothing here").unwrap();
+    let err = TrustStore::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("empty.pem"), "{err}");
+    assert!(TrustStore::load(&dir.join("missing")).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn signatures_over_another_sessions_nonce_are_rejected() {
     let other = [0x11u8; 32];
     let json = hierarchy()

@@ -27,6 +27,10 @@ pub const MUNICIPAL_KEY_ID: (&str, &str) = ("9131001", "000");
 /// A key-ID no trust directory contains: the `unknown_cvc_issuer` defect.
 pub const UNKNOWN_ROOT_KEY_ID: (&str, &str) = ("9000023", "999");
 
+/// The issuer DN of the `wrong-issuer-name` defect: the test CA's key signs, but this name is not its subject.
+const WRONG_ISSUER_DN: &str =
+    "OU=Japan Agency for Local Authority Information Systems,OU=JPKI for digital signature,O=JPKI-OTHER,C=JP";
+
 /// Where the test certificates point for revocation checks (an `openssl ocsp` responder, a CRL server).
 pub const DEFAULT_OCSP_URL: &str = "http://127.0.0.1:8888";
 pub const DEFAULT_CRL_URL: &str = "http://127.0.0.1:8889/crl.der";
@@ -64,6 +68,10 @@ pub enum Defect {
     UntrustedCa,
     /// The 券面AP CVC names issuer `9000023/999` → card_data `unknown_issuer`.
     UnknownCvcIssuer,
+    /// Signed by the test CA's key but naming another issuer DN → certificate `wrong_issuer`.
+    WrongIssuerName,
+    /// keyUsage without nonRepudiation (an authentication certificate's) → certificate `bad_key_usage`.
+    BadKeyUsage,
     /// The 入力補助AP name differs from the SAN name (correctly signed) → consistency `mismatch` [name].
     NameMismatch,
     /// The 券面AP birth date differs from the SAN (correctly signed) → consistency `mismatch` [birth_date].
@@ -392,17 +400,27 @@ impl TestHierarchy {
         };
         let untrusted = spec.defect == Some(Defect::UntrustedCa);
         let issuer_key = if untrusted { &self.rogue_ca } else { &self.ca };
+        let issuer_dn = if spec.defect == Some(Defect::WrongIssuerName) {
+            WRONG_ISSUER_DN
+        } else {
+            pki::CA_DN
+        };
         let cert = pki::signing_cert(
             CertParams {
                 serial: &serial,
                 subject,
-                issuer: pki::name(pki::CA_DN)?,
+                issuer: pki::name(issuer_dn)?,
                 not_before: nb,
                 not_after: na,
                 subject_key: &jpki_key.to_public_key(),
                 issuer_key,
             },
             &san,
+            if spec.defect == Some(Defect::BadKeyUsage) {
+                pki::auth_key_usage()
+            } else {
+                pki::signing_key_usage()
+            },
             DEFAULT_OCSP_URL,
             DEFAULT_CRL_URL,
         )?;
