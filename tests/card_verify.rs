@@ -462,6 +462,36 @@ fn signed_end(face: &[u8]) -> usize {
     items.iter().find(|l| l.tlv.tag == 0xDF29).unwrap().offset
 }
 
+#[test]
+fn concurrent_users_share_one_hierarchy() {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.join(format!("card-shared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = tmp.join("devcard-keys");
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let h = TestHierarchy::init_with_key_cache(&dir, 7, Some(&cache)).unwrap();
+                    h.issue(&PersonSpec::default()).unwrap().0
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["person-0001", "person-0002", "person-0003"]);
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    assert_eq!(
+        index.lines().filter(|l| l.starts_with("V\t")).count(),
+        3,
+        "{index}"
+    );
+    assert!(!dir.join(".lock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

@@ -16,7 +16,6 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use x509_cert::ext::pkix::CrlReason;
 
 /// Key-IDs of the test CVC roots (they stand in for J-LIS's `5000023` and `5000033`).
@@ -147,8 +146,6 @@ pub struct TestHierarchy {
     municipal: RsaPrivateKey,
     ca: RsaPrivateKey,
     rogue_ca: RsaPrivateKey,
-    /// Serialises index.txt and CRL updates within this process.
-    lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for TestHierarchy {
@@ -169,6 +166,8 @@ impl TestHierarchy {
     /// As [`Self::init`], sharing generated keys through `key_cache` (tests point it at the target directory).
     pub fn init_with_key_cache(dir: &Path, seed: u64, key_cache: Option<&Path>) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        // Test processes may share one hierarchy: only one of them creates it.
+        let _lock = DirLock::acquire(dir)?;
         let marker = dir.join("hierarchy.json");
         if let Ok(text) = std::fs::read_to_string(&marker) {
             let existing: HierarchyFile = serde_json::from_str(&text).context("hierarchy.json")?;
@@ -214,7 +213,6 @@ impl TestHierarchy {
             municipal: k("cvc-municipal")?,
             ca: k("jpki-test-ca")?,
             rogue_ca: k("untrusted-ca")?,
-            lock: Mutex::new(()),
         })
     }
 
@@ -341,10 +339,7 @@ impl TestHierarchy {
 
     /// Issues a card: certificate, 券面AP record, optional 入力補助AP records. Returns the new folder's name.
     pub fn issue(&self, spec: &PersonSpec) -> Result<PersonId> {
-        let _guard = self
-            .lock
-            .lock()
-            .map_err(|_| anyhow!("hierarchy lock poisoned"))?;
+        let _lock = DirLock::acquire(&self.dir)?;
         // Claim the next free folder; create_dir fails if another process took it first.
         let (id, pdir) = (1..10_000)
             .find_map(|n| {
@@ -581,10 +576,7 @@ impl TestHierarchy {
 
     /// Marks the person's certificate revoked in index.txt (OpenSSL format, with the reason) and re-issues the CRL.
     pub fn revoke(&self, person: &PersonId, reason: CrlReason) -> Result<()> {
-        let _guard = self
-            .lock
-            .lock()
-            .map_err(|_| anyhow!("hierarchy lock poisoned"))?;
+        let _lock = DirLock::acquire(&self.dir)?;
         let record = self.person(person)?;
         if !record.in_index {
             bail!("{person}'s certificate was not issued by the test CA (untrusted-ca defect)");
@@ -853,4 +845,46 @@ pub fn synthetic_face(seed: u64) -> image::RgbImage {
             image::Rgb(bg)
         }
     })
+}
+
+/// A lock shared by threads and processes: the directory `DIR/.lock` exists while it is held.
+///
+/// `create_dir` is atomic, so exactly one holder wins; a lock older than two minutes is taken to be left over
+/// from a crashed process and is broken.
+struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(".lock");
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(120));
+                    if stale {
+                        let _ = std::fs::remove_dir(&path);
+                        continue;
+                    }
+                    if start.elapsed() > std::time::Duration::from_secs(180) {
+                        bail!("{} is held by another process", path.display());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }
