@@ -67,7 +67,7 @@ impl InvalidCardData {
 }
 
 /// Sex as JIS X 0303 codes it (the card's DF23, the 入力補助AP's DF25 and the SAN).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     /// `0`
@@ -103,7 +103,7 @@ impl Sex {
 }
 
 /// 基本4情報 from the signing certificate's SAN. Personal data: `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Identity {
     pub name: String,
     /// 氏名代替文字: characters the card could not encode, usually empty.
