@@ -7,6 +7,5 @@ pub fn parse_kek(b64: &str) -> Result<[u8; 32], String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| "not valid base64".to_string())?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("must be 32 bytes, got {}", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must be 32 bytes, got {}", bytes.len()))
 }

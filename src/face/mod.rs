@@ -9,10 +9,7 @@ pub struct FaceConfig {}
 #[derive(Debug, clap::Subcommand)]
 pub enum FaceCommand {
     /// Compare the faces in two image files (JPEG/PNG/WebP/JP2) and print JSON.
-    Compare {
-        a: std::path::PathBuf,
-        b: std::path::PathBuf,
-    },
+    Compare { a: std::path::PathBuf, b: std::path::PathBuf },
 }
 
 /// `jpki-face calibrate …`
@@ -29,16 +26,10 @@ pub struct CalibrateArgs {
     pub out: std::path::PathBuf,
 }
 
-pub fn run_face_command(
-    _cmd: FaceCommand,
-    _settings: &crate::config::Settings,
-) -> anyhow::Result<()> {
+pub fn run_face_command(_cmd: FaceCommand, _settings: &crate::config::Settings) -> anyhow::Result<()> {
     anyhow::bail!("the face engine is not built yet")
 }
 
-pub fn run_calibrate(
-    _args: CalibrateArgs,
-    _settings: &crate::config::Settings,
-) -> anyhow::Result<()> {
+pub fn run_calibrate(_args: CalibrateArgs, _settings: &crate::config::Settings) -> anyhow::Result<()> {
     anyhow::bail!("the face engine is not built yet")
 }
