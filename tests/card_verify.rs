@@ -81,6 +81,7 @@ fn a_genuine_card_passes_every_check() {
     );
     assert_eq!(report.consistency.result, ConsistencyResult::Match);
     assert!(report.failure_codes().is_empty());
+    assert!(report.passed());
     assert!(
         report.certificate.issuer.contains("O=JPKI-TEST"),
         "{}",
@@ -133,6 +134,7 @@ fn a_flipped_photo_bit_breaks_the_issuer_signature_only() {
     assert_eq!(r.card_present.result, PresenceResult::Valid);
     assert_eq!(r.certificate.result, CertificateResult::Valid);
     assert_eq!(r.failure_codes(), vec!["invalid_signature"]);
+    assert!(!r.passed());
 }
 
 #[test]
@@ -151,6 +153,7 @@ fn structural_mutants_are_invalid_card_data_naming_the_element() {
     let card = signed(valid_person());
     let err = check(&mutate(&card, Mutant::WrongOffset).unwrap()).unwrap_err();
     assert_eq!(err.element, "kenmen.face/DF21");
+    assert_eq!(err.code(), "invalid_card_data");
     assert!(err.detail.contains("DF27"), "{}", err.detail);
     let err = check(&mutate(&card, Mutant::Truncated).unwrap()).unwrap_err();
     assert_eq!(err.element, "kenmen.face");

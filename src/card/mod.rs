@@ -64,6 +64,11 @@ impl InvalidCardData {
             detail: detail.into(),
         }
     }
+
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        "invalid_card_data"
+    }
 }
 
 /// Sex as JIS X 0303 codes it (the card's DF23, the 入力補助AP's DF25 and the SAN).
