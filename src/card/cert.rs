@@ -56,6 +56,13 @@ impl SigningCertificate {
         if !rest.is_empty() {
             return Err(InvalidCardData::new(ELEMENT, "bytes after the certificate"));
         }
+        // The algorithm inside the signed part must match the outer one (RFC 5280 4.1.1.2).
+        if cert.tbs_certificate.signature != cert.signature_algorithm {
+            return Err(InvalidCardData::new(
+                ELEMENT,
+                "signature algorithm differs inside and outside the signed part",
+            ));
+        }
         let key = rsa_key(&cert).map_err(|d| {
             InvalidCardData::new("jpki.signing_certificate/subjectPublicKeyInfo", d)
         })?;

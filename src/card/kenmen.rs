@@ -100,7 +100,7 @@ impl<'a> FaceRecord<'a> {
         rsakey::verify_unprefixed(issuer_key, &self.signed_block(), self.signature)
     }
 
-    /// The full DF22 TLV: used by the test-card generator's mutants.
+    /// The full TLV (tag, length, value) of element `tag` (`0xDF21`…`0xDF2A`); empty for other tags.
     pub fn element_raw(&self, tag: u16) -> &'a [u8] {
         self.raw(usize::from(tag.wrapping_sub(0xDF21)))
     }

@@ -20,7 +20,7 @@ pub use cert::{parse_era_date, SigningCertificate};
 pub use hojo::{HojoAttributes, HojoIntegrity};
 pub use input::{parse_card_json, CardInputError, CardSubmission, HojoSubmission};
 pub use kenmen::{three_hash_block, FaceRecord, THREE_HASH_DIGEST_INFO_PREFIX};
-pub use record::{key_id_display, make_key_id, parse_cvc, Cvc};
+pub use record::{key_id_display, make_key_id, parse_cvc, Cvc, CvcFile};
 pub use report::*;
 pub use rsakey::{encode_card_key, parse_card_key, push_tlv};
 pub use trust::{TrustError, TrustStore, TrustedRoot};
@@ -64,10 +64,15 @@ impl InvalidCardData {
             detail: detail.into(),
         }
     }
+
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        "invalid_card_data"
+    }
 }
 
 /// Sex as JIS X 0303 codes it (the card's DF23, the 入力補助AP's DF25 and the SAN).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     /// `0`
@@ -103,7 +108,7 @@ impl Sex {
 }
 
 /// 基本4情報 from the signing certificate's SAN. Personal data: `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Identity {
     pub name: String,
     /// 氏名代替文字: characters the card could not encode, usually empty.
@@ -118,5 +123,80 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Identity([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Prefixes that steer random bytes into the deeper parts of each parser.
+    fn prefixed() -> impl Strategy<Value = Vec<u8>> {
+        let prefix = prop_oneof![
+            Just(vec![]),
+            Just(vec![0xFF, 0x20, 0x82, 0x01, 0x00, 0xDF, 0x21, 0x12]),
+            Just(vec![0xFF, 0x20, 0x40, 0xDF, 0x21, 0x08, 0x00, 0x0E]),
+            Just(vec![0xFF, 0x30, 0x81, 0x80, 0xDF, 0x31, 0x20]),
+            Just(vec![
+                0x7F, 0x21, 0x82, 0x02, 0x33, 0x5F, 0x4E, 0x82, 0x01, 0x29
+            ]),
+            Just(vec![
+                0x30, 0x82, 0x01, 0x00, 0x30, 0x81, 0xF0, 0xA0, 0x03, 0x02, 0x01, 0x02
+            ]),
+        ];
+        (prefix, proptest::collection::vec(any::<u8>(), 0..700)).prop_map(|(mut p, rest)| {
+            p.extend(rest);
+            p
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(bytes in prefixed()) {
+            let _ = FaceRecord::parse(&bytes, 64 * 1024);
+            let _ = HojoAttributes::parse(&bytes);
+            let _ = HojoIntegrity::parse(&bytes);
+            let _ = parse_cvc(&bytes, CvcFile::Hojo);
+            let _ = SigningCertificate::parse(&bytes);
+            let _ = parse_card_key(&bytes);
+            let _ = parse_card_json(&bytes);
+        }
+
+        #[test]
+        fn card_json_with_arbitrary_base64_never_panics(fields in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 5)) {
+            use base64::Engine;
+            let b = |i: usize| base64::engine::general_purpose::STANDARD.encode(&fields[i]);
+            let json = serde_json::json!({"kenmen": {"face": b(0), "cvc": b(1), "card_signature": b(2)},
+                                          "jpki": {"signing_certificate": b(3), "signature": b(4)}});
+            let sub = parse_card_json(json.to_string().as_bytes());
+            prop_assert!(sub.is_ok());
+            if let Ok(sub) = sub {
+                let nonce = [0u8; 32];
+                let binding = SessionBinding { session_id: "ses_x", nonce: &nonce };
+                let _ = verify_card(&sub, &TrustStore::empty(), &binding, chrono::Utc::now());
+            }
+        }
+    }
+
+    #[test]
+    fn identity_debug_is_redacted() {
+        let id = Identity {
+            name: "山田　太郎".into(),
+            name_alt: String::new(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1, 2).unwrap_or_default(),
+            sex: Sex::Male,
+            address: "東京都".into(),
+            address_alt: String::new(),
+        };
+        assert_eq!(format!("{id:?}"), "Identity([redacted])");
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = CardConfig::default();
+        assert_eq!((c.trust_dir, c.max_face_record_bytes), (None, 65536));
     }
 }

@@ -170,17 +170,27 @@ impl std::fmt::Debug for Cvc<'_> {
 /// The largest CVC accepted (a 2048-bit one is 565 bytes; 4096-bit keys fit too).
 pub const MAX_CVC_BYTES: usize = 2048;
 
-/// Parses a CVC. `file` names it in errors (`kenmen.cvc` or `hojo.cvc`).
-pub fn parse_cvc<'a>(
-    bytes: &'a [u8],
-    file: &'static str,
-    body_name: &'static str,
-) -> Result<Cvc<'a>, InvalidCardData> {
-    let sig_name = if file == "hojo.cvc" {
-        "hojo.cvc/5F37"
-    } else {
-        "kenmen.cvc/5F37"
-    };
+/// Which application a CVC belongs to: it names the CVC in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CvcFile {
+    /// 券面AP EF 0004 (`kenmen.cvc`).
+    Kenmen,
+    /// 入力補助AP EF 0004 (`hojo.cvc`).
+    Hojo,
+}
+
+impl CvcFile {
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Kenmen => ("kenmen.cvc", "kenmen.cvc/5F4E", "kenmen.cvc/5F37"),
+            Self::Hojo => ("hojo.cvc", "hojo.cvc/5F4E", "hojo.cvc/5F37"),
+        }
+    }
+}
+
+/// Parses a CVC `7F21 { 5F4E issuerId(16) ‖ subjectId(16) ‖ 90/91 key, 5F37 signature }`.
+pub fn parse_cvc(bytes: &[u8], which: CvcFile) -> Result<Cvc<'_>, InvalidCardData> {
+    let (file, body_name, sig_name) = which.names();
     let parts = parse_fixed(
         bytes,
         0x7F21,

@@ -234,6 +234,11 @@ impl ConsistencyResult {
 }
 
 impl CardReport {
+    /// True if every card check passed.
+    pub fn passed(&self) -> bool {
+        self.failure_codes().is_empty()
+    }
+
     /// The api.md `reasons` codes of every failed card check, in check order. Empty: all card checks passed.
     pub fn failure_codes(&self) -> Vec<&'static str> {
         [

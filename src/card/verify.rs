@@ -3,7 +3,7 @@
 use super::cert::SigningCertificate;
 use super::hojo::{HojoAttributes, HojoIntegrity};
 use super::kenmen::FaceRecord;
-use super::record::{key_id_display, parse_cvc};
+use super::record::{key_id_display, parse_cvc, CvcFile};
 use super::report::*;
 use super::rsakey::verify_sha256;
 use super::trust::TrustStore;
@@ -45,13 +45,13 @@ pub fn verify_card(
 ) -> Result<CardReport, InvalidCardData> {
     // Parse everything first, so a structurally broken submission is a 422 whatever the checks would say.
     let face = FaceRecord::parse(&sub.kenmen_face, trust.max_face_record_bytes())?;
-    let cvc = parse_cvc(&sub.kenmen_cvc, "kenmen.cvc", "kenmen.cvc/5F4E")?;
+    let cvc = parse_cvc(&sub.kenmen_cvc, CvcFile::Kenmen)?;
     let cert = SigningCertificate::parse(&sub.jpki_certificate)?;
     let hojo = match &sub.hojo {
         Some(h) => Some((
             HojoAttributes::parse(&h.attributes)?,
             HojoIntegrity::parse(&h.integrity)?,
-            parse_cvc(&h.cvc, "hojo.cvc", "hojo.cvc/5F4E")?,
+            parse_cvc(&h.cvc, CvcFile::Hojo)?,
         )),
         None => None,
     };

@@ -16,7 +16,6 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use x509_cert::ext::pkix::CrlReason;
 
 /// Key-IDs of the test CVC roots (they stand in for J-LIS's `5000023` and `5000033`).
@@ -26,6 +25,10 @@ pub const HOJO_ROOT_KEY_ID: (&str, &str) = ("9000033", "001");
 pub const MUNICIPAL_KEY_ID: (&str, &str) = ("9131001", "000");
 /// A key-ID no trust directory contains: the `unknown_cvc_issuer` defect.
 pub const UNKNOWN_ROOT_KEY_ID: (&str, &str) = ("9000023", "999");
+
+/// The issuer DN of the `wrong-issuer-name` defect: the test CA's key signs, but this name is not its subject.
+const WRONG_ISSUER_DN: &str =
+    "OU=Japan Agency for Local Authority Information Systems,OU=JPKI for digital signature,O=JPKI-OTHER,C=JP";
 
 /// Where the test certificates point for revocation checks (an `openssl ocsp` responder, a CRL server).
 pub const DEFAULT_OCSP_URL: &str = "http://127.0.0.1:8888";
@@ -64,6 +67,10 @@ pub enum Defect {
     UntrustedCa,
     /// The 券面AP CVC names issuer `9000023/999` → card_data `unknown_issuer`.
     UnknownCvcIssuer,
+    /// Signed by the test CA's key but naming another issuer DN → certificate `wrong_issuer`.
+    WrongIssuerName,
+    /// keyUsage without nonRepudiation (an authentication certificate's) → certificate `bad_key_usage`.
+    BadKeyUsage,
     /// The 入力補助AP name differs from the SAN name (correctly signed) → consistency `mismatch` [name].
     NameMismatch,
     /// The 券面AP birth date differs from the SAN (correctly signed) → consistency `mismatch` [birth_date].
@@ -139,8 +146,6 @@ pub struct TestHierarchy {
     municipal: RsaPrivateKey,
     ca: RsaPrivateKey,
     rogue_ca: RsaPrivateKey,
-    /// Serialises index.txt and CRL updates within this process.
-    lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for TestHierarchy {
@@ -161,6 +166,8 @@ impl TestHierarchy {
     /// As [`Self::init`], sharing generated keys through `key_cache` (tests point it at the target directory).
     pub fn init_with_key_cache(dir: &Path, seed: u64, key_cache: Option<&Path>) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        // Test processes may share one hierarchy: only one of them creates it.
+        let _lock = DirLock::acquire(dir)?;
         let marker = dir.join("hierarchy.json");
         if let Ok(text) = std::fs::read_to_string(&marker) {
             let existing: HierarchyFile = serde_json::from_str(&text).context("hierarchy.json")?;
@@ -206,7 +213,6 @@ impl TestHierarchy {
             municipal: k("cvc-municipal")?,
             ca: k("jpki-test-ca")?,
             rogue_ca: k("untrusted-ca")?,
-            lock: Mutex::new(()),
         })
     }
 
@@ -333,10 +339,7 @@ impl TestHierarchy {
 
     /// Issues a card: certificate, 券面AP record, optional 入力補助AP records. Returns the new folder's name.
     pub fn issue(&self, spec: &PersonSpec) -> Result<PersonId> {
-        let _guard = self
-            .lock
-            .lock()
-            .map_err(|_| anyhow!("hierarchy lock poisoned"))?;
+        let _lock = DirLock::acquire(&self.dir)?;
         // Claim the next free folder; create_dir fails if another process took it first.
         let (id, pdir) = (1..10_000)
             .find_map(|n| {
@@ -392,17 +395,27 @@ impl TestHierarchy {
         };
         let untrusted = spec.defect == Some(Defect::UntrustedCa);
         let issuer_key = if untrusted { &self.rogue_ca } else { &self.ca };
+        let issuer_dn = if spec.defect == Some(Defect::WrongIssuerName) {
+            WRONG_ISSUER_DN
+        } else {
+            pki::CA_DN
+        };
         let cert = pki::signing_cert(
             CertParams {
                 serial: &serial,
                 subject,
-                issuer: pki::name(pki::CA_DN)?,
+                issuer: pki::name(issuer_dn)?,
                 not_before: nb,
                 not_after: na,
                 subject_key: &jpki_key.to_public_key(),
                 issuer_key,
             },
             &san,
+            if spec.defect == Some(Defect::BadKeyUsage) {
+                pki::auth_key_usage()
+            } else {
+                pki::signing_key_usage()
+            },
             DEFAULT_OCSP_URL,
             DEFAULT_CRL_URL,
         )?;
@@ -563,10 +576,7 @@ impl TestHierarchy {
 
     /// Marks the person's certificate revoked in index.txt (OpenSSL format, with the reason) and re-issues the CRL.
     pub fn revoke(&self, person: &PersonId, reason: CrlReason) -> Result<()> {
-        let _guard = self
-            .lock
-            .lock()
-            .map_err(|_| anyhow!("hierarchy lock poisoned"))?;
+        let _lock = DirLock::acquire(&self.dir)?;
         let record = self.person(person)?;
         if !record.in_index {
             bail!("{person}'s certificate was not issued by the test CA (untrusted-ca defect)");
@@ -835,4 +845,46 @@ pub fn synthetic_face(seed: u64) -> image::RgbImage {
             image::Rgb(bg)
         }
     })
+}
+
+/// A lock shared by threads and processes: the directory `DIR/.lock` exists while it is held.
+///
+/// `create_dir` is atomic, so exactly one holder wins; a lock older than two minutes is taken to be left over
+/// from a crashed process and is broken.
+struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(".lock");
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(120));
+                    if stale {
+                        let _ = std::fs::remove_dir(&path);
+                        continue;
+                    }
+                    if start.elapsed() > std::time::Duration::from_secs(180) {
+                        bail!("{} is held by another process", path.display());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }

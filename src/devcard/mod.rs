@@ -29,6 +29,7 @@ use std::path::PathBuf;
 pub enum DevCardCommand {
     /// Create a test trust hierarchy in DIR (set `card.trust_dir` to DIR/trust).
     Init {
+        /// Directory for the hierarchy (created if missing; reopened if it holds one with the same seed).
         dir: PathBuf,
         /// Seed for every key and serial (same seed, same keys).
         #[arg(long, default_value_t = 1)]
@@ -36,6 +37,7 @@ pub enum DevCardCommand {
     },
     /// Issue a test card; prints the person id (a folder under DIR).
     Issue {
+        /// The hierarchy directory made by `init`.
         dir: PathBuf,
         /// Face photo, JPEG or PNG; encoded as JPEG 2000 into DF27.
         #[arg(long)]
@@ -65,7 +67,9 @@ pub enum DevCardCommand {
     },
     /// Sign a session's challenge; prints the `card` JSON of the enrollment API.
     Sign {
+        /// The hierarchy directory made by `init`.
         dir: PathBuf,
+        /// The person id printed by `issue` (e.g. `person-0001`).
         person: String,
         #[arg(long)]
         session_id: String,
@@ -78,7 +82,9 @@ pub enum DevCardCommand {
     },
     /// Revoke a person's certificate: updates index.txt and re-issues the CRL.
     Revoke {
+        /// The hierarchy directory made by `init`.
         dir: PathBuf,
+        /// The person id printed by `issue` (e.g. `person-0001`).
         person: String,
         #[arg(long, value_enum)]
         reason: ReasonArg,

@@ -57,7 +57,7 @@ pub fn mutate(card: &Value, mutant: Mutant) -> Result<Value> {
             let photo = find(0xDF27)?;
             let value_at = photo.offset + photo.tlv.raw.len() - photo.tlv.value.len();
             let target = value_at + photo.tlv.value.len() / 2;
-            face[target] ^= 0x10;
+            *face.get_mut(target).context("photo outside the file")? ^= 0x10;
         }
         Mutant::SwapCardKey => {
             let key = find(0xDF24)?;
@@ -74,14 +74,17 @@ pub fn mutate(card: &Value, mutant: Mutant) -> Result<Value> {
                 bail!("replacement key has a different size");
             }
             let value_at = key.offset + key.tlv.raw.len() - key.tlv.value.len();
-            face[value_at..value_at + other.len()].copy_from_slice(other);
+            face.get_mut(value_at..value_at + other.len())
+                .context("key outside the file")?
+                .copy_from_slice(other);
         }
         Mutant::WrongOffset => {
             let table = find(0xDF21)?;
             let value_at = table.offset + table.tlv.raw.len() - table.tlv.value.len();
             // DF27 is the sixth offset after DF22.
             let at = value_at + 2 * 5 + 1;
-            face[at] = face[at].wrapping_add(1);
+            let byte = face.get_mut(at).context("offset table too short")?;
+            *byte = byte.wrapping_add(1);
         }
         Mutant::Truncated => face.truncate(record_len / 2),
         Mutant::TrailingGarbage => {

@@ -195,10 +195,21 @@ pub struct SanIdentity<'a> {
     pub address_alt: &'a str,
 }
 
+/// keyUsage of a real JPKI signing certificate (critical).
+pub fn signing_key_usage() -> KeyUsage {
+    KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation)
+}
+
+/// keyUsage without nonRepudiation: what an authentication certificate would carry.
+pub fn auth_key_usage() -> KeyUsage {
+    KeyUsage(KeyUsages::DigitalSignature.into())
+}
+
 /// A JPKI-shaped signing certificate (card-data.md B.1, D.1).
 pub fn signing_cert(
     p: CertParams<'_>,
     san: &SanIdentity<'_>,
+    key_usage: KeyUsage,
     ocsp_url: &str,
     crl_url: &str,
 ) -> Result<Certificate> {
@@ -238,11 +249,7 @@ pub fn signing_cert(
         crl_issuer: None,
     }]);
     let exts = vec![
-        ext(
-            const_oid::db::rfc5280::ID_CE_KEY_USAGE,
-            true,
-            &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
-        )?,
+        ext(const_oid::db::rfc5280::ID_CE_KEY_USAGE, true, &key_usage)?,
         ext(
             const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES,
             false,
