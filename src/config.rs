@@ -163,23 +163,36 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::key(
                 "database.url",
                 "must start with sqlite:// or postgres://",
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::key("database.max_connections", "must be at least 1"));
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         if self.sessions.ttl_secs == 0 || self.sessions.ttl_secs > 86_400 {
-            return Err(ConfigError::key("sessions.ttl_secs", "must be between 1 and 86400"));
+            return Err(ConfigError::key(
+                "sessions.ttl_secs",
+                "must be between 1 and 86400",
+            ));
         }
         if self.server.body_limit_bytes < 1024 {
-            return Err(ConfigError::key("server.body_limit_bytes", "must be at least 1024"));
+            return Err(ConfigError::key(
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
         }
         if let Some(kek) = &self.crypto.kek {
-            crate::crypto::parse_kek(kek.expose()).map_err(|e| ConfigError::key("crypto.kek", e))?;
+            crate::crypto::parse_kek(kek.expose())
+                .map_err(|e| ConfigError::key("crypto.kek", e))?;
         }
         for (i, old) in self.crypto.previous_keks.iter().enumerate() {
             crate::crypto::parse_kek(old.key.expose())
@@ -235,7 +248,8 @@ mod tests {
 
     #[test]
     fn database_url_is_not_printed() {
-        let s = Settings::from_toml_overrides("[database]\nurl = \"postgres://u:hunter2@h/db\"").unwrap();
+        let s = Settings::from_toml_overrides("[database]\nurl = \"postgres://u:hunter2@h/db\"")
+            .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

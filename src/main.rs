@@ -21,9 +21,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Face { command } => jpki_face::face::run_face_command(command, &settings),
         Command::Calibrate(args) => jpki_face::face::run_calibrate(args, &settings),
-        Command::Dev { command: DevCommand::Card { command } } => jpki_face::devcard::run(command),
+        Command::Dev {
+            command: DevCommand::Card { command },
+        } => jpki_face::devcard::run(command),
         other => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(jpki_face::app::run_command(other, settings))
         }
     }

@@ -10,7 +10,19 @@ fn jpki_face(dir: &std::path::Path) -> Command {
             "JPKI_FACE__DATABASE__URL",
             format!("sqlite://{}/cli.db", dir.display()),
         )
-        .env("JPKI_FACE__LOG__FILTER", "warn");
+        .env("JPKI_FACE__LOG__FILTER", "warn")
+        .env(
+            "JPKI_FACE__FACE__MODELS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/models"),
+        )
+        .env(
+            "JPKI_FACE__FACE__ORT_LIBRARY",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/models/libonnxruntime.so.1.31.1"
+            ),
+        )
+        .env("JPKI_FACE__CRYPTO__DEV_KEY_FILE", dir.join("kek.b64"));
     cmd
 }
 
@@ -53,7 +65,7 @@ async fn tenant_keys_from_the_cli_work_and_revoke() {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/sessions");
     let mut status = 0;
-    for _ in 0..100 {
+    for _ in 0..300 {
         if let Ok(r) = client
             .post(&url)
             .bearer_auth(&key)

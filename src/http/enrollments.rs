@@ -39,11 +39,21 @@ pub fn router() -> Router<ApiContext> {
         .route("/v1/enrollments/{id}/status-check", post(status_check))
 }
 
+/// The outcome of the validity check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationResult {
+    Good,
+    Revoked,
+    Unknown,
+    /// The certificate did not chain to a trusted root, so there was nothing to ask.
+    NotChecked,
+}
+
 /// The `revocation` check of the API.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevocationCheck {
-    /// `good`, `revoked`, `unknown` or `not_checked` (the certificate did not chain to a trusted root).
-    pub result: String,
+    pub result: RevocationResult,
     pub method: Option<String>,
     pub checked_at: Option<String>,
     /// RFC 5280 reason name when revoked, e.g. `affiliationChanged`.
@@ -55,7 +65,7 @@ pub struct RevocationCheck {
 impl RevocationCheck {
     pub fn not_checked() -> Self {
         Self {
-            result: "not_checked".into(),
+            result: RevocationResult::NotChecked,
             method: None,
             checked_at: None,
             reason: None,
@@ -66,18 +76,18 @@ impl RevocationCheck {
 
     pub fn from_report(report: &ValidityReport) -> Self {
         let (result, reason, revoked_at) = match report.status {
-            jlis::Status::Good => ("good", None, None),
+            jlis::Status::Good => (RevocationResult::Good, None, None),
             jlis::Status::Revoked { reason, revoked_at } => (
-                "revoked",
+                RevocationResult::Revoked,
                 serde_json::to_value(reason)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string)),
                 Some(revoked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             ),
-            jlis::Status::Unknown => ("unknown", None, None),
+            jlis::Status::Unknown => (RevocationResult::Unknown, None, None),
         };
         Self {
-            result: result.into(),
+            result,
             method: Some(report.method.as_str().into()),
             checked_at: Some(
                 report
@@ -89,6 +99,79 @@ impl RevocationCheck {
             responder: report.responder.clone(),
         }
     }
+}
+
+/// The outcome of the face comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceMatchResult {
+    Match,
+    NoMatch,
+    /// A face was missing (see the quality checks), so no score exists.
+    NotCompared,
+}
+
+/// The `face_match` check: chip photo against selfie at the enrollment target FMR.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FaceMatchCheck {
+    pub result: FaceMatchResult,
+    /// Cosine similarity of the two templates.
+    pub score: Option<f64>,
+    pub threshold: f64,
+    pub target_fmr: f64,
+    /// `<model id>@<sha256 prefix>`.
+    pub model: String,
+}
+
+/// Every check of an enrollment (api.md). `result` fields are closed enums.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EnrollmentChecks {
+    pub card_data: card::CardDataCheck,
+    pub card_present: card::PresenceCheck,
+    pub certificate: card::CertificateCheck,
+    pub revocation: RevocationCheck,
+    pub consistency: card::ConsistencyCheck,
+    /// Present when 入力補助AP data was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hojo: Option<card::HojoCheck>,
+    /// `{result: pass|fail, faces, face_width_px, brightness, sharpness, yaw_deg, pitch_deg, failed: [codes], …}`
+    #[schema(value_type = Object)]
+    pub selfie_quality: crate::face::QualityReport,
+    /// The chip photo's quality (same shape, looser rules).
+    #[schema(value_type = Option<Object>)]
+    pub chip_photo_quality: Option<crate::face::QualityReport>,
+    /// `{result: pass|fail|skipped, kind, frames: […], failed: [codes]}` (docs/liveness.md)
+    #[schema(value_type = Object)]
+    pub liveness: LivenessReport,
+    pub face_match: FaceMatchCheck,
+}
+
+/// The enrollment's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    /// Every check passed.
+    Verified,
+    /// At least one check failed; `reasons` says which.
+    Rejected,
+    /// A later status check found the certificate revoked.
+    Revoked,
+    /// A later status check found it revoked with affiliationChanged: the holder moved or was renamed.
+    IdentityChanged,
+}
+
+/// An enrollment as the API shows it (201 from POST, 200 from GET).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EnrollmentDocument {
+    pub id: String,
+    pub status: EnrollmentStatus,
+    pub subject_ref: Option<String>,
+    /// The failed checks' codes, e.g. `face_mismatch`, `certificate_revoked`, `identity_changed`.
+    pub reasons: Vec<String>,
+    pub checks: EnrollmentChecks,
+    /// From the signing certificate; `null` for a rejected enrollment (nothing personal is kept).
+    pub identity: Option<card::Identity>,
+    pub created_at: String,
 }
 
 /// What is sealed for a later status check: the certificate's serial and its issuer, not the certificate.
@@ -169,7 +252,7 @@ pub(super) fn challenge_of(session: &Session) -> Challenge {
     request_body(content_type = "multipart/form-data", description = "parts `card` (JSON, api.md), `selfie` (JPEG/PNG/WebP), `liveness_frame`… ; with an API key also `session_id`. Or application/json with base64 images."),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses(
-        (status = 201, description = "Decided: `status` is `verified` or `rejected` with `reasons`", body = Object),
+        (status = 201, description = "Decided: `status` is `verified` or `rejected` with `reasons`", body = EnrollmentDocument),
         (status = 400, body = super::error::Problem, description = "malformed_request"),
         (status = 401, body = super::error::Problem, description = "unauthenticated"),
         (status = 403, body = super::error::Problem, description = "forbidden"),
@@ -220,13 +303,18 @@ async fn enroll(ctx: &ApiContext, session: Session, upload: Upload) -> ApiResult
         .as_slice()
         .try_into()
         .map_err(|_| ApiError::internal(anyhow::anyhow!("stored nonce is not 32 bytes")))?;
-    let binding = SessionBinding {
-        session_id: &session.id,
-        nonce: &nonce,
-    };
-    let report = card::verify_card(&submission, &ctx.trust, &binding, chrono::Utc::now())
-        .map_err(|e| ApiError::InvalidCardData(e.to_string()))?;
-    drop(submission);
+    // Seven RSA verifications and the parsers: milliseconds of CPU, kept off the async executor.
+    let (trust, session_id) = (ctx.trust.clone(), session.id.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        let binding = SessionBinding {
+            session_id: &session_id,
+            nonce: &nonce,
+        };
+        card::verify_card(&submission, &trust, &binding, chrono::Utc::now())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::InvalidCardData(e.to_string()))?;
 
     // The validity check and the face work run concurrently.
     let revocation = async {
@@ -273,10 +361,9 @@ async fn enroll(ctx: &ApiContext, session: Session, upload: Upload) -> ApiResult
 }
 
 struct Decision {
-    status: &'static str,
+    status: EnrollmentStatus,
     reasons: Vec<String>,
-    checks: Value,
-    liveness: LivenessReport,
+    checks: EnrollmentChecks,
 }
 
 fn push_unique(reasons: &mut Vec<String>, code: impl Into<String>) {
@@ -322,54 +409,50 @@ fn decide(
     let threshold = ctx
         .face
         .threshold_for_fmr(ctx.settings.face.enrollment_target_fmr);
-    let face_match = match faces
+    let model = ctx.face.model_label();
+    let compared = faces
         .chip
         .as_ref()
         .and_then(|c| c.template.as_ref())
         .zip(faces.selfie.template.as_ref())
-    {
-        Some((chip, selfie)) => match ctx.face.compare(chip, selfie) {
-            Ok(score) => {
-                let matched = score >= threshold.score;
-                if !matched {
-                    push_unique(&mut reasons, "face_mismatch");
-                }
-                json!({"result": if matched { "match" } else { "no_match" }, "score": round4(score), "threshold": round4(threshold.score),
-                       "target_fmr": threshold.target_fmr, "model": ctx.face.model_label()})
-            }
-            Err(_) => {
-                push_unique(&mut reasons, "face_not_compared");
-                json!({"result": "not_compared", "model": ctx.face.model_label()})
-            }
-        },
-        None => {
-            push_unique(&mut reasons, "face_not_compared");
-            json!({"result": "not_compared", "threshold": round4(threshold.score), "target_fmr": threshold.target_fmr, "model": ctx.face.model_label()})
-        }
+        .and_then(|(chip, selfie)| ctx.face.compare(chip, selfie).ok());
+    let result = match compared {
+        Some(score) if score >= threshold.score => FaceMatchResult::Match,
+        Some(_) => FaceMatchResult::NoMatch,
+        None => FaceMatchResult::NotCompared,
     };
-    let mut checks = json!({
-        "card_data": report.card_data,
-        "card_present": report.card_present,
-        "certificate": report.certificate,
-        "revocation": revocation_check,
-        "consistency": report.consistency,
-        "selfie_quality": faces.selfie.quality,
-        "chip_photo_quality": faces.chip.as_ref().map(|c| &c.quality),
-        "liveness": liveness,
-        "face_match": face_match,
-    });
-    if let (Some(hojo), Some(obj)) = (&report.hojo, checks.as_object_mut()) {
-        obj.insert("hojo".into(), json!(hojo));
+    match result {
+        FaceMatchResult::Match => {}
+        FaceMatchResult::NoMatch => push_unique(&mut reasons, "face_mismatch"),
+        FaceMatchResult::NotCompared => push_unique(&mut reasons, "face_not_compared"),
     }
+    let face_match = FaceMatchCheck {
+        result,
+        score: compared.map(round4),
+        threshold: round4(threshold.score),
+        target_fmr: threshold.target_fmr,
+        model,
+    };
+    let checks = EnrollmentChecks {
+        card_data: report.card_data.clone(),
+        card_present: report.card_present.clone(),
+        certificate: report.certificate.clone(),
+        revocation: revocation_check,
+        consistency: report.consistency.clone(),
+        hojo: report.hojo.clone(),
+        selfie_quality: faces.selfie.quality.clone(),
+        chip_photo_quality: faces.chip.as_ref().map(|c| c.quality.clone()),
+        liveness: liveness.clone(),
+        face_match,
+    };
     Decision {
         status: if reasons.is_empty() {
-            "verified"
+            EnrollmentStatus::Verified
         } else {
-            "rejected"
+            EnrollmentStatus::Rejected
         },
         reasons,
         checks,
-        liveness,
     }
 }
 
@@ -387,15 +470,19 @@ async fn store_enrollment(
 ) -> ApiResult<Answer> {
     let id = new_id(prefix::ENROLLMENT);
     let now = now_millis();
-    let verified = decision.status == "verified";
-    let document = json!({
-        "id": id,
-        "status": decision.status,
-        "subject_ref": session.subject_ref,
-        "reasons": decision.reasons,
-        "checks": decision.checks,
-        "created_at": domain::rfc3339(now),
-    });
+    let verified = decision.status == EnrollmentStatus::Verified;
+    let status = serde_json::to_value(decision.status).map_err(ApiError::internal)?;
+    let status = status.as_str().unwrap_or("rejected").to_string();
+    // The stored document is the public decision without the identity, which is sealed apart.
+    let mut document = EnrollmentDocument {
+        id: id.clone(),
+        status: decision.status,
+        subject_ref: session.subject_ref.clone(),
+        reasons: decision.reasons,
+        checks: decision.checks,
+        identity: None,
+        created_at: domain::rfc3339(now),
+    };
     let owner = Owner {
         tenant_id: &session.tenant_id,
         enrollment_id: &id,
@@ -449,8 +536,8 @@ async fn store_enrollment(
         tenant_id: session.tenant_id.clone(),
         session_id: session.id.clone(),
         subject_ref: session.subject_ref.clone(),
-        status: decision.status.to_string(),
-        document: document.to_string(),
+        status: status.clone(),
+        document: serde_json::to_string(&document).map_err(ApiError::internal)?,
         identity_sealed,
         revocation_sealed,
         wrapped_key,
@@ -461,26 +548,21 @@ async fn store_enrollment(
         &session.tenant_id,
         "enrollment.created",
         &id,
-        json!({"session_id": session.id, "status": decision.status, "reasons": decision.reasons,
-               "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": decision.liveness.result}),
+        json!({"session_id": session.id, "status": status, "reasons": document.reasons,
+               "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": document.checks.liveness.result}),
     );
     ctx.store.create_enrollment(&enrollment, &audit).await?;
-    metrics::counter!("enrollments_total", "status" => decision.status).increment(1);
-    let mut body = document;
-    body["identity"] = if verified {
-        identity_json(&report.identity)
-    } else {
-        Value::Null
-    };
+    metrics::counter!("enrollments_total", "status" => status).increment(1);
+    if verified {
+        document.identity = Some(report.identity.clone());
+    }
     Ok(Answer {
         status: StatusCode::CREATED,
-        body,
+        // Through text, so f32 metrics print as short decimals (0.569), exactly as GET prints them.
+        body: serde_json::from_str(&serde_json::to_string(&document).map_err(ApiError::internal)?)
+            .map_err(ApiError::internal)?,
         resource_id: Some(id),
     })
-}
-
-fn identity_json(identity: &card::Identity) -> Value {
-    serde_json::to_value(identity).unwrap_or(Value::Null)
 }
 
 /// The stored document plus the decrypted identity, as api.md shows an enrollment.
@@ -510,7 +592,7 @@ fn render(ctx: &ApiContext, row: &EnrollmentRow) -> ApiResult<Value> {
 
 /// One enrollment.
 #[utoipa::path(get, path = "/v1/enrollments/{id}", tag = "enrollments", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    responses((status = 200, body = EnrollmentDocument), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get_enrollment(
     State(ctx): State<ApiContext>,
