@@ -38,7 +38,7 @@ fn stages(c: &mut Criterion) {
         .expect("a face");
     let mut g = c.benchmark_group("face");
     g.sample_size(30);
-    g.bench_function("decode_jpeg_607x1080", |b| {
+    g.bench_function("decode_jpeg_1280x960", |b| {
         b.iter(|| bench.decode(&photo, ImageKind::Selfie).unwrap())
     });
     g.bench_function("detect_yunet", |b| b.iter(|| bench.detect(&img).unwrap()));
