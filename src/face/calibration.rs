@@ -88,22 +88,19 @@ impl CalibrationTable {
             .iter()
             .filter(|p| p.target_fmr <= fmr * (1.0 + 1e-9))
             .max_by(|a, b| a.target_fmr.total_cmp(&b.target_fmr));
-        let point = match at_most {
-            Some(p) => p,
-            None => {
-                tracing::warn!(
-                    fmr,
-                    "target FMR below the calibration table: using its strictest threshold"
-                );
-                // parse() guarantees at least one point.
-                self.point
-                    .iter()
-                    .max_by(|a, b| a.threshold.total_cmp(&b.threshold))
-                    .unwrap_or(&self.point[0])
-            }
-        };
+        let point = at_most.or_else(|| {
+            tracing::warn!(
+                fmr,
+                "target FMR below the calibration table: using its strictest threshold"
+            );
+            self.point
+                .iter()
+                .max_by(|a, b| a.threshold.total_cmp(&b.threshold))
+        });
+        // An empty table (parse() refuses one) would match nothing rather than everything.
+        let score = point.map_or(2.0, |p| p.threshold);
         Threshold {
-            score: point.threshold,
+            score,
             target_fmr: fmr,
         }
     }
