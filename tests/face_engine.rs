@@ -302,6 +302,37 @@ fn a_blurred_selfie_gets_selfie_blurry() {
     assert!(a.quality.sharpness < sharp.quality.sharpness);
 }
 
+#[test]
+fn an_overexposed_selfie_gets_too_bright_and_a_specular_patch_gets_glare() {
+    let e = engine();
+    let img = decode(&sample(PORTRAIT));
+    let mut bright = img.clone();
+    bright
+        .pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|v| (f32::from(v) * 0.3 + 200.0) as u8));
+    let a = analyze(&e, jpeg(&bright, 95), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::TooBright), "{:?}", a.quality);
+
+    // A saturated white patch over a quarter of the face box, as a flash reflection would be.
+    let face = analyze(&e, jpeg(&img, 95), ImageKind::Selfie)
+        .face
+        .expect("face");
+    let mut glare = img.clone();
+    let [x, y, w, h] = face.bbox;
+    for py in (y + h * 0.15) as u32..(y + h * 0.45) as u32 {
+        for px in (x + w * 0.2) as u32..(x + w * 0.8) as u32 {
+            glare.put_pixel(px, py, image::Rgb([255, 255, 255]));
+        }
+    }
+    let a = analyze(&e, png(&glare), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::Glare), "{:?}", a.quality);
+    assert!(
+        !a.quality.has(QualityCheck::TooBright),
+        "the rest of the face is normal: {:?}",
+        a.quality
+    );
+}
+
 #[path = "face_support/jp2.rs"]
 mod jp2;
 
