@@ -333,6 +333,28 @@ fn an_overexposed_selfie_gets_too_bright_and_a_specular_patch_gets_glare() {
     );
 }
 
+#[test]
+fn a_turned_head_gets_selfie_pose_and_mirroring_flips_the_yaw() {
+    let e = engine();
+    // A news photo of a head turned about 40° (LFW-gray), chosen for it.
+    let bytes = calibration_image("Horst_Koehler/Horst_Koehler_0003.jpg");
+    let a = analyze(&e, bytes.clone(), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::Pose), "{:?}", a.quality);
+    let yaw = a.quality.yaw_deg.expect("yaw");
+    assert!(yaw.abs() > 30.0, "{yaw}");
+    let mirrored = image::imageops::flip_horizontal(&decode(&bytes));
+    let m = analyze(&e, png(&mirrored), ImageKind::Selfie);
+    let myaw = m.quality.yaw_deg.expect("yaw");
+    assert!(
+        myaw.signum() != yaw.signum() && myaw.abs() > 30.0,
+        "{yaw} vs mirrored {myaw}"
+    );
+    // A frontal portrait passes the same rule.
+    assert!(!analyze(&e, sample(PORTRAIT), ImageKind::Selfie)
+        .quality
+        .has(QualityCheck::Pose));
+}
+
 #[path = "face_support/jp2.rs"]
 mod jp2;
 
