@@ -23,6 +23,17 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
+/// Nanoseconds this process's threads spent runnable but waiting for a CPU (sum of the run-queue delays
+/// in /proc/self/task/*/schedstat). Tells "no free core" apart from waiting inside the engine.
+fn runqueue_wait_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let mut photos: Vec<Bytes> = std::fs::read_dir(root().join("models/samples"))
@@ -56,6 +67,7 @@ fn main() {
         let sums = Mutex::new([Duration::ZERO; 6]);
         let started = Instant::now();
         let cpu0 = cpu_seconds();
+        let wait0 = runqueue_wait_ns();
         std::thread::scope(|s| {
             for _ in 0..workers * 2 {
                 s.spawn(|| loop {
@@ -78,6 +90,9 @@ fn main() {
         });
         let elapsed = started.elapsed();
         let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+        let waited = runqueue_wait_ns()
+            .zip(wait0)
+            .map(|(b, a)| b.saturating_sub(a));
         let n = photos.len() as f64;
         let rate = n / elapsed.as_secs_f64();
         let s = sums.into_inner().unwrap();
@@ -102,6 +117,12 @@ fn main() {
                  waited for a core",
                 cpu * 1000.0 / n,
                 elapsed.as_secs_f64() * 1000.0 * workers as f64 / n
+            );
+        }
+        if let Some(w) = waited {
+            println!(
+                "  run-queue wait {:.0} ms per image: time the workers were ready to run but every core was busy",
+                w as f64 / 1e6 / n
             );
         }
         rates.push(rate);
