@@ -393,6 +393,7 @@ fn a_jp2_chip_photo_made_from_a_jpeg_matches_it() {
         jp2.len()
     );
     let chip = analyze(&e, jp2.clone(), ImageKind::ChipPhoto);
+    assert_eq!(chip.quality.result, QualityResult::Pass, "{:?}", chip.quality);
     let selfie = analyze(&e, jpeg(&full, 95), ImageKind::Selfie);
     let s = cosine(&chip, &selfie);
     assert!(s > 0.9, "JP2 chip photo vs the JPEG it was made from: {s}");
