@@ -355,6 +355,36 @@ fn a_turned_head_gets_selfie_pose_and_mirroring_flips_the_yaw() {
         .has(QualityCheck::Pose));
 }
 
+#[test]
+fn png_webp_and_greyscale_selfies_are_read_like_the_jpeg() {
+    let e = engine();
+    let img = decode(&sample(PORTRAIT));
+    let reference = analyze(&e, sample(PORTRAIT), ImageKind::Selfie);
+    let mut webp = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(img.clone())
+        .write_to(&mut webp, image::ImageFormat::WebP)
+        .expect("webp encodes");
+    for (name, bytes) in [("png", png(&img)), ("webp", webp.into_inner())] {
+        let a = analyze(&e, bytes, ImageKind::Selfie);
+        assert_eq!(
+            a.quality.result,
+            QualityResult::Pass,
+            "{name}: {:?}",
+            a.quality
+        );
+        assert!(cosine(&a, &reference) > 0.95, "{name}");
+    }
+    // A one-channel JPEG becomes three equal channels and still yields a face.
+    let grey = DynamicImage::ImageRgb8(img).to_luma8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&grey)
+        .expect("grey jpeg encodes");
+    let a = analyze(&e, out, ImageKind::Selfie);
+    assert!(a.template.is_some(), "{:?}", a.quality);
+    assert!(cosine(&a, &reference) > 0.8);
+}
+
 #[path = "face_support/jp2.rs"]
 mod jp2;
 
@@ -393,7 +423,12 @@ fn a_jp2_chip_photo_made_from_a_jpeg_matches_it() {
         jp2.len()
     );
     let chip = analyze(&e, jp2.clone(), ImageKind::ChipPhoto);
-    assert_eq!(chip.quality.result, QualityResult::Pass, "{:?}", chip.quality);
+    assert_eq!(
+        chip.quality.result,
+        QualityResult::Pass,
+        "{:?}",
+        chip.quality
+    );
     let selfie = analyze(&e, jpeg(&full, 95), ImageKind::Selfie);
     let s = cosine(&chip, &selfie);
     assert!(s > 0.9, "JP2 chip photo vs the JPEG it was made from: {s}");
