@@ -304,6 +304,7 @@ fn worker(models: &mut Models, rx: Receiver<Job>, engine: std::sync::Weak<Inner>
     drop(inner);
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
+        metrics::gauge!("face_queue_depth").set(rx.len() as f64);
         metrics::histogram!("face_queue_wait_seconds")
             .record(started.duration_since(job.queued).as_secs_f64());
         if job.reply.is_closed() {
