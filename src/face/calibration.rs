@@ -88,22 +88,19 @@ impl CalibrationTable {
             .iter()
             .filter(|p| p.target_fmr <= fmr * (1.0 + 1e-9))
             .max_by(|a, b| a.target_fmr.total_cmp(&b.target_fmr));
-        let point = match at_most {
-            Some(p) => p,
-            None => {
-                tracing::warn!(
-                    fmr,
-                    "target FMR below the calibration table: using its strictest threshold"
-                );
-                // parse() guarantees at least one point.
-                self.point
-                    .iter()
-                    .max_by(|a, b| a.threshold.total_cmp(&b.threshold))
-                    .unwrap_or(&self.point[0])
-            }
-        };
+        let point = at_most.or_else(|| {
+            tracing::warn!(
+                fmr,
+                "target FMR below the calibration table: using its strictest threshold"
+            );
+            self.point
+                .iter()
+                .max_by(|a, b| a.threshold.total_cmp(&b.threshold))
+        });
+        // An empty table (parse() refuses one) would match nothing rather than everything.
+        let score = point.map_or(2.0, |p| p.threshold);
         Threshold {
-            score: point.threshold,
+            score,
             target_fmr: fmr,
         }
     }
@@ -137,8 +134,8 @@ impl CalibrationTable {
     }
 }
 
-pub const RULE: &str = "threshold(FMR) = max of (a) the empirical quantile when FMR x impostors >= 1, else just above the \
-highest impostor score; (b) a normal fit to the impostor scores with 95% upper confidence limits on mean and sd; \
+pub const RULE: &str = "threshold(FMR) = the empirical quantile when FMR x impostors >= 10; otherwise the max of (a) the \
+empirical quantile when FMR x impostors >= 1, else just above the highest impostor score; (b) a normal fit to the impostor scores with 95% upper confidence limits on mean and sd; \
 (c) an exponential tail fitted to the top 10% of impostor scores";
 
 /// Builds the table from genuine and impostor scores (cosine).
@@ -179,11 +176,12 @@ pub fn build(
         };
         let gaussian = mean_up + z * sd_up;
         let tail = u + beta * (p_u / fmr).ln().max(0.0);
-        let t = empirical.max(gaussian).max(tail);
-        let method = if k >= 1 && t == empirical {
-            PointMethod::Empirical
+        // With at least 10 impostor pairs above it the quantile is measured well enough to use as is;
+        // below that, whichever of the data and the two tail models is strictest.
+        let (t, method) = if k >= 10 {
+            (empirical, PointMethod::Empirical)
         } else {
-            PointMethod::Extrapolated
+            (empirical.max(gaussian).max(tail), PointMethod::Extrapolated)
         };
         let t32 = ((t * 10_000.0).ceil() / 10_000.0) as f32;
         let fnmr =

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// Configuration of the face engine (`[face]` in the config). Defaults are documented in `config/default.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct FaceConfig {
     /// Folder holding the two `.onnx` files named in `models/manifest.toml`.
@@ -37,7 +37,7 @@ pub struct FaceConfig {
 }
 
 /// Thresholds of the quality checks; each failing check yields one failure code.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct QualityRules {
     /// A second face at least this fraction of the main face's width makes the image ambiguous.
@@ -133,5 +133,29 @@ impl FaceConfig {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => self.ort_library.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults_equal_the_code_defaults() {
+        let s = crate::config::Settings::from_toml_overrides("").expect("defaults load");
+        assert_eq!(s.face, FaceConfig::default());
+    }
+
+    #[test]
+    fn keys_override_one_by_one() {
+        let s = crate::config::Settings::from_toml_overrides(
+            "[face]\nworkers = 3\n[face.selfie]\nmin_inter_eye_px = 50.0\n",
+        )
+        .expect("loads");
+        assert_eq!(s.face.workers, 3);
+        assert_eq!(s.face.effective_workers(), 3);
+        assert_eq!(s.face.selfie.min_inter_eye_px, 50.0);
+        assert_eq!(s.face.selfie.max_glare, QualityRules::default().max_glare);
+        assert_eq!(s.face.chip_photo, QualityRules::chip_photo());
     }
 }

@@ -194,4 +194,29 @@ mod tests {
             let _ = decode_jpeg2000(&jp2, 1000);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = jpeg2000_dimensions(&bytes);
+            if let Some(f) = sniff(&bytes) {
+                let _ = decode_raster(&bytes, f, 1 << 20);
+            }
+        }
+
+        #[test]
+        fn mutated_headers_never_panic(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..256), which in 0usize..4) {
+            let magic: &[u8] = match which {
+                0 => &[0xFF, 0xD8, 0xFF],
+                1 => &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A],
+                2 => &JP2_MAGIC,
+                _ => &[0xFF, 0x4F, 0xFF, 0x51],
+            };
+            let mut bytes = magic.to_vec();
+            bytes.extend_from_slice(&tail);
+            if let Some(f) = sniff(&bytes) {
+                let _ = decode_raster(&bytes, f, 1 << 20);
+            }
+        }
+    }
 }

@@ -304,6 +304,7 @@ fn worker(models: &mut Models, rx: Receiver<Job>, engine: std::sync::Weak<Inner>
     drop(inner);
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
+        metrics::gauge!("face_queue_depth").set(rx.len() as f64);
         metrics::histogram!("face_queue_wait_seconds")
             .record(started.duration_since(job.queued).as_secs_f64());
         if job.reply.is_closed() {
@@ -317,6 +318,10 @@ fn worker(models: &mut Models, rx: Receiver<Job>, engine: std::sync::Weak<Inner>
         let result = run_pipeline(models, &cfg, &job.image, job.kind, &model_id, &model_hash);
         let spent = started.elapsed();
         metrics::histogram!("face_job_seconds").record(spent.as_secs_f64());
+        if let Ok(a) = &result {
+            let inference = a.timings.detect + a.timings.embed;
+            metrics::histogram!("face_inference_seconds").record(inference.as_secs_f64());
+        }
         metrics::counter!("face_jobs_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
         if let Some(inner) = engine.upgrade() {
             let old = inner.avg_job_us.load(Ordering::Relaxed);

@@ -106,6 +106,13 @@ pub fn verify(path: &Path, entry: &ManifestEntry, what: &'static str) -> Result<
 static ENV: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
 
 pub fn environment(lib: &Path) -> Result<ort::environment::Environment, FaceInitError> {
+    // Checked even when a runtime is already loaded, so a wrong path is always reported.
+    if !lib.is_file() {
+        return Err(FaceInitError::Missing {
+            what: "ONNX Runtime library",
+            path: lib.to_path_buf(),
+        });
+    }
     let mut guard = ENV.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(env) = guard.as_ref() {
         return Ok(env.clone());

@@ -104,8 +104,10 @@ pub struct Pose {
     pub roll_deg: f32,
 }
 
-/// Vertical position of the nose between the eye line and the mouth line in the frontal template.
-const FRONTAL_NOSE_RATIO: f32 = (71.7366 - 51.6) / (92.285 - 51.6);
+/// Vertical position of YuNet's nose landmark between the eye line and the mouth line on a frontal face.
+/// Measured, not taken from the ArcFace template (0.495): YuNet puts the nose point lower, and with 0.495
+/// the median pitch of 807 mostly frontal portraits (LFW and the model package's samples) read −7°.
+const FRONTAL_NOSE_RATIO: f32 = 0.55;
 /// Nose-tip depth in front of the eye plane, as a fraction of the inter-eye distance (anthropometric mean).
 const NOSE_DEPTH: f32 = 0.5;
 
@@ -280,10 +282,12 @@ mod tests {
     #[test]
     fn frontal_template_is_frontal() {
         let p = estimate_pose(&TEMPLATE);
-        assert!(
-            p.yaw_deg.abs() < 2.0 && p.pitch_deg.abs() < 2.0 && p.roll_deg.abs() < 1.0,
-            "{p:?}"
-        );
+        assert!(p.yaw_deg.abs() < 2.0 && p.roll_deg.abs() < 1.0, "{p:?}");
+        // The ArcFace template's nose sits higher than YuNet's frontal nose point: reads slightly "up".
+        assert!(p.pitch_deg > 0.0 && p.pitch_deg < 10.0, "{p:?}");
+        let mut down = TEMPLATE;
+        down[2][1] += 10.0;
+        assert!(estimate_pose(&down).pitch_deg < -10.0);
     }
 
     #[test]

@@ -194,4 +194,14 @@ mod tests {
         let s = format!("{:?}", t("m", vec![0.123456]));
         assert!(!s.contains("0.123456") && s.contains("[redacted]"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..700)) {
+            let _ = Template::from_bytes(&bytes);
+            let mut tagged = MAGIC.to_vec();
+            tagged.extend_from_slice(&bytes);
+            let _ = Template::from_bytes(&tagged);
+        }
+    }
 }

@@ -1,0 +1,670 @@
+//! The face engine with the real models on real photos: matching, quality codes, EXIF orientation,
+//! JPEG 2000, decoding limits, the bounded queue and model pinning. Needs `scripts/fetch-models.sh`
+//! (`make models`); fails with that instruction when the models are missing, it never skips.
+
+use bytes::Bytes;
+use image::{DynamicImage, RgbImage};
+use jpki_face::face::{
+    FaceAnalysis, FaceConfig, FaceEngine, FaceError, FaceInitError, ImageKind, QualityCheck,
+    QualityResult,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Records the largest single allocation, to show a lying header is refused before any big buffer exists.
+struct PeakAlloc;
+static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+#[global_allocator]
+static ALLOC: PeakAlloc = PeakAlloc;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config(workers: usize, queue_capacity: usize) -> FaceConfig {
+    let mut cfg = FaceConfig {
+        workers,
+        queue_capacity,
+        models_dir: root().join("models"),
+        ..FaceConfig::default()
+    };
+    cfg.ort_library = root().join("models/libonnxruntime.so.1.31.1");
+    cfg
+}
+
+fn start(cfg: &FaceConfig) -> FaceEngine {
+    let engine = FaceEngine::start(cfg).unwrap_or_else(|e| {
+        panic!("the face models are needed for these tests: run scripts/fetch-models.sh (make models) first.\n{e}")
+    });
+    assert!(
+        engine.wait_ready(Duration::from_secs(120)),
+        "engine did not warm up"
+    );
+    engine
+}
+
+fn engine() -> FaceEngine {
+    start(&config(2, 64))
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    let p = root().join("models/samples").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/fetch-models.sh (make models) to install the sample portraits",
+            p.display()
+        )
+    })
+}
+
+const CALIBRATION: &str = "../shared/data/faces/calibration";
+
+fn calibration_image(rel: &str) -> Vec<u8> {
+    let p = root().join(CALIBRATION).join(rel);
+    std::fs::read(&p)
+        .unwrap_or_else(|e| panic!("{}: {e} (the shared labelled face set)", p.display()))
+}
+
+fn decode(bytes: &[u8]) -> RgbImage {
+    image::load_from_memory(bytes)
+        .expect("test image decodes")
+        .to_rgb8()
+}
+
+fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .expect("jpeg encodes");
+    out
+}
+
+fn png(img: &RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(img.clone())
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("png encodes");
+    out.into_inner()
+}
+
+fn analyze(engine: &FaceEngine, bytes: Vec<u8>, kind: ImageKind) -> FaceAnalysis {
+    engine
+        .analyze_blocking(Bytes::from(bytes), kind)
+        .expect("analysis runs")
+}
+
+fn cosine(a: &FaceAnalysis, b: &FaceAnalysis) -> f32 {
+    let (ta, tb) = (
+        a.template.as_ref().expect("face a"),
+        b.template.as_ref().expect("face b"),
+    );
+    ta.cosine(tb).expect("same model")
+}
+
+/// A clear, frontal, single-face portrait from the model package (passes every selfie check).
+const PORTRAIT: &str = "Female_42_1_1_1.jpg";
+const PORTRAIT_2: &str = "Male_24_11_1.jpg";
+
+#[test]
+fn the_reference_portraits_pass_every_check() {
+    let e = engine();
+    for name in [PORTRAIT, PORTRAIT_2] {
+        let a = analyze(&e, sample(name), ImageKind::Selfie);
+        assert_eq!(
+            a.quality.result,
+            QualityResult::Pass,
+            "{name}: {:?}",
+            a.quality
+        );
+        assert_eq!(a.quality.faces, 1);
+        assert!(a.template.as_ref().is_some_and(|t| t.vector.len() == 128));
+    }
+}
+
+#[test]
+fn same_person_scores_above_the_threshold_and_different_people_below() {
+    let e = engine();
+    let threshold = e.threshold_for_fmr(1e-4).score;
+    // Frontal pairs of the same people in the labelled set (LFW-gray), and the cross pairs between them.
+    let people = [
+        (
+            "Ann_Veneman/Ann_Veneman_0002.jpg",
+            "Ann_Veneman/Ann_Veneman_0004.jpg",
+        ),
+        ("Art_Howe/Art_Howe_0001.jpg", "Art_Howe/Art_Howe_0002.jpg"),
+        (
+            "Michael_Bloomberg/Michael_Bloomberg_0019.jpg",
+            "Michael_Bloomberg/Michael_Bloomberg_0001.jpg",
+        ),
+    ];
+    let mut analysed = Vec::new();
+    for (a, b) in people {
+        let fa = analyze(&e, calibration_image(a), ImageKind::Selfie);
+        let fb = analyze(&e, calibration_image(b), ImageKind::Selfie);
+        let s = cosine(&fa, &fb);
+        assert!(
+            s >= threshold,
+            "{a} vs {b}: same person scored {s} < threshold {threshold}"
+        );
+        analysed.push((a, fa));
+    }
+    for (i, (na, fa)) in analysed.iter().enumerate() {
+        for (nb, fb) in &analysed[i + 1..] {
+            let s = cosine(fa, fb);
+            assert!(
+                s < threshold,
+                "{na} vs {nb}: different people scored {s} >= threshold {threshold}"
+            );
+        }
+    }
+}
+
+/// Wraps a JPEG's pixels with an EXIF APP1 segment holding only the orientation tag.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian TIFF, IFD at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn exif_rotation_is_applied_before_detection() {
+    let e = engine();
+    let upright = decode(&sample(PORTRAIT));
+    let reference = analyze(&e, jpeg(&upright, 92), ImageKind::Selfie);
+    // Store the pixels turned 90° anticlockwise; orientation 6 tells viewers to turn them back clockwise.
+    let stored = image::imageops::rotate270(&upright);
+    let tagged = with_exif_orientation(&jpeg(&stored, 92), 6);
+    let a = analyze(&e, tagged, ImageKind::Selfie);
+    let face = a.face.expect("face found in the EXIF-rotated selfie");
+    assert!(
+        face.roll_deg.abs() < 20.0,
+        "face should be upright after EXIF, roll {}",
+        face.roll_deg
+    );
+    assert!(
+        cosine(&a, &reference) > 0.9,
+        "rotated selfie should match its upright original"
+    );
+    // Control: the same pixels without the tag lie on their side; the detector (not rotation-invariant)
+    // either misses the face or misplaces its landmarks, and the template no longer matches.
+    let untagged = analyze(&e, jpeg(&stored, 92), ImageKind::Selfie);
+    if untagged.template.is_some() {
+        let s = cosine(&untagged, &reference);
+        assert!(
+            s < 0.5,
+            "without EXIF the sideways face should not match its upright original: {s}"
+        );
+    }
+}
+
+#[test]
+fn an_image_without_a_face_gets_selfie_no_face() {
+    let e = engine();
+    let img = RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x / 3) as u8, (y / 2) as u8, 128])
+    });
+    let a = analyze(&e, png(&img), ImageKind::Selfie);
+    assert_eq!(a.quality.result, QualityResult::Fail);
+    assert!(a.quality.has(QualityCheck::NoFace), "{:?}", a.quality);
+    assert!(a.template.is_none() && a.face.is_none());
+    let json = serde_json::to_value(&a.quality).unwrap();
+    assert_eq!(json["failed"][0], "selfie_no_face");
+}
+
+#[test]
+fn two_portraits_side_by_side_get_selfie_multiple_faces() {
+    let e = engine();
+    let a = decode(&sample(PORTRAIT));
+    let b = decode(&sample(PORTRAIT_2));
+    let h = 900;
+    let a = image::imageops::resize(
+        &a,
+        a.width() * h / a.height(),
+        h,
+        image::imageops::FilterType::Triangle,
+    );
+    let b = image::imageops::resize(
+        &b,
+        b.width() * h / b.height(),
+        h,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut both = RgbImage::new(a.width() + b.width(), h);
+    image::imageops::replace(&mut both, &a, 0, 0);
+    image::imageops::replace(&mut both, &b, i64::from(a.width()), 0);
+    let r = analyze(&e, jpeg(&both, 90), ImageKind::Selfie);
+    assert!(r.quality.faces >= 2, "{:?}", r.quality);
+    assert!(
+        r.quality.has(QualityCheck::MultipleFaces),
+        "{:?}",
+        r.quality
+    );
+    // Each half alone is fine: the code comes from the composition, not from the photos.
+    assert!(!analyze(&e, jpeg(&a, 90), ImageKind::Selfie)
+        .quality
+        .has(QualityCheck::MultipleFaces));
+}
+
+#[test]
+fn a_dark_selfie_gets_selfie_too_dark() {
+    let e = engine();
+    let mut img = decode(&sample(PORTRAIT));
+    img.pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|v| (f32::from(v) * 0.25) as u8));
+    let a = analyze(&e, jpeg(&img, 95), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::TooDark), "{:?}", a.quality);
+    assert!(
+        !a.quality.has(QualityCheck::NoFace),
+        "the face is still found: {:?}",
+        a.quality
+    );
+}
+
+#[test]
+fn a_blurred_selfie_gets_selfie_blurry() {
+    let e = engine();
+    let img = decode(&sample(PORTRAIT));
+    let sharp = analyze(&e, jpeg(&img, 95), ImageKind::Selfie);
+    assert!(
+        !sharp.quality.has(QualityCheck::Blurry),
+        "{:?}",
+        sharp.quality
+    );
+    let blurred = image::imageops::blur(&img, 6.0);
+    let a = analyze(&e, jpeg(&blurred, 95), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::Blurry), "{:?}", a.quality);
+    assert!(a.quality.sharpness < sharp.quality.sharpness);
+}
+
+#[test]
+fn an_overexposed_selfie_gets_too_bright_and_a_specular_patch_gets_glare() {
+    let e = engine();
+    let img = decode(&sample(PORTRAIT));
+    let mut bright = img.clone();
+    bright
+        .pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|v| (f32::from(v) * 0.3 + 200.0) as u8));
+    let a = analyze(&e, jpeg(&bright, 95), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::TooBright), "{:?}", a.quality);
+
+    // A saturated white patch over a quarter of the face box, as a flash reflection would be.
+    let face = analyze(&e, jpeg(&img, 95), ImageKind::Selfie)
+        .face
+        .expect("face");
+    let mut glare = img.clone();
+    let [x, y, w, h] = face.bbox;
+    for py in (y + h * 0.15) as u32..(y + h * 0.45) as u32 {
+        for px in (x + w * 0.2) as u32..(x + w * 0.8) as u32 {
+            glare.put_pixel(px, py, image::Rgb([255, 255, 255]));
+        }
+    }
+    let a = analyze(&e, png(&glare), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::Glare), "{:?}", a.quality);
+    assert!(
+        !a.quality.has(QualityCheck::TooBright),
+        "the rest of the face is normal: {:?}",
+        a.quality
+    );
+}
+
+#[test]
+fn a_turned_head_gets_selfie_pose_and_mirroring_flips_the_yaw() {
+    let e = engine();
+    // A news photo of a head turned about 40° (LFW-gray), chosen for it.
+    let bytes = calibration_image("Horst_Koehler/Horst_Koehler_0003.jpg");
+    let a = analyze(&e, bytes.clone(), ImageKind::Selfie);
+    assert!(a.quality.has(QualityCheck::Pose), "{:?}", a.quality);
+    let yaw = a.quality.yaw_deg.expect("yaw");
+    assert!(yaw.abs() > 30.0, "{yaw}");
+    let mirrored = image::imageops::flip_horizontal(&decode(&bytes));
+    let m = analyze(&e, png(&mirrored), ImageKind::Selfie);
+    let myaw = m.quality.yaw_deg.expect("yaw");
+    assert!(
+        myaw.signum() != yaw.signum() && myaw.abs() > 30.0,
+        "{yaw} vs mirrored {myaw}"
+    );
+    // A frontal portrait passes the same rule.
+    assert!(!analyze(&e, sample(PORTRAIT), ImageKind::Selfie)
+        .quality
+        .has(QualityCheck::Pose));
+}
+
+#[test]
+fn png_webp_and_greyscale_selfies_are_read_like_the_jpeg() {
+    let e = engine();
+    let img = decode(&sample(PORTRAIT));
+    let reference = analyze(&e, sample(PORTRAIT), ImageKind::Selfie);
+    let mut webp = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(img.clone())
+        .write_to(&mut webp, image::ImageFormat::WebP)
+        .expect("webp encodes");
+    for (name, bytes) in [("png", png(&img)), ("webp", webp.into_inner())] {
+        let a = analyze(&e, bytes, ImageKind::Selfie);
+        assert_eq!(
+            a.quality.result,
+            QualityResult::Pass,
+            "{name}: {:?}",
+            a.quality
+        );
+        assert!(cosine(&a, &reference) > 0.95, "{name}");
+    }
+    // A one-channel JPEG becomes three equal channels and still yields a face.
+    let grey = DynamicImage::ImageRgb8(img).to_luma8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&grey)
+        .expect("grey jpeg encodes");
+    let a = analyze(&e, out, ImageKind::Selfie);
+    assert!(a.template.is_some(), "{:?}", a.quality);
+    assert!(cosine(&a, &reference) > 0.8);
+}
+
+#[path = "face_support/jp2.rs"]
+mod jp2;
+
+#[test]
+fn a_jp2_chip_photo_made_from_a_jpeg_matches_it() {
+    let e = engine();
+    let full = decode(&sample(PORTRAIT));
+    // A passport-style crop around the face at chip-photo size.
+    let f = analyze(&e, jpeg(&full, 95), ImageKind::Selfie)
+        .face
+        .expect("face");
+    let (cx, cy, side) = (
+        f.bbox[0] + f.bbox[2] / 2.0,
+        f.bbox[1] + f.bbox[3] / 2.0,
+        f.bbox[2] * 2.0,
+    );
+    let x0 = (cx - side / 2.0).max(0.0) as u32;
+    let y0 = (cy - side * 0.6).max(0.0) as u32;
+    let cw = (side as u32).min(full.width() - x0);
+    let ch = ((side * 1.25) as u32).min(full.height() - y0);
+    let crop = image::imageops::crop_imm(&full, x0, y0, cw, ch).to_image();
+    let small = image::imageops::resize(
+        &crop,
+        300,
+        300 * ch / cw,
+        image::imageops::FilterType::Triangle,
+    );
+    let jp2 = jp2::encode(&small, 20.0);
+    assert!(
+        jp2.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' ']),
+        "a JP2 container"
+    );
+    assert!(
+        jp2.len() <= 64 * 1024,
+        "chip photos are at most 64 KiB, got {}",
+        jp2.len()
+    );
+    let chip = analyze(&e, jp2.clone(), ImageKind::ChipPhoto);
+    assert_eq!(
+        chip.quality.result,
+        QualityResult::Pass,
+        "{:?}",
+        chip.quality
+    );
+    let selfie = analyze(&e, jpeg(&full, 95), ImageKind::Selfie);
+    let s = cosine(&chip, &selfie);
+    assert!(s > 0.9, "JP2 chip photo vs the JPEG it was made from: {s}");
+    // Chip photos are JPEG 2000 only; selfies never are.
+    let err = e
+        .analyze_blocking(Bytes::from(jpeg(&small, 90)), ImageKind::ChipPhoto)
+        .unwrap_err();
+    assert!(
+        matches!(err, FaceError::UnsupportedMediaType { .. }),
+        "{err:?}"
+    );
+    let err = e
+        .analyze_blocking(Bytes::from(jp2), ImageKind::Selfie)
+        .unwrap_err();
+    assert!(
+        matches!(err, FaceError::UnsupportedMediaType { .. }),
+        "{err:?}"
+    );
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose IHDR (valid CRC) claims `w`×`h`, followed by a tiny IDAT and IEND.
+fn lying_png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+#[test]
+fn a_header_claiming_100000_by_100000_pixels_is_refused_without_a_large_allocation() {
+    let e = engine();
+    LARGEST_ALLOC.store(0, Ordering::Relaxed);
+    let err = e
+        .analyze_blocking(Bytes::from(lying_png(100_000, 100_000)), ImageKind::Selfie)
+        .unwrap_err();
+    assert!(matches!(err, FaceError::TooLarge { .. }), "{err:?}");
+    let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+    j2k.extend_from_slice(&100_000u32.to_be_bytes());
+    j2k.extend_from_slice(&100_000u32.to_be_bytes());
+    j2k.extend_from_slice(&[0; 8]);
+    let err = e
+        .analyze_blocking(Bytes::from(j2k), ImageKind::ChipPhoto)
+        .unwrap_err();
+    assert!(matches!(err, FaceError::TooLarge { .. }), "{err:?}");
+    // 10^10 pixels would need 30 GB; nothing near even 1% of that was requested by any thread.
+    let largest = LARGEST_ALLOC.load(Ordering::Relaxed);
+    assert!(largest < 300 << 20, "largest allocation {largest} bytes");
+    // The byte limit is enforced before queueing.
+    let err = e
+        .analyze_blocking(Bytes::from(vec![0xFF; 64 * 1024 + 1]), ImageKind::ChipPhoto)
+        .unwrap_err();
+    assert!(matches!(err, FaceError::TooLarge { .. }), "{err:?}");
+}
+
+#[test]
+fn garbage_and_truncated_images_are_errors_not_panics() {
+    let e = engine();
+    let good = sample(PORTRAIT);
+    for cut in [3usize, 20, 200] {
+        let r = e.analyze_blocking(Bytes::from(good[..cut].to_vec()), ImageKind::Selfie);
+        assert!(
+            matches!(r, Err(FaceError::Undecodable { .. })),
+            "cut {cut}: {r:?}"
+        );
+    }
+    // Past the headers the JPEG decoder is lenient (missing scan data decodes as grey): any answer but a
+    // panic is acceptable, and no face is invented.
+    for cut in [2000usize, 20_000] {
+        match e.analyze_blocking(Bytes::from(good[..cut].to_vec()), ImageKind::Selfie) {
+            Ok(a) => assert!(a.quality.faces <= 1, "{:?}", a.quality),
+            Err(err) => assert!(matches!(err, FaceError::Undecodable { .. }), "{err:?}"),
+        }
+    }
+    let r = e.analyze_blocking(Bytes::from_static(b"GIF89a........"), ImageKind::Selfie);
+    assert!(
+        matches!(r, Err(FaceError::UnsupportedMediaType { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_full_queue_answers_overloaded_at_once() {
+    let engine = start(&config(1, 1));
+    let photo = Bytes::from(sample(PORTRAIT));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let order: Vec<Result<(), FaceError>> = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..12 {
+            let (engine, photo, tx) = (engine.clone(), photo.clone(), tx.clone());
+            tokio::spawn(async move {
+                let r = engine.analyze(photo, ImageKind::Selfie).await.map(|_| ());
+                let _ = tx.send(r);
+            });
+        }
+        drop(tx);
+        let mut order = Vec::new();
+        while let Some(r) = rx.recv().await {
+            order.push(r);
+        }
+        order
+    });
+    let overloaded = order
+        .iter()
+        .filter(|r| matches!(r, Err(FaceError::Overloaded { .. })))
+        .count();
+    let ok = order.iter().filter(|r| r.is_ok()).count();
+    assert!(overloaded >= 1 && ok >= 1, "{order:?}");
+    assert_eq!(overloaded + ok, 12, "{order:?}");
+    // Refusals come back before any analysis finishes: they never waited for a worker.
+    let first_ok = order.iter().position(|r| r.is_ok()).unwrap();
+    let last_overloaded = order
+        .iter()
+        .rposition(|r| matches!(r, Err(FaceError::Overloaded { .. })))
+        .unwrap();
+    assert!(last_overloaded < first_ok, "{order:?}");
+    if let Some(Err(FaceError::Overloaded { retry_after_secs })) = order.first() {
+        assert!(*retry_after_secs >= 1);
+    }
+}
+
+#[test]
+fn a_job_waiting_past_its_deadline_is_dropped() {
+    let mut cfg = config(1, 8);
+    cfg.job_deadline_ms = 1;
+    let engine = start(&cfg);
+    let photo = Bytes::from(sample(PORTRAIT));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt.block_on(async {
+        let jobs = (0..3).map(|_| engine.analyze(photo.clone(), ImageKind::Selfie));
+        futures::future::join_all(jobs).await
+    });
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(FaceError::DeadlineExceeded))),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn templates_of_different_models_refuse_to_compare() {
+    let e = engine();
+    let a = analyze(&e, sample(PORTRAIT), ImageKind::Selfie)
+        .template
+        .expect("template");
+    assert!(e.compare(&a, &a).is_ok_and(|s| s > 0.999));
+    let mut other = a.clone();
+    other.model_hash = "0".repeat(64);
+    assert!(e.compare(&a, &other).is_err());
+    let mut other = a.clone();
+    other.preprocessing_version += 1;
+    assert!(e.compare(&a, &other).is_err());
+    // Stored templates keep their model tag.
+    let back = jpki_face::face::Template::from_bytes(&a.to_bytes()).expect("round trip");
+    assert_eq!(back, a);
+    assert!(e.model_label().starts_with("sface-2021dec@0ba9fbfa01b5"));
+}
+
+fn copy_models(dir: &Path, corrupt_detector: bool) {
+    for f in [
+        "face_detection_yunet_2023mar.onnx",
+        "face_recognition_sface_2021dec.onnx",
+    ] {
+        let mut bytes = std::fs::read(root().join("models").join(f)).expect("model fetched");
+        if corrupt_detector && f.contains("yunet") {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+        }
+        std::fs::write(dir.join(f), bytes).unwrap();
+    }
+}
+
+#[test]
+fn the_engine_refuses_to_start_on_a_model_hash_mismatch_or_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_models(dir.path(), true);
+    let mut cfg = config(1, 4);
+    cfg.models_dir = dir.path().to_path_buf();
+    match FaceEngine::start(&cfg) {
+        Err(FaceInitError::HashMismatch { path, .. }) => {
+            assert!(path.ends_with("face_detection_yunet_2023mar.onnx"))
+        }
+        other => panic!("expected a hash mismatch, got {other:?}"),
+    }
+    let empty = tempfile::tempdir().unwrap();
+    cfg.models_dir = empty.path().to_path_buf();
+    let err = FaceEngine::start(&cfg).unwrap_err();
+    assert!(matches!(err, FaceInitError::Missing { .. }), "{err:?}");
+    assert!(err.to_string().contains("fetch-models.sh"), "{err}");
+    // A missing ONNX Runtime library is a clean error too, not a crash.
+    let mut cfg = config(1, 4);
+    cfg.ort_library = empty.path().join("libonnxruntime.so.1.31.1");
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        let err = FaceEngine::start(&cfg).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FaceInitError::Missing {
+                    what: "ONNX Runtime library",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
