@@ -69,4 +69,27 @@ async fn health_metrics_and_openapi(backend: Backend) {
         );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let responses = &doc["paths"]["/v1/enrollments"]["post"]["responses"];
+    for status in [
+        "201", "400", "401", "403", "404", "409", "413", "415", "422", "503",
+    ] {
+        assert!(
+            responses[status].is_object(),
+            "POST /v1/enrollments documents {status}"
+        );
+    }
+    // Result vocabularies are closed enums in the document.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["RevocationResult"]["enum"],
+        serde_json::json!(["good", "revoked", "unknown", "not_checked"])
+    );
+    assert_eq!(
+        schemas["EnrollmentStatus"]["enum"],
+        serde_json::json!(["verified", "rejected", "revoked", "identity_changed"])
+    );
+    assert!(schemas["CardDataResult"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("invalid_signature")));
 }
