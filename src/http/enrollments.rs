@@ -12,7 +12,7 @@ use super::idempotency::{self, Answer};
 use super::upload::{self, Upload};
 use super::{ApiContext, ApiError, ApiResult, Caller, TenantAuth};
 use crate::card::{self, CardReport, SessionBinding};
-use crate::crypto::{Owner, RecordKind};
+use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::{self, new_id, now_millis, prefix, Purpose};
 use crate::jlis::{self, ValidityReport};
 use crate::liveness::{Challenge, LivenessReport};
@@ -565,28 +565,46 @@ async fn store_enrollment(
     })
 }
 
+/// The enrollment's data key, if it still has one (a shredded or rejected enrollment has none).
+pub(super) fn data_key(ctx: &ApiContext, row: &EnrollmentRow) -> ApiResult<Option<DataKey>> {
+    let owner = Owner {
+        tenant_id: &row.tenant_id,
+        enrollment_id: &row.id,
+    };
+    row.wrapped_key
+        .as_ref()
+        .map(|w| ctx.keys.unwrap_key(owner, w).map_err(ApiError::internal))
+        .transpose()
+}
+
+/// Opens one sealed record of an enrollment; `None` when it was never kept or has been shredded.
+fn open_record(
+    ctx: &ApiContext,
+    row: &EnrollmentRow,
+    kind: RecordKind,
+    sealed: Option<&Secret<Vec<u8>>>,
+) -> ApiResult<Option<Vec<u8>>> {
+    let (Some(dek), Some(sealed)) = (data_key(ctx, row)?, sealed) else {
+        return Ok(None);
+    };
+    let owner = Owner {
+        tenant_id: &row.tenant_id,
+        enrollment_id: &row.id,
+    };
+    dek.open(owner, kind, sealed.expose())
+        .map(Some)
+        .map_err(ApiError::internal)
+}
+
 /// The stored document plus the decrypted identity, as api.md shows an enrollment.
 fn render(ctx: &ApiContext, row: &EnrollmentRow) -> ApiResult<Value> {
     let mut document: Value = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
     document["status"] = json!(row.status);
-    let identity = match (&row.wrapped_key, &row.identity_sealed) {
-        (Some(wrapped), Some(sealed)) => {
-            let owner = Owner {
-                tenant_id: &row.tenant_id,
-                enrollment_id: &row.id,
-            };
-            let dek = ctx
-                .keys
-                .unwrap_key(owner, wrapped)
-                .map_err(ApiError::internal)?;
-            let plain = dek
-                .open(owner, RecordKind::Identity, sealed.expose())
-                .map_err(ApiError::internal)?;
-            serde_json::from_slice(&plain).map_err(ApiError::internal)?
-        }
-        _ => Value::Null,
-    };
-    document["identity"] = identity;
+    document["identity"] =
+        match open_record(ctx, row, RecordKind::Identity, row.identity_sealed.as_ref())? {
+            Some(plain) => serde_json::from_slice(&plain).map_err(ApiError::internal)?,
+            None => Value::Null,
+        };
     Ok(document)
 }
 
@@ -678,20 +696,15 @@ pub async fn status_check(
         .get_enrollment(&auth.tenant_id, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let (Some(wrapped), Some(sealed)) = (&row.wrapped_key, &row.revocation_sealed) else {
+    let Some(plain) = open_record(
+        &ctx,
+        &row,
+        RecordKind::RevocationTarget,
+        row.revocation_sealed.as_ref(),
+    )?
+    else {
         return Err(ApiError::EnrollmentInactive);
     };
-    let owner = Owner {
-        tenant_id: &row.tenant_id,
-        enrollment_id: &row.id,
-    };
-    let dek = ctx
-        .keys
-        .unwrap_key(owner, wrapped)
-        .map_err(ApiError::internal)?;
-    let plain = dek
-        .open(owner, RecordKind::RevocationTarget, sealed.expose())
-        .map_err(ApiError::internal)?;
     let stored: SealedRevocationTarget =
         serde_json::from_slice(&plain).map_err(ApiError::internal)?;
     let target = jlis::RevocationTarget {

@@ -175,18 +175,11 @@ async fn open_templates(
     ctx: &ApiContext,
     enrollment: &EnrollmentRow,
 ) -> ApiResult<Vec<(String, Template)>> {
-    let wrapped = enrollment
-        .wrapped_key
-        .as_ref()
-        .ok_or(ApiError::EnrollmentInactive)?;
+    let dek = super::enrollments::data_key(ctx, enrollment)?.ok_or(ApiError::EnrollmentInactive)?;
     let owner = Owner {
         tenant_id: &enrollment.tenant_id,
         enrollment_id: &enrollment.id,
     };
-    let dek = ctx
-        .keys
-        .unwrap_key(owner, wrapped)
-        .map_err(ApiError::internal)?;
     let stored = ctx
         .store
         .templates(&enrollment.tenant_id, &enrollment.id)

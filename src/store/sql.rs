@@ -147,6 +147,20 @@ macro_rules! sql_store {
                 })
             }
 
+            /// Marks the session used; a session already used (by a concurrent request) fails the transaction.
+            async fn consume_session_in(conn: &mut <$db as sqlx::Database>::Connection, tenant_id: &str, session_id: &str, now: Millis) -> StoreResult<()> {
+                let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
+                    .bind(now)
+                    .bind(session_id)
+                    .bind(tenant_id)
+                    .execute(&mut *conn)
+                    .await?;
+                if consumed.rows_affected() != 1 {
+                    return Err(StoreError::SessionConsumed);
+                }
+                Ok(())
+            }
+
             async fn append_audit_in(conn: &mut <$db as sqlx::Database>::Connection, ev: &AuditEvent) -> StoreResult<()> {
                 let lock: Option<&str> = $audit_lock;
                 if let Some(lock) = lock {
@@ -304,15 +318,7 @@ macro_rules! sql_store {
             #[tracing::instrument(skip_all)]
             async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent) -> StoreResult<()> {
                 let mut tx = self.begin().await?;
-                let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
-                    .bind(e.created_at)
-                    .bind(&e.session_id)
-                    .bind(&e.tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if consumed.rows_affected() != 1 {
-                    return Err(StoreError::SessionConsumed);
-                }
+                Self::consume_session_in(&mut tx, &e.tenant_id, &e.session_id, e.created_at).await?;
                 let (kek_id, wrapped) = match &e.wrapped_key {
                     Some(w) => (Some(w.kek_id.clone()), Some(w.blob.clone())),
                     None => (None, None),
@@ -430,15 +436,7 @@ macro_rules! sql_store {
             async fn record_verification(&self, v: &NewVerification, lockout: Lockout, audit: &AuditEvent) -> StoreResult<()> {
                 let mut tx = self.begin().await?;
                 if let Some(session_id) = &v.session_id {
-                    let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
-                        .bind(v.created_at)
-                        .bind(session_id)
-                        .bind(&v.tenant_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if consumed.rows_affected() != 1 {
-                        return Err(StoreError::SessionConsumed);
-                    }
+                    Self::consume_session_in(&mut tx, &v.tenant_id, session_id, v.created_at).await?;
                 }
                 sqlx::query("INSERT INTO verifications (id, tenant_id, enrollment_id, session_id, decision, document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(&v.id)
