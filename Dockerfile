@@ -15,7 +15,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --home /app --shell /usr/sbin/nologin jpki
 WORKDIR /app
 COPY --from=build /src/target/release/jpki-face /usr/local/bin/jpki-face
-COPY --from=build /src/models/ /app/models/
+COPY --from=build /src/models/manifest.toml /src/models/*.onnx /src/models/libonnxruntime.so.1.31.1 /app/models/
 COPY config/ /app/config/
 RUN mkdir -p /app/data && chown -R jpki /app/data
 USER jpki
