@@ -45,6 +45,12 @@ pub fn letterbox(img: &RgbImage) -> Letterbox {
             (x0, (x0 + 1).min(w - 1), sx - x0 as f32)
         })
         .collect();
+    // Bilinear sampling is separable: blend the two source rows once per output row (w pixels), then
+    // sample that blended row horizontally (ow pixels). Half the arithmetic of blending four source
+    // pixels per output pixel when upscaling, which is the common case (selfies are small here).
+    let (b_plane, rest) = data.split_at_mut(plane);
+    let (g_plane, r_plane) = rest.split_at_mut(plane);
+    let mut blended = vec![0f32; w * 3];
     for y in 0..oh {
         let sy = ((y as f32 + 0.5) * inv - 0.5).clamp(0.0, (h - 1) as f32);
         let y0 = sy.floor() as usize;
@@ -52,14 +58,21 @@ pub fn letterbox(img: &RgbImage) -> Letterbox {
         let fy = sy - y0 as f32;
         let r0 = &raw[y0 * w * 3..(y0 + 1) * w * 3];
         let r1 = &raw[y1 * w * 3..(y1 + 1) * w * 3];
+        for ((v, &a), &b) in blended.iter_mut().zip(r0).zip(r1) {
+            *v = f32::from(a) + (f32::from(b) - f32::from(a)) * fy;
+        }
         let row = y * INPUT;
+        let (bs, gs, rs) = (
+            &mut b_plane[row..row + ow],
+            &mut g_plane[row..row + ow],
+            &mut r_plane[row..row + ow],
+        );
         for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let a = f32::from(r0[x0 * 3 + c]) * (1.0 - fx) + f32::from(r0[x1 * 3 + c]) * fx;
-                let b = f32::from(r1[x0 * 3 + c]) * (1.0 - fx) + f32::from(r1[x1 * 3 + c]) * fx;
-                // RGB source → BGR planes.
-                data[(2 - c) * plane + row + x] = a * (1.0 - fy) + b * fy;
-            }
+            let (p, q) = (&blended[x0 * 3..x0 * 3 + 3], &blended[x1 * 3..x1 * 3 + 3]);
+            // RGB source → BGR planes.
+            rs[x] = p[0] + (q[0] - p[0]) * fx;
+            gs[x] = p[1] + (q[1] - p[1]) * fx;
+            bs[x] = p[2] + (q[2] - p[2]) * fx;
         }
     }
     Letterbox { data, scale }
