@@ -24,6 +24,49 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::json;
 
+/// The outcome of a transaction-time verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Match,
+    NoMatch,
+    /// The selfie failed a quality check: nothing was decided about the face.
+    QualityFailed,
+    /// The live-capture challenge failed.
+    LivenessFailed,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Match => "match",
+            Decision::NoMatch => "no_match",
+            Decision::QualityFailed => "quality_failed",
+            Decision::LivenessFailed => "liveness_failed",
+        }
+    }
+}
+
+/// The answer of `POST /v1/transactions/verify` (200).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct VerificationDocument {
+    pub id: String,
+    pub enrollment_id: String,
+    pub decision: Decision,
+    /// The best cosine similarity against the enrollment's templates (absent if not compared).
+    pub score: Option<f64>,
+    pub threshold: f64,
+    pub target_fmr: f64,
+    pub model: String,
+    /// Which stored templates were compared: `enrollment_selfie`, `chip_photo`.
+    pub compared_with: Vec<String>,
+    #[schema(value_type = Object)]
+    pub selfie_quality: crate::face::QualityReport,
+    #[schema(value_type = Object)]
+    pub liveness: crate::liveness::LivenessReport,
+    pub created_at: String,
+}
+
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/v1/transactions/verify", post(verify))
 }
@@ -33,7 +76,7 @@ pub fn router() -> Router<ApiContext> {
     request_body(content_type = "multipart/form-data", description = "part `selfie` (+ `liveness_frame`… if the session asks); with an API key also `enrollment_id`"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses(
-        (status = 200, description = "`decision`: match | no_match | quality_failed | liveness_failed", body = Object),
+        (status = 200, description = "Decided (also when the answer is no)", body = VerificationDocument),
         (status = 400, body = super::error::Problem, description = "malformed_request"),
         (status = 401, body = super::error::Problem, description = "unauthenticated"),
         (status = 403, body = super::error::Problem, description = "forbidden"),
@@ -102,9 +145,9 @@ pub async fn verify(
         let threshold = ctx.face.threshold_for_fmr(ctx.settings.face.transaction_target_fmr);
 
         let (decision, best, compared_with) = if work.selfie.quality.result != crate::face::QualityResult::Pass {
-            ("quality_failed", None, Vec::new())
+            (Decision::QualityFailed, None, Vec::new())
         } else if !liveness.passed() {
-            ("liveness_failed", None, Vec::new())
+            (Decision::LivenessFailed, None, Vec::new())
         } else {
             let templates = open_templates(&ctx, &enrollment).await?;
             let probe = work
@@ -122,49 +165,52 @@ pub async fn verify(
                 }
             }
             match best {
-                Some(score) if score >= threshold.score => ("match", Some(score), compared),
-                Some(score) => ("no_match", Some(score), compared),
+                Some(score) if score >= threshold.score => (Decision::Match, Some(score), compared),
+                Some(score) => (Decision::NoMatch, Some(score), compared),
                 None => return Err(ApiError::EnrollmentInactive),
             }
         };
         let attempt = match decision {
-            "match" => Attempt::Match,
-            "no_match" => Attempt::NoMatch,
-            _ => Attempt::Undecided,
+            Decision::Match => Attempt::Match,
+            Decision::NoMatch => Attempt::NoMatch,
+            Decision::QualityFailed | Decision::LivenessFailed => Attempt::Undecided,
         };
         let now = now_millis();
         let next = policy.next(&lockout_state, attempt, now);
         let id = new_id(prefix::VERIFICATION);
-        let body = json!({
-            "id": id,
-            "enrollment_id": enrollment.id,
-            "decision": decision,
-            "score": best.map(round4),
-            "threshold": round4(threshold.score),
-            "target_fmr": threshold.target_fmr,
-            "model": ctx.face.model_label(),
-            "compared_with": compared_with,
-            "selfie_quality": work.selfie.quality,
-            "liveness": liveness,
-            "created_at": domain::rfc3339(now),
-        });
+        let document = VerificationDocument {
+            id: id.clone(),
+            enrollment_id: enrollment.id.clone(),
+            decision,
+            score: best.map(round4),
+            threshold: round4(threshold.score),
+            target_fmr: threshold.target_fmr,
+            model: ctx.face.model_label(),
+            compared_with,
+            selfie_quality: work.selfie.quality.clone(),
+            liveness,
+            created_at: domain::rfc3339(now),
+        };
+        // Through text, so f32 metrics print as short decimals.
+        let text = serde_json::to_string(&document).map_err(ApiError::internal)?;
+        let body: serde_json::Value = serde_json::from_str(&text).map_err(ApiError::internal)?;
         let verification = NewVerification {
             id: id.clone(),
             tenant_id: tenant_id.clone(),
             enrollment_id: enrollment.id.clone(),
             session_id: session.as_ref().map(|s| s.id.clone()),
-            decision: decision.to_string(),
-            document: body.to_string(),
+            decision: decision.as_str().to_string(),
+            document: text,
             created_at: now,
         };
         let audit = AuditEvent::new(
             &tenant_id,
             "verification.created",
             &id,
-            json!({"enrollment_id": enrollment.id, "decision": decision, "locked": next.locked_until.is_some()}),
+            json!({"enrollment_id": enrollment.id, "decision": decision.as_str(), "locked": next.locked_until.is_some()}),
         );
         ctx.store.record_verification(&verification, next, &audit).await?;
-        metrics::counter!("verifications_total", "decision" => decision).increment(1);
+        metrics::counter!("verifications_total", "decision" => decision.as_str()).increment(1);
         Ok(Answer { status: StatusCode::OK, body, resource_id: Some(id) })
     })
     .await

@@ -88,6 +88,10 @@ async fn health_metrics_and_openapi(backend: Backend) {
         schemas["EnrollmentStatus"]["enum"],
         serde_json::json!(["verified", "rejected", "revoked", "identity_changed"])
     );
+    assert_eq!(
+        schemas["Decision"]["enum"],
+        serde_json::json!(["match", "no_match", "quality_failed", "liveness_failed"])
+    );
     assert!(schemas["CardDataResult"]["enum"]
         .as_array()
         .unwrap()
