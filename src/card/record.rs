@@ -15,18 +15,15 @@ pub struct OffsetRecord<'a> {
     pub after_offsets: &'a [u8],
 }
 
-/// Parses `outer` (e.g. `FF20`) holding exactly `names.len()` children tagged `DF21`, `DF22`, … in order.
-///
-/// Checks: total size ≤ `max_bytes`; only `00`/`FF` filler after the record; every DF21 offset equals
-/// where the element really starts (counted from the start of the file). `names[i]` names child `DF21+i`
-/// in errors; `file` names the file.
-pub fn parse_offset_record<'a>(
+/// The checks both record shapes share: size cap, the outer tag, only filler after it, and exactly
+/// `count` children. Returns the record, its header length and the children with their offsets.
+fn read_record<'a>(
     bytes: &'a [u8],
     outer: u16,
     file: &'static str,
-    names: &'static [&'static str],
+    count: usize,
     max_bytes: usize,
-) -> Result<OffsetRecord<'a>, InvalidCardData> {
+) -> Result<(Tlv<'a>, usize, Vec<tlv::Located<'a>>), InvalidCardData> {
     if bytes.len() > max_bytes {
         return Err(InvalidCardData::new(
             file,
@@ -48,14 +45,30 @@ pub fn parse_offset_record<'a>(
         ));
     }
     let header = record.raw.len() - record.value.len();
-    let items = tlv::read_all(record.value, header, names.len())
+    let items = tlv::read_all(record.value, header, count)
         .map_err(|e| InvalidCardData::new(file, e.to_string()))?;
-    if items.len() != names.len() {
+    if items.len() != count {
         return Err(InvalidCardData::new(
             file,
-            format!("{} elements, want {}", items.len(), names.len()),
+            format!("{} elements, want {}", items.len(), count),
         ));
     }
+    Ok((record, header, items))
+}
+
+/// Parses `outer` (e.g. `FF20`) holding exactly `names.len()` children tagged `DF21`, `DF22`, … in order.
+///
+/// Checks: total size ≤ `max_bytes`; only `00`/`FF` filler after the record; every DF21 offset equals
+/// where the element really starts (counted from the start of the file). `names[i]` names child `DF21+i`
+/// in errors; `file` names the file.
+pub fn parse_offset_record<'a>(
+    bytes: &'a [u8],
+    outer: u16,
+    file: &'static str,
+    names: &'static [&'static str],
+    max_bytes: usize,
+) -> Result<OffsetRecord<'a>, InvalidCardData> {
+    let (record, header, items) = read_record(bytes, outer, file, names.len(), max_bytes)?;
     for (i, (item, name)) in items.iter().zip(names).enumerate() {
         let want = 0xDF21 + i as u16;
         if item.tlv.tag != want {
@@ -104,35 +117,7 @@ pub fn parse_fixed<'a>(
     tags: &[(u16, &'static str)],
     max_bytes: usize,
 ) -> Result<Vec<Tlv<'a>>, InvalidCardData> {
-    if bytes.len() > max_bytes {
-        return Err(InvalidCardData::new(
-            file,
-            format!("{} bytes, more than the {max_bytes} allowed", bytes.len()),
-        ));
-    }
-    let (record, rest) =
-        tlv::read(bytes, 0).map_err(|e| InvalidCardData::new(file, e.to_string()))?;
-    if record.tag != outer {
-        return Err(InvalidCardData::new(
-            file,
-            format!("starts with tag {:04X}, want {outer:04X}", record.tag),
-        ));
-    }
-    if !tlv::is_filler(rest) {
-        return Err(InvalidCardData::new(
-            file,
-            "bytes other than 00/FF filler after the record",
-        ));
-    }
-    let header = record.raw.len() - record.value.len();
-    let items = tlv::read_all(record.value, header, tags.len())
-        .map_err(|e| InvalidCardData::new(file, e.to_string()))?;
-    if items.len() != tags.len() {
-        return Err(InvalidCardData::new(
-            file,
-            format!("{} elements, want {}", items.len(), tags.len()),
-        ));
-    }
+    let (_, _, items) = read_record(bytes, outer, file, tags.len(), max_bytes)?;
     for (item, (tag, name)) in items.iter().zip(tags) {
         if item.tlv.tag != *tag {
             return Err(InvalidCardData::new(
