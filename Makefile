@@ -13,6 +13,7 @@ run: models
 test: models
 	scripts/ensure-postgres.sh
 	scripts/ensure-tools.sh
+	scripts/drop-test-databases.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
