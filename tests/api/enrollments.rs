@@ -94,14 +94,7 @@ async fn same_person_is_verified_and_readable(backend: Backend) {
         .unwrap();
     assert_eq!(none["enrollments"], json!([]));
     // Two templates (selfie and chip photo) are stored, sealed.
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(app.count(CountedTable::Templates).await, 2);
     // Another tenant sees nothing.
     let (_, other_key) = app.other_tenant().await;
     let other = app
@@ -145,20 +138,12 @@ async fn another_persons_selfie_is_a_face_mismatch(backend: Backend) {
         "no identity kept for a rejected enrollment"
     );
     assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
+        app.count(CountedTable::Templates).await,
         0,
         "no templates for a rejected enrollment"
     );
     assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Enrollments, &app.tenant_id)
-            .await
-            .unwrap(),
+        app.count(CountedTable::Enrollments).await,
         1,
         "the decision is kept"
     );
@@ -266,22 +251,8 @@ async fn validity_service_down_fails_closed_and_stores_nothing(backend: Backend)
     let response = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[]).await;
     assert_eq!(response.headers().get("retry-after").unwrap(), "7");
     assert_problem(response, 503, "revocation_unavailable").await;
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Enrollments, &app.tenant_id)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.count(CountedTable::Enrollments).await, 0);
+    assert_eq!(app.count(CountedTable::Templates).await, 0);
     let stored = app
         .ctx
         .store
@@ -438,22 +409,8 @@ async fn parallel_enrollments_land_exactly_once(backend: Backend) {
     let created = statuses.iter().filter(|&&s| s == 201).count();
     let consumed = statuses.iter().filter(|&&s| s == 409).count();
     assert_eq!((created, consumed), (20, 20), "{statuses:?}");
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Enrollments, &app.tenant_id)
-            .await
-            .unwrap(),
-        20
-    );
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        40
-    );
+    assert_eq!(app.count(CountedTable::Enrollments).await, 20);
+    assert_eq!(app.count(CountedTable::Templates).await, 40);
     let chain = jpki_face::store::verify_audit_chain(app.ctx.store.as_ref(), &app.tenant_id)
         .await
         .unwrap();

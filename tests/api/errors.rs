@@ -138,12 +138,7 @@ async fn bad_bodies_get_their_codes(backend: Backend) {
     )
     .await;
     // Nothing was created by any of them.
-    let sessions = app
-        .ctx
-        .store
-        .count_rows(jpki_face::store::CountedTable::Sessions, &app.tenant_id)
-        .await
-        .unwrap();
+    let sessions = app.count(jpki_face::store::CountedTable::Sessions).await;
     assert_eq!(sessions, 0);
 }
 

@@ -145,6 +145,15 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// Rows of `table` that belong to the test tenant.
+    pub async fn count(&self, table: jpki_face::store::CountedTable) -> i64 {
+        self.ctx
+            .store
+            .count_rows(table, &self.tenant_id)
+            .await
+            .expect("count rows")
+    }
+
     /// A second tenant with its own key.
     pub async fn other_tenant(&self) -> (String, String) {
         let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")

@@ -164,12 +164,7 @@ async fn idempotency_key_replays_or_conflicts(backend: Backend) {
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     let replay: serde_json::Value = replay.json().await.unwrap();
     assert_eq!(replay, first, "the first answer is replayed");
-    let sessions = app
-        .ctx
-        .store
-        .count_rows(jpki_face::store::CountedTable::Sessions, &app.tenant_id)
-        .await
-        .unwrap();
+    let sessions = app.count(jpki_face::store::CountedTable::Sessions).await;
     assert_eq!(sessions, 1, "the retry created nothing");
     let conflict = send(json!({"purpose": "enrollment", "subject_ref": "c-10"}))
         .await

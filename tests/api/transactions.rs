@@ -112,11 +112,7 @@ async fn verify_matches_rejects_and_locks(backend: Backend) {
     assert!((1..=120).contains(&retry_after), "{retry_after}");
     assert_problem(locked, 423, "enrollment_locked").await;
     assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Verifications, &app.tenant_id)
-            .await
-            .unwrap(),
+        app.count(CountedTable::Verifications).await,
         5,
         "the refused attempt is not recorded"
     );
@@ -192,14 +188,7 @@ async fn delete_shreds_and_later_calls_404(backend: Backend) {
         )
         .await;
     assert_problem(session, 404, "not_found").await;
-    assert_eq!(
-        app.ctx
-            .store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.count(CountedTable::Templates).await, 0);
     let audit = app.ctx.store.audit_rows(&app.tenant_id).await.unwrap();
     assert!(
         audit
@@ -325,15 +314,7 @@ async fn an_interrupted_upload_leaves_nothing(backend: Backend) {
         CountedTable::Templates,
         CountedTable::Verifications,
     ] {
-        assert_eq!(
-            app.ctx
-                .store
-                .count_rows(table, &app.tenant_id)
-                .await
-                .unwrap(),
-            0,
-            "{table:?}"
-        );
+        assert_eq!(app.count(table).await, 0, "{table:?}");
     }
     let stored = app
         .ctx
