@@ -75,7 +75,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {bind}"))?;
         let local_addr = listener.local_addr()?;
+        let limiter = Arc::new(http::ratelimit::TenantLimiter::new(
+            settings.server.tenant_rate_per_sec,
+            settings.server.tenant_burst,
+        ));
         let context = ApiContext {
+            limiter,
             settings: Arc::new(settings),
             store,
             keys: Arc::new(keys),
@@ -104,13 +109,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let server = &self.context.settings.server;
+        let limits = http::serve::ConnectionLimits {
+            max_connections: server.max_connections,
+            header_timeout: Duration::from_secs(server.header_timeout_secs),
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        };
         let router = http::router(self.context);
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        http::serve::serve(self.listener, router, limits, shutdown).await
     }
 }
 
@@ -235,9 +241,15 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
                     json,
                     liveness,
                 } => {
-                    let (tenant, key_id, key) =
-                        create_tenant_with(store.as_ref(), &name, TenantSettings { liveness })
-                            .await?;
+                    let (tenant, key_id, key) = create_tenant_with(
+                        store.as_ref(),
+                        &name,
+                        TenantSettings {
+                            liveness,
+                            require_hojo: None,
+                        },
+                    )
+                    .await?;
                     print_key(json, &tenant.id, &key_id, &key);
                 }
                 TenantCommand::List { json } => {

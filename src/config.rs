@@ -53,7 +53,18 @@ pub struct ServerSettings {
     pub bind: String,
     pub body_limit_bytes: usize,
     pub card_json_limit_bytes: usize,
+    /// How long a graceful shutdown drains in-flight requests before closing what is left.
     pub shutdown_grace_secs: u64,
+    /// A request (headers, body and answer) that takes longer answers 503 `deadline_exceeded`.
+    pub request_deadline_secs: u64,
+    /// A client must send a request's headers within this time; also the idle keep-alive timeout.
+    pub header_timeout_secs: u64,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests per second per tenant (token bucket, per replica); 0 disables.
+    pub tenant_rate_per_sec: f64,
+    /// The bucket's size: the burst a tenant may send at once.
+    pub tenant_burst: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +100,9 @@ pub struct PreviousKek {
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdempotencySettings {
     pub ttl_secs: u64,
+    /// How long a reservation of a running request holds its key; after that, a request that died
+    /// is assumed gone and a retry may take the key over. Longer than any request can run.
+    pub reservation_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +196,43 @@ impl Settings {
             return Err(ConfigError::key(
                 "sessions.ttl_secs",
                 "must be between 1 and 86400",
+            ));
+        }
+        if self.server.request_deadline_secs == 0 || self.server.request_deadline_secs > 3600 {
+            return Err(ConfigError::key(
+                "server.request_deadline_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.server.header_timeout_secs == 0 || self.server.header_timeout_secs > 600 {
+            return Err(ConfigError::key(
+                "server.header_timeout_secs",
+                "must be between 1 and 600",
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::key(
+                "server.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if !(self.server.tenant_rate_per_sec >= 0.0 && self.server.tenant_rate_per_sec.is_finite())
+        {
+            return Err(ConfigError::key(
+                "server.tenant_rate_per_sec",
+                "must be a number >= 0 (0 disables)",
+            ));
+        }
+        if self.server.tenant_rate_per_sec > 0.0 && !(self.server.tenant_burst >= 1.0) {
+            return Err(ConfigError::key(
+                "server.tenant_burst",
+                "must be at least 1",
+            ));
+        }
+        if self.idempotency.reservation_secs <= self.server.request_deadline_secs {
+            return Err(ConfigError::key(
+                "idempotency.reservation_secs",
+                "must be longer than server.request_deadline_secs (a running request keeps its key)",
             ));
         }
         if self.server.body_limit_bytes < 1024 {

@@ -47,7 +47,10 @@ pub enum CryptoError {
 pub enum RecordKind {
     Identity,
     Template,
+    /// The certificate's serial, issuer and validity: what a status check needs and what reveals a person.
     RevocationTarget,
+    /// A stored Idempotency-Key answer that holds the enrollment's identity.
+    IdempotentAnswer,
 }
 
 impl RecordKind {
@@ -56,6 +59,7 @@ impl RecordKind {
             RecordKind::Identity => "identity",
             RecordKind::Template => "template",
             RecordKind::RevocationTarget => "revocation_target",
+            RecordKind::IdempotentAnswer => "idempotent_answer",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! jpki-face: self-hosted eKYC with the My Number Card.
 //!
 //! The layout mirrors the architecture (see `../shared/spec/architecture.md`):
-//! - [`http`]: routes, extractors, auth, the one error type, OpenAPI;
+//! - [`http`]: routes, extractors, auth, the one error type, OpenAPI: no business rules;
+//! - [`usecase`]: one module per flow (sessions, enrollment, verification, status checks, idempotency);
 //! - [`card`]: parsing and verifying the 券面AP / 入力補助AP / JPKI data (pure, no I/O);
 //! - [`jlis`]: the certificate validity adapter (OCSP, CRL, static dev mode);
 //! - [`face`]: image decoding, the ONNX models, quality, templates, the worker pool;
@@ -25,3 +26,4 @@ pub mod lockout;
 pub mod redact;
 pub mod store;
 pub mod telemetry;
+pub mod usecase;

@@ -18,7 +18,18 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum LivenessMode {
@@ -27,7 +38,7 @@ pub enum LivenessMode {
     PoseSequence,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Prompt {
     FaceLeft,
@@ -58,13 +69,11 @@ impl Prompt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Challenge {
     /// `off` or `pose_sequence`.
-    #[schema(value_type = String)]
     pub kind: LivenessMode,
     /// What to show the user.
     pub prompt: Option<String>,
     /// The ordered prompts; one `liveness_frame` per prompt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
     pub prompts: Vec<Prompt>,
 }
 
@@ -158,7 +167,7 @@ pub struct FrameObservation {
 }
 
 /// The per-frame evidence kept with the decision (no images).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FrameMeasurement {
     pub prompt: Option<Prompt>,
     pub faces: usize,
@@ -168,16 +177,19 @@ pub struct FrameMeasurement {
     pub pose_ok: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LivenessResult {
     Pass,
     Fail,
+    /// The session asked for no challenge.
     Skipped,
+    /// Nothing was looked at: an earlier check (the card) already decided the enrollment.
+    NotEvaluated,
 }
 
 /// The `liveness` check of a response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LivenessReport {
     pub result: LivenessResult,
     pub kind: LivenessMode,
@@ -199,8 +211,29 @@ impl LivenessReport {
         }
     }
 
+    /// The frames were not looked at because an earlier check already failed.
+    pub fn not_evaluated(kind: LivenessMode) -> Self {
+        Self {
+            result: LivenessResult::NotEvaluated,
+            kind,
+            frames: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// The stored challenge could not be read (e.g. written by a newer version): fail closed.
+    pub fn unreadable_challenge() -> Self {
+        Self {
+            result: LivenessResult::Fail,
+            kind: LivenessMode::PoseSequence,
+            frames: Vec::new(),
+            failed: vec!["liveness_challenge_unreadable".into()],
+        }
+    }
+
+    /// Passed or not asked for; a failed or unevaluated check is not a pass.
     pub fn passed(&self) -> bool {
-        self.result != LivenessResult::Fail
+        matches!(self.result, LivenessResult::Pass | LivenessResult::Skipped)
     }
 }
 

@@ -5,10 +5,10 @@ use super::config::QualityRules;
 use super::detect::Detection;
 use super::ImageKind;
 use image::RgbImage;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Overall verdict of the quality checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QualityResult {
     Pass,
@@ -30,7 +30,24 @@ pub enum QualityCheck {
 }
 
 impl QualityCheck {
-    fn suffix(self) -> &'static str {
+    pub const ALL: [QualityCheck; 9] = [
+        Self::NoFace,
+        Self::MultipleFaces,
+        Self::FaceTooSmall,
+        Self::TooDark,
+        Self::TooBright,
+        Self::Blurry,
+        Self::Pose,
+        Self::Glare,
+        Self::LowConfidence,
+    ];
+
+    /// The check named by a code's suffix (`blurry`, `no_face`, …).
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.suffix() == suffix)
+    }
+
+    pub fn suffix(self) -> &'static str {
         match self {
             Self::NoFace => "no_face",
             Self::MultipleFaces => "multiple_faces",
@@ -63,6 +80,26 @@ impl QualityFailure {
     }
 }
 
+impl QualityFailure {
+    /// Parses a code made by [`QualityFailure::code`].
+    pub fn parse(code: &str) -> Option<Self> {
+        let (kind, suffix) = if let Some(rest) = code.strip_prefix("selfie_") {
+            (ImageKind::Selfie, rest)
+        } else {
+            (ImageKind::ChipPhoto, code.strip_prefix("chip_photo_")?)
+        };
+        QualityCheck::from_suffix(suffix).map(|check| Self { check, kind })
+    }
+}
+
+impl<'de> Deserialize<'de> for QualityFailure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Self::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown quality code {code:?}")))
+    }
+}
+
 impl Serialize for QualityFailure {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.code())
@@ -71,7 +108,7 @@ impl Serialize for QualityFailure {
 
 /// The `selfie_quality` object of the API (plus `inter_eye_px`, `roll_deg`, `glare`, `detection_score`).
 /// Metrics are `None` when no face was found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QualityReport {
     pub result: QualityResult,
     pub faces: usize,
@@ -80,6 +117,8 @@ pub struct QualityReport {
     pub sharpness: Option<f32>,
     pub yaw_deg: Option<f32>,
     pub pitch_deg: Option<f32>,
+    /// Failure codes such as `selfie_blurry` or `chip_photo_no_face`.
+    #[schema(value_type = Vec<String>)]
     pub failed: Vec<QualityFailure>,
     pub inter_eye_px: Option<f32>,
     pub roll_deg: Option<f32>,

@@ -4,33 +4,16 @@
 
 use super::{ApiContext, ApiError};
 use crate::domain::{credential_hash, now_millis, API_KEY_PREFIX, CLIENT_TOKEN_PREFIX};
-use crate::store::Session;
+pub use crate::usecase::Caller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// The RP's backend, with a tenant API key.
-    Tenant { tenant_id: String },
-    /// The RP's mobile app, with the client token of one live session.
-    Client { session: Box<Session> },
-}
-
-impl Caller {
-    pub fn tenant_id(&self) -> &str {
-        match self {
-            Caller::Tenant { tenant_id } => tenant_id,
-            Caller::Client { session } => &session.tenant_id,
-        }
-    }
-}
 
 /// The RP backend only: an API key.
 #[derive(Debug, Clone)]
 pub struct TenantAuth {
     pub tenant_id: String,
+    pub key_id: String,
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -52,15 +35,15 @@ async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiErro
     }
     let presented = credential_hash(token);
     let caller = if token.starts_with(API_KEY_PREFIX) {
-        let (tenant_id, stored) = ctx
+        let (key_id, tenant_id, stored) = ctx
             .store
-            .tenant_for_api_key(&presented)
+            .api_key_by_hash(&presented)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if !bool::from(stored.ct_eq(&presented)) {
             return Err(ApiError::Unauthenticated);
         }
-        Caller::Tenant { tenant_id }
+        Caller::Tenant { tenant_id, key_id }
     } else if token.starts_with(CLIENT_TOKEN_PREFIX) {
         let (session, stored) = ctx
             .store
@@ -77,6 +60,12 @@ async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiErro
         return Err(ApiError::Unauthenticated);
     };
     tracing::Span::current().record("tenant_id", caller.tenant_id());
+    ctx.limiter
+        .check(caller.tenant_id())
+        .map_err(|retry_after_secs| ApiError::RateLimited {
+            retry_after_secs,
+            detail: "this tenant's request rate is exceeded",
+        })?;
     Ok(caller)
 }
 
@@ -99,7 +88,7 @@ impl FromRequestParts<ApiContext> for TenantAuth {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         match authenticate(parts, ctx).await? {
-            Caller::Tenant { tenant_id } => Ok(TenantAuth { tenant_id }),
+            Caller::Tenant { tenant_id, key_id } => Ok(TenantAuth { tenant_id, key_id }),
             Caller::Client { .. } => Err(ApiError::Forbidden(
                 "this operation needs the tenant's API key, not a session client token".into(),
             )),

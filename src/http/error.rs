@@ -23,7 +23,11 @@ pub enum ApiError {
     SessionExpired,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
-    #[error("the enrollment is deleted, revoked or its identity changed")]
+    #[error("a request with this Idempotency-Key is still running; retry shortly")]
+    IdempotencyInProgress { retry_after_secs: u64 },
+    #[error(
+        "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
+    )]
     EnrollmentInactive,
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -35,8 +39,11 @@ pub enum ApiError {
     MyNumberNotAccepted,
     #[error("too many failed verifications; try again later")]
     EnrollmentLocked { retry_after_secs: u64 },
-    #[error("request rate exceeded")]
-    RateLimited { retry_after_secs: u64 },
+    #[error("{detail}")]
+    RateLimited {
+        retry_after_secs: u64,
+        detail: &'static str,
+    },
     #[error("the certificate validity service could not answer ({cause}); nothing was decided")]
     RevocationUnavailable {
         retry_after_secs: u64,
@@ -46,6 +53,10 @@ pub enum ApiError {
     Overloaded { retry_after_secs: u64 },
     #[error("the service is not ready")]
     NotReady { retry_after_secs: u64 },
+    #[error("the database is unavailable; nothing was decided")]
+    StoreUnavailable { retry_after_secs: u64 },
+    #[error("the request did not complete within {0} s; nothing was decided")]
+    DeadlineExceeded(u64),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -76,17 +87,21 @@ impl ApiError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            SessionConsumed | SessionExpired | IdempotencyConflict | EnrollmentInactive => {
-                StatusCode::CONFLICT
-            }
+            SessionConsumed
+            | SessionExpired
+            | IdempotencyConflict
+            | IdempotencyInProgress { .. }
+            | EnrollmentInactive => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidCardData(_) | MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
             EnrollmentLocked { .. } => StatusCode::LOCKED,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            RevocationUnavailable { .. } | Overloaded { .. } | NotReady { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            RevocationUnavailable { .. }
+            | Overloaded { .. }
+            | NotReady { .. }
+            | StoreUnavailable { .. }
+            | DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +118,7 @@ impl ApiError {
             SessionConsumed => "session_consumed",
             SessionExpired => "session_expired",
             IdempotencyConflict => "idempotency_conflict",
+            IdempotencyInProgress { .. } => "idempotency_in_progress",
             EnrollmentInactive => "enrollment_inactive",
             PayloadTooLarge(_) => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
@@ -113,6 +129,8 @@ impl ApiError {
             RevocationUnavailable { .. } => "revocation_unavailable",
             Overloaded { .. } => "overloaded",
             NotReady { .. } => "not_ready",
+            StoreUnavailable { .. } => "store_unavailable",
+            DeadlineExceeded(_) => "deadline_exceeded",
             Internal(_) => "internal_error",
         }
     }
@@ -121,12 +139,17 @@ impl ApiError {
         use ApiError::*;
         match self {
             EnrollmentLocked { retry_after_secs }
-            | RateLimited { retry_after_secs }
+            | IdempotencyInProgress { retry_after_secs }
+            | StoreUnavailable { retry_after_secs }
+            | RateLimited {
+                retry_after_secs, ..
+            }
             | RevocationUnavailable {
                 retry_after_secs, ..
             }
             | Overloaded { retry_after_secs }
             | NotReady { retry_after_secs } => Some(*retry_after_secs),
+            DeadlineExceeded(_) => Some(1),
             _ => None,
         }
     }
@@ -167,9 +190,49 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        crate::usecase::UseCaseError::from(e).into()
+    }
+}
+
+/// The one mapping of the use cases' errors to the API's.
+impl From<crate::usecase::UseCaseError> for ApiError {
+    fn from(e: crate::usecase::UseCaseError) -> Self {
+        use crate::usecase::UseCaseError as U;
         match e {
-            crate::store::StoreError::SessionConsumed => ApiError::SessionConsumed,
-            other => ApiError::Internal(other.into()),
+            U::Malformed(d) => ApiError::Malformed(d),
+            U::Forbidden(d) => ApiError::Forbidden(d),
+            U::NotFound => ApiError::NotFound,
+            U::SessionConsumed => ApiError::SessionConsumed,
+            U::SessionExpired => ApiError::SessionExpired,
+            U::IdempotencyConflict => ApiError::IdempotencyConflict,
+            U::IdempotencyInProgress { retry_after_secs } => {
+                ApiError::IdempotencyInProgress { retry_after_secs }
+            }
+            U::EnrollmentInactive => ApiError::EnrollmentInactive,
+            U::EnrollmentLocked { retry_after_secs } => {
+                ApiError::EnrollmentLocked { retry_after_secs }
+            }
+            U::PayloadTooLarge(d) => ApiError::PayloadTooLarge(d),
+            U::UnsupportedMediaType(d) => ApiError::UnsupportedMediaType(d),
+            U::InvalidCardData(d) => ApiError::InvalidCardData(d),
+            U::MyNumberNotAccepted => ApiError::MyNumberNotAccepted,
+            U::RevocationUnavailable {
+                retry_after_secs,
+                cause,
+            } => ApiError::RevocationUnavailable {
+                retry_after_secs,
+                cause,
+            },
+            U::Overloaded { retry_after_secs } => ApiError::Overloaded { retry_after_secs },
+            U::RateLimited { retry_after_secs } => ApiError::RateLimited {
+                retry_after_secs,
+                detail: "this tenant's share of the face engine is in use; retry shortly",
+            },
+            U::NotReady { retry_after_secs } => ApiError::NotReady { retry_after_secs },
+            U::StoreUnavailable { retry_after_secs } => {
+                ApiError::StoreUnavailable { retry_after_secs }
+            }
+            U::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

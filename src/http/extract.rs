@@ -43,3 +43,37 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
         ))
     }
 }
+
+/// `Query<T>` whose rejection is the app's own 400 problem.
+pub struct QueryOf<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryOf(q.0))
+            .map_err(|e| ApiError::Malformed(format!("query: {}", e.body_text())))
+    }
+}
+
+/// `Path<T>` whose rejection is the app's own problem (400, or 404 for a path that names nothing).
+pub struct PathOf<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for PathOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathOf(p.0))
+            .map_err(|e| ApiError::Malformed(format!("path: {}", e.body_text())))
+    }
+}

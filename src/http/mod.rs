@@ -5,11 +5,12 @@ pub mod auth;
 pub mod enrollments;
 pub mod error;
 pub mod extract;
-pub mod faces;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
+pub mod ratelimit;
 pub mod request_id;
+pub mod serve;
 pub mod sessions;
 pub mod transactions;
 pub mod upload;
@@ -36,9 +37,23 @@ pub struct ApiContext {
     /// The J-LIS validity checker.
     pub validity: Arc<dyn crate::jlis::ValidityChecker>,
     pub face: crate::face::FaceEngine,
+    /// Per-tenant request rate (per replica).
+    pub limiter: Arc<ratelimit::TenantLimiter>,
 }
 
 impl ApiContext {
+    /// The handles the use cases take.
+    pub fn services(&self) -> crate::usecase::Services {
+        crate::usecase::Services {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            trust: self.trust.clone(),
+            validity: self.validity.clone(),
+            face: self.face.clone(),
+        }
+    }
+
     /// Readiness of the engines loaded at start-up (face models, …), by name.
     pub fn engine_readiness(&self) -> Vec<(&'static str, String)> {
         let face = if self.face.is_ready() {
@@ -50,13 +65,26 @@ impl ApiContext {
     }
 }
 
-/// Whether an enrollment status still allows transaction-time verification.
-pub fn enrollment_is_active(status: &str) -> bool {
-    status == "verified"
+/// Every request has a deadline: past it the work is dropped (a store transaction in flight rolls
+/// back) and the client gets 503 `deadline_exceeded`; nothing was decided.
+async fn deadline(
+    axum::extract::State(secs): axum::extract::State<u64>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("http_deadline_exceeded_total").increment(1);
+            ApiError::DeadlineExceeded(secs).into_response()
+        }
+    }
 }
 
 pub fn router(ctx: ApiContext) -> Router {
     let body_limit = ctx.settings.server.body_limit_bytes;
+    let deadline_secs = ctx.settings.server.request_deadline_secs;
     Router::new()
         .merge(sessions::router())
         .merge(enrollments::router())
@@ -65,6 +93,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            deadline_secs,
+            deadline,
+        ))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(ctx)
 }

@@ -18,46 +18,60 @@ pub struct PartLimits {
     pub max_frames: usize,
 }
 
-/// What a client uploaded. The card JSON stays raw: the card module parses it.
-#[derive(Default)]
-pub struct Upload {
+pub use crate::usecase::enrollment::Upload;
+
+/// `multipart/form-data` of `POST /v1/enrollments` (documentation of the parts).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct EnrollmentMultipart {
+    /// The card JSON (api.md).
+    #[schema(value_type = String, format = Binary)]
+    pub card: Vec<u8>,
+    /// JPEG, PNG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    pub selfie: Vec<u8>,
+    /// One per prompt of the session's liveness challenge, in order.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub liveness_frame: Option<Vec<Vec<u8>>>,
+    /// Required with an API key; with a client token only its own session.
     pub session_id: Option<String>,
+}
+
+/// `application/json` of `POST /v1/enrollments`: the images in base64.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct EnrollmentJson {
+    /// The card JSON object (api.md).
+    #[schema(value_type = Object)]
+    pub card: serde_json::Value,
+    /// Base64 of a JPEG, PNG or WebP.
+    pub selfie: String,
+    pub liveness_frames: Option<Vec<String>>,
+    /// Required with an API key; with a client token only its own session.
+    pub session_id: Option<String>,
+}
+
+/// `multipart/form-data` of `POST /v1/transactions/verify`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct VerifyMultipart {
+    #[schema(value_type = String, format = Binary)]
+    pub selfie: Vec<u8>,
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub liveness_frame: Option<Vec<Vec<u8>>>,
+    /// Required with an API key; refused with a client token (the session names the enrollment).
     pub enrollment_id: Option<String>,
-    pub card: Option<Bytes>,
-    pub selfie: Option<Bytes>,
-    pub liveness_frames: Vec<Bytes>,
 }
 
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("session_id", &self.session_id)
-            .field("enrollment_id", &self.enrollment_id)
-            .field("card", &self.card.as_ref().map(|c| c.len()))
-            .field("selfie", &self.selfie.as_ref().map(|s| s.len()))
-            .field("liveness_frames", &self.liveness_frames.len())
-            .finish()
-    }
-}
-
-impl Upload {
-    /// A fingerprint of the content, independent of multipart boundaries, for Idempotency-Key.
-    pub fn fingerprint(&self, route: &str) -> [u8; 32] {
-        let mut parts: Vec<&[u8]> = vec![
-            self.session_id.as_deref().unwrap_or("").as_bytes(),
-            self.enrollment_id.as_deref().unwrap_or("").as_bytes(),
-            self.card.as_deref().unwrap_or(b""),
-            self.selfie.as_deref().unwrap_or(b""),
-        ];
-        parts.extend(self.liveness_frames.iter().map(|f| f.as_ref()));
-        super::idempotency::fingerprint(route, &parts)
-    }
-
-    pub fn require_selfie(&self) -> Result<Bytes, ApiError> {
-        self.selfie
-            .clone()
-            .ok_or_else(|| ApiError::Malformed("missing part `selfie`".into()))
-    }
+/// `application/json` of `POST /v1/transactions/verify`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct VerifyJson {
+    /// Base64 of a JPEG, PNG or WebP.
+    pub selfie: String,
+    pub liveness_frames: Option<Vec<String>>,
+    /// Required with an API key; refused with a client token (the session names the enrollment).
+    pub enrollment_id: Option<String>,
 }
 
 fn too_large(what: &str, limit: usize) -> ApiError {

@@ -12,14 +12,19 @@ pub use audit::{chain_hash, verify_chain, AuditEvent, AuditRow, ChainVerdict};
 pub use sql::{PgStore, SqliteStore};
 
 use crate::crypto::WrappedKey;
-use crate::domain::{Millis, Purpose};
+use crate::domain::{EnrollmentStatus, Millis, Purpose};
+use crate::lockout::{Attempt, LockoutPolicy};
 use crate::redact::Secret;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database could not be reached or asked us to retry (connection lost, pool exhausted,
+    /// shutting down, serialisation failure): nothing was written; the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The session was consumed by a concurrent request.
@@ -29,6 +34,50 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url (want sqlite:// or postgres://)")]
     UnsupportedUrl,
+    /// The enrollment was locked by a concurrent verification before this one committed.
+    #[error("enrollment locked")]
+    Locked { until: Millis },
+    /// The row the write depends on is gone (e.g. deleted concurrently).
+    #[error("no such row")]
+    NotFound,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_transient(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Errors after which nothing was decided and a retry may succeed.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // PostgreSQL: class 08 connection exception, 57P0x shutdown / cannot connect now,
+            // 40001 serialization failure, 40P01 deadlock. SQLite: 5 BUSY, 6 LOCKED (and extended codes).
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || code == "40001"
+                || code == "40P01"
+                || code == "5"
+                || code == "6"
+                || code
+                    .parse::<u32>()
+                    .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+        }
+        _ => false,
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -46,6 +95,9 @@ pub struct Tenant {
 pub struct TenantSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<crate::liveness::LivenessMode>,
+    /// Require the 入力補助AP records and bind them to the certificate and the 券面AP (default on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_hojo: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +155,8 @@ pub struct NewEnrollment {
     pub tenant_id: String,
     pub session_id: String,
     pub subject_ref: Option<String>,
-    pub status: String,
-    /// The public decision document (checks, reasons): no personal data.
+    pub status: EnrollmentStatus,
+    /// The public decision record (checks, reasons): no personal data.
     pub document: String,
     pub identity_sealed: Option<Vec<u8>>,
     pub revocation_sealed: Option<Vec<u8>>,
@@ -119,7 +171,7 @@ pub struct EnrollmentRow {
     pub tenant_id: String,
     pub session_id: String,
     pub subject_ref: Option<String>,
-    pub status: String,
+    pub status: EnrollmentStatus,
     pub document: String,
     pub identity_sealed: Option<Secret<Vec<u8>>>,
     pub revocation_sealed: Option<Secret<Vec<u8>>>,
@@ -150,14 +202,58 @@ pub struct Lockout {
     pub locked_until: Option<Millis>,
 }
 
+/// Where an Idempotency-Key lives: the tenant, the credential that used it (an API key id or, for a
+/// client token, its session) and the method + route. Keys of different scopes never meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    pub tenant_id: String,
+    /// `key:<api key id>` or `session:<session id>`, then `|`, then `POST /v1/…`.
+    pub scope: String,
+    pub key: String,
+}
+
+/// A stored answer.
 #[derive(Debug, Clone)]
 pub struct IdempotentResponse {
-    pub request_hash: [u8; 32],
     pub status: u16,
-    /// The answer, sealed under the KEK (it may hold a client token or identity).
+    /// The answer, sealed (see `sealed_under`).
     pub body: Vec<u8>,
+    /// `None`: sealed under the KEK. `Some(enrollment id)`: sealed under that enrollment's data key,
+    /// so crypto-shredding the enrollment destroys it.
+    pub sealed_under: Option<String>,
     /// The resource the answer created; deleting that resource deletes this answer.
     pub resource_id: Option<String>,
+}
+
+/// What a reservation found.
+#[derive(Debug, Clone)]
+pub enum Reservation {
+    /// The key is ours: run the work, then complete it in the work's own transaction.
+    Reserved,
+    /// The key was used for this request before: here is the answer.
+    Replay(IdempotentResponse),
+    /// The key was used for a different request.
+    Conflict,
+    /// A request with this key is running now.
+    InProgress { retry_after_ms: Millis },
+}
+
+/// The answer to store with the write it answers, in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub scope: IdempotencyScope,
+    pub request_hash: [u8; 32],
+    pub response: IdempotentResponse,
+    pub expires_at: Millis,
+}
+
+/// The outcome of recording a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedVerification {
+    /// The counters after this attempt.
+    pub lockout: Lockout,
+    /// This attempt set the lock.
+    pub locked_now: bool,
 }
 
 #[async_trait::async_trait]
@@ -181,13 +277,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Revokes by key id or key hash; returns whether a live key was revoked.
     async fn revoke_api_key(&self, key_id_or_hash: KeyRef<'_>, now: Millis) -> StoreResult<bool>;
-    /// The tenant of a live API key with this hash.
-    async fn tenant_for_api_key(
+    /// The live API key with this hash: (key id, tenant id, stored hash).
+    async fn api_key_by_hash(
         &self,
         key_hash: &[u8; 32],
-    ) -> StoreResult<Option<(String, [u8; 32])>>;
+    ) -> StoreResult<Option<(String, String, [u8; 32])>>;
 
-    async fn create_session(&self, session: &NewSession, audit: &AuditEvent) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        audit: &AuditEvent,
+        answer: Option<&Completion>,
+    ) -> StoreResult<()>;
     async fn session_by_token(
         &self,
         token_hash: &[u8; 32],
@@ -195,11 +296,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>>;
 
     /// One transaction: consume the session (fails with `SessionConsumed` if it was), insert the
-    /// enrollment and its templates, append the audit event.
+    /// enrollment and its templates, append the audit event, store the idempotent answer if any.
     async fn create_enrollment(
         &self,
         enrollment: &NewEnrollment,
         audit: &AuditEvent,
+        answer: Option<&Completion>,
     ) -> StoreResult<()>;
     async fn get_enrollment(&self, tenant_id: &str, id: &str)
         -> StoreResult<Option<EnrollmentRow>>;
@@ -218,7 +320,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant_id: &str,
         id: &str,
-        status: &str,
+        status: EnrollmentStatus,
         document: &str,
         audit: &AuditEvent,
         now: Millis,
@@ -232,31 +334,32 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
         now: Millis,
     ) -> StoreResult<bool>;
-    /// One transaction: consume the session if any, insert the verification, set the lockout
-    /// counters, append the audit event.
+    /// One write transaction, with the enrollment's row locked (`FOR UPDATE` on PostgreSQL, the
+    /// immediate transaction on SQLite): read the lockout counters as they are now, apply `attempt`
+    /// by `policy`, consume the session if any, insert the verification, append the audit event(s),
+    /// store the idempotent answer. A match that finds the enrollment locked by a concurrent
+    /// attempt writes nothing and fails with `Locked`: no write clears a lock it did not see.
     async fn record_verification(
         &self,
         v: &NewVerification,
-        lockout: Lockout,
+        attempt: Attempt,
+        policy: &LockoutPolicy,
         audit: &AuditEvent,
-    ) -> StoreResult<()>;
-    async fn count_rows(&self, table: CountedTable, tenant_id: &str) -> StoreResult<i64>;
+        answer: Option<&Completion>,
+    ) -> StoreResult<RecordedVerification>;
 
-    async fn idempotent_response(
+    /// Reserves an Idempotency-Key for a request with this fingerprint (see [`Reservation`]). A
+    /// reservation older than `reserve_ms` belongs to a request that died and is taken over.
+    async fn reserve_idempotency_key(
         &self,
-        tenant_id: &str,
-        key: &str,
+        scope: &IdempotencyScope,
+        request_hash: &[u8; 32],
         now: Millis,
-    ) -> StoreResult<Option<IdempotentResponse>>;
-    /// Keeps the first answer for a key; a concurrent second writer is ignored.
-    async fn save_idempotent_response(
-        &self,
-        tenant_id: &str,
-        key: &str,
-        response: &IdempotentResponse,
-        now: Millis,
+        reserve_ms: Millis,
         ttl_ms: Millis,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Reservation>;
+    /// Drops a reservation that decided nothing, so the client can retry (a completed answer stays).
+    async fn release_idempotency_key(&self, scope: &IdempotencyScope) -> StoreResult<()>;
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>>;
@@ -269,7 +372,7 @@ pub enum KeyRef<'a> {
     Hash(&'a [u8; 32]),
 }
 
-/// Tables whose rows tests and the privacy check count.
+/// Tables whose rows tests and the privacy check count (see [`inspect`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountedTable {
     Sessions,
@@ -277,16 +380,52 @@ pub enum CountedTable {
     Templates,
     Verifications,
     Audit,
+    IdempotencyKeys,
 }
 
 impl CountedTable {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             CountedTable::Sessions => "sessions",
             CountedTable::Enrollments => "enrollments",
             CountedTable::Templates => "face_templates",
             CountedTable::Verifications => "verifications",
             CountedTable::Audit => "audit_log",
+            CountedTable::IdempotencyKeys => "idempotency_keys",
+        }
+    }
+}
+
+/// Read-only inspection for operators' checks and tests, on its own connection: not part of [`Store`],
+/// so no request path can reach it.
+pub mod inspect {
+    use super::*;
+    use sqlx::Row;
+
+    /// Rows of `table` that belong to `tenant_id`.
+    pub async fn count_rows(url: &str, table: CountedTable, tenant_id: &str) -> StoreResult<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1",
+            table.name()
+        );
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await?;
+            let n = sqlx::query(&sql)
+                .bind(tenant_id)
+                .fetch_one(&pool)
+                .await?
+                .try_get("n")?;
+            pool.close().await;
+            Ok(n)
+        } else {
+            let pool = sqlx::PgPool::connect(url).await?;
+            let n = sqlx::query(&sql)
+                .bind(tenant_id)
+                .fetch_one(&pool)
+                .await?
+                .try_get("n")?;
+            pool.close().await;
+            Ok(n)
         }
     }
 }

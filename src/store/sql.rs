@@ -76,6 +76,11 @@ fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
         .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
 
+fn enrollment_status(s: &str) -> StoreResult<EnrollmentStatus> {
+    EnrollmentStatus::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown enrollment status {s:?}")))
+}
+
 fn purpose(s: &str) -> StoreResult<Purpose> {
     Purpose::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown purpose {s:?}")))
 }
@@ -100,7 +105,7 @@ const SESSION_COLUMNS: &str = "id, tenant_id, purpose, subject_ref, enrollment_i
 const ENROLLMENT_COLUMNS: &str = "id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, failed_count, failure_window_start, locked_until, created_at, updated_at";
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, begin = $begin:expr, audit_lock = $audit_lock:expr, migrator = $migrator:expr, name = $name:expr) => {
+    ($store:ident, $db:ty, begin = $begin:expr, audit_lock = $audit_lock:expr, for_update = $for_update:expr, migrator = $migrator:expr, name = $name:expr) => {
         impl $store {
             async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, $db>> {
                 Ok(self.pool.begin_with($begin).await?)
@@ -131,7 +136,7 @@ macro_rules! sql_store {
                     tenant_id: row.try_get("tenant_id")?,
                     session_id: row.try_get("session_id")?,
                     subject_ref: row.try_get("subject_ref")?,
-                    status: row.try_get("status")?,
+                    status: enrollment_status(&row.try_get::<String, _>("status")?)?,
                     document: row.try_get("document")?,
                     identity_sealed: row.try_get::<Option<Vec<u8>>, _>("identity_sealed")?.map(Secret::new),
                     revocation_sealed: row.try_get::<Option<Vec<u8>>, _>("revocation_sealed")?.map(Secret::new),
@@ -158,6 +163,25 @@ macro_rules! sql_store {
                 if consumed.rows_affected() != 1 {
                     return Err(StoreError::SessionConsumed);
                 }
+                Ok(())
+            }
+
+            /// Stores the idempotent answer inside the caller's transaction. A reservation that was
+            /// taken over after it expired is overwritten: the first request to commit answers.
+            async fn complete_idempotency_in(conn: &mut <$db as sqlx::Database>::Connection, c: &Completion, now: Millis) -> StoreResult<()> {
+                sqlx::query("INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, state, reserved_until, status, body, sealed_under, resource_id, created_at, expires_at) VALUES ($1, $2, $3, $4, 'done', $5, $6, $7, $8, $9, $5, $10) ON CONFLICT (tenant_id, scope, key) DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body, sealed_under = excluded.sealed_under, resource_id = excluded.resource_id, expires_at = excluded.expires_at WHERE idempotency_keys.state = 'in_progress'")
+                    .bind(&c.scope.tenant_id)
+                    .bind(&c.scope.scope)
+                    .bind(&c.scope.key)
+                    .bind(c.request_hash.as_slice())
+                    .bind(now)
+                    .bind(i64::from(c.response.status))
+                    .bind(c.response.body.as_slice())
+                    .bind(&c.response.sealed_under)
+                    .bind(&c.response.resource_id)
+                    .bind(c.expires_at)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             }
 
@@ -271,16 +295,16 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn tenant_for_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, [u8; 32])>> {
-                let row = sqlx::query("SELECT tenant_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, String, [u8; 32])>> {
+                let row = sqlx::query("SELECT id, tenant_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                     .bind(key_hash.as_slice())
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|r| Ok((r.try_get("tenant_id")?, hash32(r.try_get("key_hash")?)?))).transpose()
+                row.map(|r| Ok((r.try_get("id")?, r.try_get("tenant_id")?, hash32(r.try_get("key_hash")?)?))).transpose()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn create_session(&self, s: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
+            async fn create_session(&self, s: &NewSession, audit: &AuditEvent, answer: Option<&Completion>) -> StoreResult<()> {
                 let mut tx = self.begin().await?;
                 sqlx::query("INSERT INTO sessions (id, tenant_id, purpose, subject_ref, enrollment_id, context, client_token_hash, nonce, liveness, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                     .bind(&s.id)
@@ -296,6 +320,9 @@ macro_rules! sql_store {
                     .bind(s.expires_at)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(answer) = answer {
+                    Self::complete_idempotency_in(&mut tx, answer, s.created_at).await?;
+                }
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -316,7 +343,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent) -> StoreResult<()> {
+            async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent, answer: Option<&Completion>) -> StoreResult<()> {
                 let mut tx = self.begin().await?;
                 Self::consume_session_in(&mut tx, &e.tenant_id, &e.session_id, e.created_at).await?;
                 let (kek_id, wrapped) = match &e.wrapped_key {
@@ -328,7 +355,7 @@ macro_rules! sql_store {
                     .bind(&e.tenant_id)
                     .bind(&e.session_id)
                     .bind(&e.subject_ref)
-                    .bind(&e.status)
+                    .bind(e.status.as_str())
                     .bind(&e.document)
                     .bind(&e.identity_sealed)
                     .bind(&e.revocation_sealed)
@@ -350,6 +377,9 @@ macro_rules! sql_store {
                         .bind(e.created_at)
                         .execute(&mut *tx)
                         .await?;
+                }
+                if let Some(answer) = answer {
+                    Self::complete_idempotency_in(&mut tx, answer, e.created_at).await?;
                 }
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
@@ -392,10 +422,10 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: &str, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
-                    .bind(status)
+                    .bind(status.as_str())
                     .bind(document)
                     .bind(now)
                     .bind(tenant_id)
@@ -424,8 +454,13 @@ macro_rules! sql_store {
                 if n == 0 {
                     return Ok(false);
                 }
-                for table in ["face_templates WHERE tenant_id = $1 AND enrollment_id = $2", "idempotency_keys WHERE tenant_id = $1 AND resource_id = $2"] {
-                    sqlx::query(&format!("DELETE FROM {table}")).bind(tenant_id).bind(id).execute(&mut *tx).await?;
+                for statement in [
+                    "DELETE FROM face_templates WHERE tenant_id = $1 AND enrollment_id = $2",
+                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND (resource_id = $2 OR sealed_under = $2)",
+                    // What the RP said about the person when opening the sessions goes with the enrollment.
+                    "UPDATE sessions SET subject_ref = NULL, context = NULL WHERE tenant_id = $1 AND (enrollment_id = $2 OR id IN (SELECT session_id FROM enrollments WHERE tenant_id = $1 AND id = $2))",
+                ] {
+                    sqlx::query(statement).bind(tenant_id).bind(id).execute(&mut *tx).await?;
                 }
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
@@ -433,10 +468,28 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn record_verification(&self, v: &NewVerification, lockout: Lockout, audit: &AuditEvent) -> StoreResult<()> {
+            async fn record_verification(&self, v: &NewVerification, attempt: Attempt, policy: &LockoutPolicy, audit: &AuditEvent, answer: Option<&Completion>) -> StoreResult<RecordedVerification> {
                 let mut tx = self.begin().await?;
+                let sql = format!("SELECT failed_count, failure_window_start, locked_until FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{}", $for_update);
+                let row = sqlx::query(&sql)
+                    .bind(&v.tenant_id)
+                    .bind(&v.enrollment_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let current = Lockout {
+                    failed_count: row.try_get("failed_count")?,
+                    failure_window_start: row.try_get("failure_window_start")?,
+                    locked_until: row.try_get("locked_until")?,
+                };
+                let now = v.created_at;
+                let was_locked = policy.locked_for(&current, now).is_some();
+                if was_locked && attempt == Attempt::Match {
+                    return Err(StoreError::Locked { until: current.locked_until.unwrap_or(now) });
+                }
+                let next = policy.next(&current, attempt, now);
                 if let Some(session_id) = &v.session_id {
-                    Self::consume_session_in(&mut tx, &v.tenant_id, session_id, v.created_at).await?;
+                    Self::consume_session_in(&mut tx, &v.tenant_id, session_id, now).await?;
                 }
                 sqlx::query("INSERT INTO verifications (id, tenant_id, enrollment_id, session_id, decision, document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(&v.id)
@@ -445,69 +498,111 @@ macro_rules! sql_store {
                     .bind(&v.session_id)
                     .bind(&v.decision)
                     .bind(&v.document)
-                    .bind(v.created_at)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("UPDATE enrollments SET failed_count = $1, failure_window_start = $2, locked_until = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
-                    .bind(lockout.failed_count)
-                    .bind(lockout.failure_window_start)
-                    .bind(lockout.locked_until)
-                    .bind(v.created_at)
+                    .bind(next.failed_count)
+                    .bind(next.failure_window_start)
+                    .bind(next.locked_until)
+                    .bind(now)
                     .bind(&v.tenant_id)
                     .bind(&v.enrollment_id)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(answer) = answer {
+                    Self::complete_idempotency_in(&mut tx, answer, now).await?;
+                }
                 Self::append_audit_in(&mut tx, audit).await?;
+                let locked_now = !was_locked && policy.locked_for(&next, now).is_some();
+                if locked_now {
+                    let locked = AuditEvent {
+                        tenant_id: v.tenant_id.clone(),
+                        event: "enrollment.locked".into(),
+                        subject: v.enrollment_id.clone(),
+                        details: serde_json::json!({"verification_id": v.id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
+                        at: now,
+                    };
+                    Self::append_audit_in(&mut tx, &locked).await?;
+                }
                 tx.commit().await?;
-                Ok(())
-            }
-
-            async fn count_rows(&self, table: CountedTable, tenant_id: &str) -> StoreResult<i64> {
-                let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1", table.name());
-                Ok(sqlx::query(&sql).bind(tenant_id).fetch_one(&self.pool).await?.try_get("n")?)
+                Ok(RecordedVerification { lockout: next, locked_now })
             }
 
             #[tracing::instrument(skip_all)]
-            async fn idempotent_response(&self, tenant_id: &str, key: &str, now: Millis) -> StoreResult<Option<IdempotentResponse>> {
-                let row = sqlx::query("SELECT request_hash, status, body, resource_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND expires_at > $3")
-                    .bind(tenant_id)
-                    .bind(key)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|r| {
-                    Ok(IdempotentResponse {
-                        request_hash: hash32(r.try_get("request_hash")?)?,
-                        status: u16::try_from(r.try_get::<i64, _>("status")?).map_err(|_| StoreError::Corrupt("status".into()))?,
-                        body: r.try_get("body")?,
-                        resource_id: r.try_get("resource_id")?,
-                    })
-                })
-                .transpose()
-            }
-
-            #[tracing::instrument(skip_all)]
-            async fn save_idempotent_response(&self, tenant_id: &str, key: &str, resp: &IdempotentResponse, now: Millis, ttl_ms: Millis) -> StoreResult<()> {
+            async fn reserve_idempotency_key(&self, k: &IdempotencyScope, request_hash: &[u8; 32], now: Millis, reserve_ms: Millis, ttl_ms: Millis) -> StoreResult<Reservation> {
                 let mut tx = self.begin().await?;
-                // An expired entry for the same key is replaced; a live one is kept (first answer wins).
-                sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND expires_at <= $3")
-                    .bind(tenant_id)
-                    .bind(key)
+                // An expired answer frees its key.
+                sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3 AND expires_at <= $4")
+                    .bind(&k.tenant_id)
+                    .bind(&k.scope)
+                    .bind(&k.key)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at, expires_at, resource_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, key) DO NOTHING")
-                    .bind(tenant_id)
-                    .bind(key)
-                    .bind(resp.request_hash.as_slice())
-                    .bind(i64::from(resp.status))
-                    .bind(resp.body.as_slice())
+                let inserted = sqlx::query("INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, state, reserved_until, created_at, expires_at) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, $7) ON CONFLICT (tenant_id, scope, key) DO NOTHING")
+                    .bind(&k.tenant_id)
+                    .bind(&k.scope)
+                    .bind(&k.key)
+                    .bind(request_hash.as_slice())
+                    .bind(now + reserve_ms)
                     .bind(now)
                     .bind(now + ttl_ms)
-                    .bind(&resp.resource_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    tx.commit().await?;
+                    return Ok(Reservation::Reserved);
+                }
+                let sql = format!("SELECT request_hash, state, reserved_until, status, body, sealed_under, resource_id FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3{}", $for_update);
+                let row = sqlx::query(&sql)
+                    .bind(&k.tenant_id)
+                    .bind(&k.scope)
+                    .bind(&k.key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if hash32(row.try_get("request_hash")?)? != *request_hash {
+                    return Ok(Reservation::Conflict);
+                }
+                let state: String = row.try_get("state")?;
+                if state == "done" {
+                    let status: Option<i64> = row.try_get("status")?;
+                    let body: Option<Vec<u8>> = row.try_get("body")?;
+                    let (Some(status), Some(body)) = (status, body) else {
+                        return Err(StoreError::Corrupt("completed idempotency key without answer".into()));
+                    };
+                    return Ok(Reservation::Replay(IdempotentResponse {
+                        status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status".into()))?,
+                        body,
+                        sealed_under: row.try_get("sealed_under")?,
+                        resource_id: row.try_get("resource_id")?,
+                    }));
+                }
+                let reserved_until: Millis = row.try_get("reserved_until")?;
+                if reserved_until > now {
+                    return Ok(Reservation::InProgress { retry_after_ms: reserved_until - now });
+                }
+                // The request that reserved it died: take the key over.
+                sqlx::query("UPDATE idempotency_keys SET reserved_until = $1 WHERE tenant_id = $2 AND scope = $3 AND key = $4 AND state = 'in_progress'")
+                    .bind(now + reserve_ms)
+                    .bind(&k.tenant_id)
+                    .bind(&k.scope)
+                    .bind(&k.key)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                Ok(Reservation::Reserved)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn release_idempotency_key(&self, k: &IdempotencyScope) -> StoreResult<()> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3 AND state = 'in_progress'")
+                    .bind(&k.tenant_id)
+                    .bind(&k.scope)
+                    .bind(&k.key)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -551,6 +646,7 @@ sql_store!(
     sqlx::Postgres,
     begin = "BEGIN",
     audit_lock = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    for_update = " FOR UPDATE",
     migrator = PG_MIGRATOR,
     name = "postgres"
 );
@@ -561,6 +657,7 @@ sql_store!(
     sqlx::Sqlite,
     begin = "BEGIN IMMEDIATE",
     audit_lock = None,
+    for_update = "",
     migrator = SQLITE_MIGRATOR,
     name = "sqlite"
 );

@@ -200,6 +200,11 @@ impl Cards {
         assert!(status.success(), "nudging the OCSP responder failed");
     }
 
+    /// The port of the shared `openssl ocsp` responder.
+    pub fn responder_port(&self) -> u16 {
+        self.responder.port
+    }
+
     /// App options trusting this hierarchy and asking its OCSP responder.
     pub fn app_options(&self, backend: Backend) -> AppOptions {
         let mut options = AppOptions::new(backend);
@@ -215,14 +220,12 @@ impl Cards {
     }
 }
 
-/// Sends an enrollment as multipart: the card JSON and the selfie file.
-pub async fn post_enrollment(
-    app: &TestApp,
-    bearer: &str,
+/// The multipart form of an enrollment: the card JSON, the selfie file and extra text fields.
+pub fn enrollment_form(
     card: &serde_json::Value,
     selfie: &str,
     extra: &[(&str, String)],
-) -> reqwest::Response {
+) -> reqwest::multipart::Form {
     let bytes = std::fs::read(photo(selfie)).unwrap();
     let mut form = reqwest::multipart::Form::new()
         .part(
@@ -241,22 +244,28 @@ pub async fn post_enrollment(
     for (name, value) in extra {
         form = form.text(name.to_string(), value.clone());
     }
+    form
+}
+
+/// Sends an enrollment as multipart: the card JSON and the selfie file.
+pub async fn post_enrollment(
+    app: &TestApp,
+    bearer: &str,
+    card: &serde_json::Value,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
     app.client
         .post(app.url("/v1/enrollments"))
         .bearer_auth(bearer)
-        .multipart(form)
+        .multipart(enrollment_form(card, selfie, extra))
         .send()
         .await
         .expect("request")
 }
 
-/// A transaction-time verify with the selfie file.
-pub async fn post_verify(
-    app: &TestApp,
-    bearer: &str,
-    selfie: &str,
-    extra: &[(&str, String)],
-) -> reqwest::Response {
+/// The multipart form of a transaction-time verify: the selfie file and extra text fields.
+pub fn verify_form(selfie: &str, extra: &[(&str, String)]) -> reqwest::multipart::Form {
     let bytes = std::fs::read(photo(selfie)).unwrap();
     let mut form = reqwest::multipart::Form::new().part(
         "selfie",
@@ -268,10 +277,20 @@ pub async fn post_verify(
     for (name, value) in extra {
         form = form.text(name.to_string(), value.clone());
     }
+    form
+}
+
+/// A transaction-time verify with the selfie file.
+pub async fn post_verify(
+    app: &TestApp,
+    bearer: &str,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
     app.client
         .post(app.url("/v1/transactions/verify"))
         .bearer_auth(bearer)
-        .multipart(form)
+        .multipart(verify_form(selfie, extra))
         .send()
         .await
         .expect("request")

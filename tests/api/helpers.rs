@@ -107,7 +107,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     };
     let kek = base64_kek();
     let toml = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
+        "[server]\nbind = \"127.0.0.1:0\"\nrequest_deadline_secs = 600\ntenant_rate_per_sec = 0.0\n[idempotency]\nreservation_secs = 900\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
     );
     let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
     let components = Components {
@@ -147,9 +147,7 @@ impl TestApp {
 
     /// Rows of `table` that belong to the test tenant.
     pub async fn count(&self, table: jpki_face::store::CountedTable) -> i64 {
-        self.ctx
-            .store
-            .count_rows(table, &self.tenant_id)
+        jpki_face::store::inspect::count_rows(&self.db_url, table, &self.tenant_id)
             .await
             .expect("count rows")
     }
@@ -228,4 +226,60 @@ macro_rules! on_both_backends {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::helpers::Backend::Postgres).await } )*
         }
     };
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A TCP proxy that can cut every connection and refuse new ones while "down".
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    pub async fn start(target: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// A handle that cuts every open connection (new ones are still accepted).
+    pub fn cutter(&self) -> watch::Sender<u64> {
+        self.cut.clone()
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }

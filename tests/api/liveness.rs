@@ -119,6 +119,7 @@ async fn pose_sequence_liveness(backend: Backend) {
     let app = spawn_app_with(cards.app_options(backend)).await;
     let settings = TenantSettings {
         liveness: Some(LivenessMode::PoseSequence),
+        ..Default::default()
     };
     let (_, _, key) = jpki_face::app::create_tenant_with(app.ctx.store.as_ref(), "live", settings)
         .await

@@ -8,6 +8,7 @@ mod cards;
 mod crypto_at_rest;
 mod enrollments;
 mod errors;
+mod exactly_once;
 mod liveness;
 mod ops;
 mod readiness;

@@ -20,6 +20,7 @@ async fn sessions_carry_the_tenants_liveness_challenge(backend: Backend) {
     assert_eq!(off["liveness"]["kind"], "off");
     let settings = jpki_face::store::TenantSettings {
         liveness: Some(jpki_face::liveness::LivenessMode::PoseSequence),
+        ..Default::default()
     };
     let (_, _, key) =
         jpki_face::app::create_tenant_with(app.ctx.store.as_ref(), "strict", settings)

@@ -23,7 +23,7 @@ pub async fn insert_enrollment(app: &TestApp, tenant_id: &str, status: &str) -> 
     );
     app.ctx
         .store
-        .create_enrollment(&enrollment, &audit)
+        .create_enrollment(&enrollment, &audit, None)
         .await
         .expect("enrollment stored");
     enrollment.id
@@ -52,7 +52,7 @@ pub async fn insert_session(app: &TestApp, tenant_id: &str) -> String {
     );
     app.ctx
         .store
-        .create_session(&session, &audit)
+        .create_session(&session, &audit, None)
         .await
         .expect("session stored");
     session.id
@@ -79,7 +79,7 @@ pub fn new_enrollment(
         tenant_id: tenant_id.to_string(),
         session_id: session_id.to_string(),
         subject_ref: Some("customer-1".into()),
-        status: status.to_string(),
+        status: jpki_face::domain::EnrollmentStatus::parse(status).expect("a status"),
         document: serde_json::json!({"status": status}).to_string(),
         identity_sealed: Some(dek.seal(owner, RecordKind::Identity, identity.as_bytes())),
         revocation_sealed: None,
@@ -233,7 +233,7 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
         .update_enrollment_status(
             &tenant_b,
             &enrollment,
-            "revoked",
+            jpki_face::domain::EnrollmentStatus::Revoked,
             "{}",
             &audit,
             now_millis()
@@ -247,15 +247,9 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
             .unwrap()
             .unwrap()
             .status,
-        "verified"
+        jpki_face::domain::EnrollmentStatus::Verified
     );
-    assert_eq!(
-        store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(app.count(CountedTable::Templates).await, 1);
 }
 
 async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
@@ -269,34 +263,19 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         &first.id,
         serde_json::json!({}),
     );
-    store.create_enrollment(&first, &audit).await.unwrap();
-    let audit_rows = store
-        .count_rows(CountedTable::Audit, &app.tenant_id)
-        .await
-        .unwrap();
+    store.create_enrollment(&first, &audit, None).await.unwrap();
+    let audit_rows = app.count(CountedTable::Audit).await;
 
     let second = new_enrollment(&app, &app.tenant_id, &session, "verified");
-    let err = store.create_enrollment(&second, &audit).await.unwrap_err();
+    let err = store
+        .create_enrollment(&second, &audit, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::SessionConsumed), "{err}");
+    assert_eq!(app.count(CountedTable::Enrollments).await, 1);
+    assert_eq!(app.count(CountedTable::Templates).await, 1);
     assert_eq!(
-        store
-            .count_rows(CountedTable::Enrollments, &app.tenant_id)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .count_rows(CountedTable::Templates, &app.tenant_id)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .count_rows(CountedTable::Audit, &app.tenant_id)
-            .await
-            .unwrap(),
+        app.count(CountedTable::Audit).await,
         audit_rows,
         "no partial audit row"
     );
@@ -310,19 +289,13 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         tokio::spawn(async move {
             let audit =
                 AuditEvent::new(&tenant, "enrollment.created", &e.id, serde_json::json!({}));
-            store.create_enrollment(&e, &audit).await
+            store.create_enrollment(&e, &audit, None).await
         })
     });
     let results = futures::future::join_all(attempts).await;
     let won = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
     assert_eq!(won, 1, "{results:?}");
-    assert_eq!(
-        store
-            .count_rows(CountedTable::Enrollments, &app.tenant_id)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(app.count(CountedTable::Enrollments).await, 2);
     assert!(matches!(
         jpki_face::store::verify_audit_chain(store, &app.tenant_id)
             .await

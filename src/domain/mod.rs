@@ -3,6 +3,12 @@
 //! Ids are opaque strings with a type prefix and 128 random bits (api.md asks for ≥ 96).
 //! Credentials are 256 random bits; only their SHA-256 is ever stored.
 
+pub mod ids;
+pub mod vocab;
+
+pub use ids::{EnrollmentId, SessionId, TenantId, VerificationId};
+pub use vocab::{EnrollmentStatus, Reason, Reasons, TemplateSource, VerificationDecision};
+
 use crate::redact::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -1,10 +1,10 @@
-//! The face work of one upload, submitted to the worker pool together (selfie, chip photo,
-//! liveness frames), and the mapping of the engine's errors to the API's.
+//! The face work of one upload, submitted to the worker pool together (selfie, chip photo, liveness
+//! frames), the liveness measurement from it, and the mapping of the engine's errors.
 
-use super::ApiError;
+use super::UseCaseError;
 use crate::face::{FaceAnalysis, FaceEngine, FaceError, ImageKind};
 use crate::liveness::{self, Challenge, FrameObservation, LivenessConfig, LivenessReport};
-use axum::body::Bytes;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 /// The analyses of one upload.
@@ -14,42 +14,48 @@ pub struct FaceWork {
     pub frames: Vec<([u8; 32], FaceAnalysis)>,
 }
 
-fn selfie_error(e: FaceError, what: &str) -> ApiError {
+fn selfie_error(e: FaceError, what: &str) -> UseCaseError {
     match e {
-        FaceError::Overloaded { retry_after_secs } => ApiError::Overloaded { retry_after_secs },
-        FaceError::DeadlineExceeded => ApiError::Overloaded {
+        FaceError::Overloaded { retry_after_secs } => UseCaseError::Overloaded { retry_after_secs },
+        FaceError::DeadlineExceeded => UseCaseError::Overloaded {
             retry_after_secs: 2,
         },
-        FaceError::NotReady => ApiError::NotReady {
+        FaceError::NotReady => UseCaseError::NotReady {
             retry_after_secs: 5,
         },
         FaceError::UnsupportedMediaType { detail } => {
-            ApiError::UnsupportedMediaType(format!("{what}: {detail}"))
+            UseCaseError::UnsupportedMediaType(format!("{what}: {detail}"))
         }
-        FaceError::TooLarge { detail } => ApiError::PayloadTooLarge(format!("{what}: {detail}")),
-        FaceError::Undecodable { detail } => ApiError::Malformed(format!("{what}: {detail}")),
-        FaceError::Internal => ApiError::internal(anyhow::anyhow!("face engine failed on {what}")),
+        FaceError::TooLarge { detail } => {
+            UseCaseError::PayloadTooLarge(format!("{what}: {detail}"))
+        }
+        FaceError::Undecodable { detail } => UseCaseError::Malformed(format!("{what}: {detail}")),
+        FaceError::Internal => {
+            UseCaseError::internal(anyhow::anyhow!("face engine failed on {what}"))
+        }
     }
 }
 
-fn chip_error(e: FaceError) -> ApiError {
+fn chip_error(e: FaceError) -> UseCaseError {
     match e {
         FaceError::UnsupportedMediaType { detail }
         | FaceError::TooLarge { detail }
         | FaceError::Undecodable { detail } => {
-            ApiError::InvalidCardData(format!("kenmen.face/DF27: {detail}"))
+            UseCaseError::InvalidCardData(format!("kenmen.face/DF27: {detail}"))
         }
         other => selfie_error(other, "chip photo"),
     }
 }
 
-/// Runs every image of the upload on the pool at once; the first error wins.
+/// Runs every image of the upload on the pool at once, on behalf of `tenant_id`; the first error wins.
 pub async fn analyze(
     engine: &FaceEngine,
+    tenant_id: &str,
     selfie: Bytes,
     chip: Option<Bytes>,
     frames: &[Bytes],
-) -> Result<FaceWork, ApiError> {
+) -> Result<FaceWork, UseCaseError> {
+    let _ = tenant_id;
     let selfie_job = async {
         engine
             .analyze(selfie, ImageKind::Selfie)

@@ -1,0 +1,147 @@
+//! The use cases: one module per flow, between the HTTP layer (which only extracts, calls one function
+//! here and renders) and the domain (card, jlis, face, liveness, lockout) and the store.
+//!
+//! Nothing here knows axum. Every function takes the [`Services`] it needs and returns a typed outcome
+//! or a [`UseCaseError`]; `http::error` maps those to problem responses in one `From` impl. The decision
+//! functions (`enrollment::decide`, `verification::decide`, `status::after_check`, the session rules)
+//! are pure and unit-tested without models or a database.
+
+pub mod enrollment;
+pub mod faces;
+pub mod idempotency;
+pub mod sessions;
+pub mod status;
+pub mod verification;
+
+use crate::config::Settings;
+use crate::crypto::KeyRing;
+use crate::store::{Session, Store, StoreError};
+use std::sync::Arc;
+
+/// The services a use case may call. Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    /// The configured CVC issuer keys and JPKI roots.
+    pub trust: Arc<crate::card::TrustStore>,
+    /// The J-LIS validity checker.
+    pub validity: Arc<dyn crate::jlis::ValidityChecker>,
+    pub face: crate::face::FaceEngine,
+}
+
+/// Who is calling, as authenticated by the HTTP layer.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The RP's backend, with a tenant API key.
+    Tenant { tenant_id: String, key_id: String },
+    /// The RP's mobile app, with the client token of one live session.
+    Client { session: Box<Session> },
+}
+
+impl Caller {
+    pub fn tenant_id(&self) -> &str {
+        match self {
+            Caller::Tenant { tenant_id, .. } => tenant_id,
+            Caller::Client { session } => &session.tenant_id,
+        }
+    }
+
+    /// The credential part of an Idempotency-Key's scope.
+    pub fn credential(&self) -> String {
+        match self {
+            Caller::Tenant { key_id, .. } => format!("key:{key_id}"),
+            Caller::Client { session } => format!("session:{}", session.id),
+        }
+    }
+}
+
+/// Why a use case decided nothing. Each maps to one problem `code` of api.md.
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such resource")]
+    NotFound,
+    #[error("the session has already been used")]
+    SessionConsumed,
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    #[error("a request with this Idempotency-Key is still running; retry shortly")]
+    IdempotencyInProgress { retry_after_secs: u64 },
+    #[error(
+        "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
+    )]
+    EnrollmentInactive,
+    #[error("too many failed verifications; try again later")]
+    EnrollmentLocked { retry_after_secs: u64 },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    InvalidCardData(String),
+    #[error("fields that could carry the My Number are not accepted")]
+    MyNumberNotAccepted,
+    #[error("the certificate validity service could not answer ({cause}); nothing was decided")]
+    RevocationUnavailable {
+        retry_after_secs: u64,
+        cause: &'static str,
+    },
+    #[error("the face engine is at capacity; retry shortly")]
+    Overloaded { retry_after_secs: u64 },
+    #[error("this tenant's share of the face engine is in use; retry shortly")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the service is not ready")]
+    NotReady { retry_after_secs: u64 },
+    #[error("the database is unavailable; nothing was decided")]
+    StoreUnavailable { retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type UseCaseResult<T> = Result<T, UseCaseError>;
+
+impl UseCaseError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        UseCaseError::Internal(e.into())
+    }
+}
+
+/// Seconds a client is told to wait after the database failed.
+const STORE_RETRY_AFTER_SECS: u64 = 2;
+
+impl From<StoreError> for UseCaseError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::SessionConsumed => UseCaseError::SessionConsumed,
+            StoreError::NotFound => UseCaseError::NotFound,
+            StoreError::Locked { until } => UseCaseError::EnrollmentLocked {
+                retry_after_secs: secs_until(until),
+            },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                UseCaseError::StoreUnavailable {
+                    retry_after_secs: STORE_RETRY_AFTER_SECS,
+                }
+            }
+            other => UseCaseError::Internal(other.into()),
+        }
+    }
+}
+
+/// Whole seconds from now until `until` (at least 1).
+pub(crate) fn secs_until(until: crate::domain::Millis) -> u64 {
+    let ms = until.saturating_sub(crate::domain::now_millis()).max(1);
+    (ms as u64).div_ceil(1000)
+}
+
+/// Four decimals, as the API prints scores and thresholds.
+pub fn round4(x: f32) -> f64 {
+    (f64::from(x) * 10_000.0).round() / 10_000.0
+}

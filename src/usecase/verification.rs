@@ -1,0 +1,410 @@
+//! Transaction-time re-verification (出口対策).
+//!
+//! Decision rule: the selfie must pass quality (else `quality_failed`) and liveness when the session
+//! asks for it (else `liveness_failed`); then it is scored against every stored template of the
+//! enrollment made by the same model (the enrollment selfie and the chip photo), and the BEST score
+//! is compared with the threshold at the transaction-time target FMR. Non-matches count towards the
+//! lockout; quality and liveness failures do not. The attempt is counted in the store's write
+//! transaction (see [`crate::store::Store::record_verification`]), so parallel attempts cannot race
+//! past the limit.
+
+use super::enrollment::{self, MatchPolicy, Upload};
+use super::faces;
+use super::idempotency::{self, Answer, Keyed};
+use super::sessions::{self, StoredChallenge};
+use super::{round4, secs_until, Caller, Services, UseCaseError, UseCaseResult};
+use crate::crypto::{Owner, RecordKind};
+use crate::domain::{
+    self, now_millis, EnrollmentId, Purpose, TemplateSource, VerificationDecision, VerificationId,
+};
+use crate::face::{QualityReport, QualityResult, Template};
+use crate::liveness::LivenessReport;
+use crate::lockout::Attempt;
+use crate::store::{AuditEvent, EnrollmentRow, Lockout, NewVerification, Session};
+use serde::{Deserialize, Serialize};
+
+/// The answer of `POST /v1/transactions/verify` (200).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerificationDocument {
+    pub id: VerificationId,
+    pub enrollment_id: EnrollmentId,
+    pub decision: VerificationDecision,
+    /// The best cosine similarity against the enrollment's templates (absent if not compared).
+    pub score: Option<f64>,
+    pub threshold: f64,
+    pub target_fmr: f64,
+    pub model: String,
+    /// Which stored templates were compared.
+    pub compared_with: Vec<TemplateSource>,
+    pub selfie_quality: QualityReport,
+    pub liveness: LivenessReport,
+    pub created_at: String,
+}
+
+/// The decision and what it rests on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub decision: VerificationDecision,
+    pub best: Option<f32>,
+    pub compared_with: Vec<TemplateSource>,
+}
+
+/// Pure: the decision from the selfie's quality, the liveness report and the scores against each
+/// comparable template. `None` when nothing could be compared (no template of the running model).
+pub fn decide(
+    quality: &QualityReport,
+    liveness: &LivenessReport,
+    scores: &[(TemplateSource, f32)],
+    threshold: f32,
+) -> Option<Outcome> {
+    if quality.result != QualityResult::Pass {
+        return Some(Outcome {
+            decision: VerificationDecision::QualityFailed,
+            best: None,
+            compared_with: Vec::new(),
+        });
+    }
+    if !liveness.passed() {
+        return Some(Outcome {
+            decision: VerificationDecision::LivenessFailed,
+            best: None,
+            compared_with: Vec::new(),
+        });
+    }
+    let best = scores.iter().map(|(_, s)| *s).reduce(f32::max)?;
+    Some(Outcome {
+        decision: if best >= threshold {
+            VerificationDecision::Match
+        } else {
+            VerificationDecision::NoMatch
+        },
+        best: Some(best),
+        compared_with: scores.iter().map(|(s, _)| *s).collect(),
+    })
+}
+
+/// What the attempt counts as for the lockout.
+pub fn attempt_of(decision: VerificationDecision) -> Attempt {
+    match decision {
+        VerificationDecision::Match => Attempt::Match,
+        VerificationDecision::NoMatch => Attempt::NoMatch,
+        VerificationDecision::QualityFailed | VerificationDecision::LivenessFailed => {
+            Attempt::Undecided
+        }
+    }
+}
+
+/// `POST /v1/transactions/verify`.
+pub async fn verify(
+    svc: &Services,
+    caller: &Caller,
+    upload: Upload,
+    idempotency_key: Option<String>,
+) -> UseCaseResult<Answer> {
+    if upload.card.is_some() {
+        return Err(UseCaseError::Malformed("unexpected part `card`".into()));
+    }
+    // Which enrollment, before any state check (so a retry's key is looked up first).
+    let (enrollment_id, session_id) =
+        match caller {
+            Caller::Client { session } => {
+                if upload.enrollment_id.is_some() {
+                    return Err(UseCaseError::Malformed(
+                    "`enrollment_id` comes from the session with a client token; do not send it"
+                        .into(),
+                ));
+                }
+                let session_id = sessions::session_id_for(caller, upload.session_id.as_deref())?;
+                let enrollment_id = session.enrollment_id.clone().ok_or_else(|| {
+                    UseCaseError::Forbidden("this session is for enrollment".into())
+                })?;
+                (enrollment_id, Some(session_id))
+            }
+            Caller::Tenant { .. } => {
+                if upload.session_id.is_some() {
+                    return Err(UseCaseError::Malformed(
+                        "`session_id` is not a field of a server-to-server verification".into(),
+                    ));
+                }
+                let id = upload.enrollment_id.clone().ok_or_else(|| {
+                    UseCaseError::Malformed("missing field `enrollment_id`".into())
+                })?;
+                (id, None)
+            }
+        };
+    let keyed = idempotency_key.map(|key| {
+        Keyed::new(
+            caller.tenant_id(),
+            &caller.credential(),
+            "POST /v1/transactions/verify",
+            key,
+            &upload.parts(session_id.as_deref().unwrap_or(""), &enrollment_id),
+        )
+    });
+    let upload = &upload;
+    let (enrollment_id, session_id) = (&enrollment_id, &session_id);
+    idempotency::once(svc, keyed, |pending| async move {
+        let session = match session_id {
+            Some(id) => {
+                Some(sessions::usable_session(svc, caller, id, Purpose::Transaction).await?)
+            }
+            None => None,
+        };
+        let tenant_id = caller.tenant_id();
+        let enrollment = match EnrollmentId::parse(enrollment_id) {
+            Some(id) => svc.store.get_enrollment(tenant_id, id.as_str()).await?,
+            None => None,
+        }
+        .ok_or(UseCaseError::NotFound)?;
+        if !enrollment.status.is_active() {
+            return Err(UseCaseError::EnrollmentInactive);
+        }
+        let policy = svc.settings.verification.lockout;
+        let seen = Lockout {
+            failed_count: enrollment.failed_count,
+            failure_window_start: enrollment.failure_window_start,
+            locked_until: enrollment.locked_until,
+        };
+        // Advisory: a locked enrollment costs no face work. The store re-checks when it counts.
+        if let Some(retry_after_secs) = policy.locked_for(&seen, now_millis()) {
+            return Err(UseCaseError::EnrollmentLocked { retry_after_secs });
+        }
+        let selfie = upload.require_selfie()?;
+        let challenge = session
+            .as_ref()
+            .map(StoredChallenge::of)
+            .unwrap_or(StoredChallenge::Readable(crate::liveness::Challenge::off()));
+        let work =
+            faces::analyze(&svc.face, tenant_id, selfie, None, &upload.liveness_frames).await?;
+        let liveness = challenge.evaluate(|c| work.liveness(c, &svc.settings.liveness));
+        let threshold = MatchPolicy::for_fmr(&svc.face, svc.settings.face.transaction_target_fmr);
+        let scores = match (&work.selfie.template, work.selfie.quality.result) {
+            (Some(probe), QualityResult::Pass) if liveness.passed() => {
+                scores(svc, &enrollment, probe).await?
+            }
+            _ => Vec::new(),
+        };
+        // Nothing comparable: the templates are of another model (re-enrollment needed).
+        let outcome = decide(
+            &work.selfie.quality,
+            &liveness,
+            &scores,
+            threshold.threshold,
+        )
+        .ok_or(UseCaseError::EnrollmentInactive)?;
+        record(
+            svc,
+            &enrollment,
+            session.as_ref(),
+            outcome,
+            &threshold,
+            work.selfie.quality.clone(),
+            liveness,
+            pending,
+        )
+        .await
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    svc: &Services,
+    enrollment: &EnrollmentRow,
+    session: Option<&Session>,
+    outcome: Outcome,
+    threshold: &MatchPolicy,
+    selfie_quality: QualityReport,
+    liveness: LivenessReport,
+    pending: Option<idempotency::Pending>,
+) -> UseCaseResult<Answer> {
+    let now = now_millis();
+    let id = VerificationId::new();
+    let enrollment_id = EnrollmentId::parse(&enrollment.id)
+        .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored enrollment id")))?;
+    let document = VerificationDocument {
+        id: id.clone(),
+        enrollment_id,
+        decision: outcome.decision,
+        score: outcome.best.map(round4),
+        threshold: round4(threshold.threshold),
+        target_fmr: threshold.target_fmr,
+        model: threshold.model.clone(),
+        compared_with: outcome.compared_with,
+        selfie_quality,
+        liveness,
+        created_at: domain::rfc3339(now),
+    };
+    let answer = Answer::ok(&document)?;
+    let verification = NewVerification {
+        id: id.to_string(),
+        tenant_id: enrollment.tenant_id.clone(),
+        enrollment_id: enrollment.id.clone(),
+        session_id: session.map(|s| s.id.clone()),
+        decision: outcome.decision.as_str().to_string(),
+        document: String::from_utf8(answer.body.clone()).map_err(UseCaseError::internal)?,
+        created_at: now,
+    };
+    let audit = AuditEvent::new(
+        &enrollment.tenant_id,
+        "verification.created",
+        id.as_str(),
+        serde_json::json!({"enrollment_id": enrollment.id, "decision": outcome.decision.as_str()}),
+    );
+    // The answer holds scores and quality metrics only: sealed under the KEK.
+    let completion = pending.map(|p| p.sealed_under_kek(svc, &answer, Some(id.as_str())));
+    let recorded = svc
+        .store
+        .record_verification(
+            &verification,
+            attempt_of(outcome.decision),
+            &svc.settings.verification.lockout,
+            &audit,
+            completion.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Locked { until } => UseCaseError::EnrollmentLocked {
+                retry_after_secs: secs_until(until),
+            },
+            other => other.into(),
+        })?;
+    if recorded.locked_now {
+        metrics::counter!("enrollments_locked_total").increment(1);
+    }
+    metrics::counter!("verifications_total", "decision" => outcome.decision.as_str()).increment(1);
+    Ok(answer)
+}
+
+/// Scores of the probe against the enrollment's templates of the same model.
+async fn scores(
+    svc: &Services,
+    enrollment: &EnrollmentRow,
+    probe: &Template,
+) -> UseCaseResult<Vec<(TemplateSource, f32)>> {
+    let dek = enrollment::data_key(svc, enrollment)?.ok_or(UseCaseError::EnrollmentInactive)?;
+    let owner = Owner {
+        tenant_id: &enrollment.tenant_id,
+        enrollment_id: &enrollment.id,
+    };
+    let stored = svc
+        .store
+        .templates(&enrollment.tenant_id, &enrollment.id)
+        .await?;
+    let mut scores = Vec::new();
+    for t in &stored {
+        let plain = dek
+            .open(owner, RecordKind::Template, t.sealed.expose())
+            .map_err(UseCaseError::internal)?;
+        let template = Template::from_bytes(&plain)
+            .map_err(|e| UseCaseError::internal(anyhow::anyhow!("{e}")))?;
+        let source = TemplateSource::parse(&t.source)
+            .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("template source")))?;
+        // Templates of another model are never compared.
+        if let Ok(score) = probe.cosine(&template) {
+            scores.push((source, score));
+        }
+    }
+    Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::face::{ImageKind, QualityCheck, QualityFailure};
+    use crate::liveness::LivenessResult;
+
+    pub(crate) fn quality(pass: bool) -> QualityReport {
+        QualityReport {
+            result: if pass {
+                QualityResult::Pass
+            } else {
+                QualityResult::Fail
+            },
+            faces: 1,
+            face_width_px: Some(200),
+            brightness: Some(0.5),
+            sharpness: Some(0.8),
+            yaw_deg: Some(0.0),
+            pitch_deg: Some(0.0),
+            failed: if pass {
+                Vec::new()
+            } else {
+                vec![QualityFailure {
+                    check: QualityCheck::Blurry,
+                    kind: ImageKind::Selfie,
+                }]
+            },
+            inter_eye_px: Some(60.0),
+            roll_deg: Some(0.0),
+            glare: Some(0.0),
+            detection_score: Some(0.9),
+        }
+    }
+
+    fn live(result: LivenessResult) -> LivenessReport {
+        LivenessReport {
+            result,
+            ..LivenessReport::skipped()
+        }
+    }
+
+    #[test]
+    fn the_best_template_decides_at_the_threshold() {
+        let scores = [
+            (TemplateSource::EnrollmentSelfie, 0.41),
+            (TemplateSource::ChipPhoto, 0.63),
+        ];
+        let ok = live(LivenessResult::Skipped);
+        let m = decide(&quality(true), &ok, &scores, 0.6).unwrap();
+        assert_eq!(m.decision, VerificationDecision::Match);
+        assert_eq!(m.best, Some(0.63));
+        assert_eq!(m.compared_with.len(), 2);
+        let n = decide(&quality(true), &ok, &scores, 0.64).unwrap();
+        assert_eq!(n.decision, VerificationDecision::NoMatch);
+        assert_eq!(
+            decide(&quality(true), &ok, &scores, 0.63).unwrap().decision,
+            VerificationDecision::Match,
+            "at the threshold is a match"
+        );
+    }
+
+    #[test]
+    fn quality_and_liveness_decide_before_any_score() {
+        let scores = [(TemplateSource::ChipPhoto, 0.99)];
+        let q = decide(&quality(false), &live(LivenessResult::Pass), &scores, 0.5).unwrap();
+        assert_eq!(q.decision, VerificationDecision::QualityFailed);
+        assert_eq!(q.best, None);
+        let l = decide(&quality(true), &live(LivenessResult::Fail), &scores, 0.5).unwrap();
+        assert_eq!(l.decision, VerificationDecision::LivenessFailed);
+        let unevaluated = decide(
+            &quality(true),
+            &live(LivenessResult::NotEvaluated),
+            &scores,
+            0.5,
+        );
+        assert_eq!(
+            unevaluated.unwrap().decision,
+            VerificationDecision::LivenessFailed,
+            "an unevaluated challenge is no pass"
+        );
+    }
+
+    #[test]
+    fn nothing_comparable_is_no_decision_and_attempts_count_as_documented() {
+        assert_eq!(
+            decide(&quality(true), &live(LivenessResult::Pass), &[], 0.5),
+            None
+        );
+        assert_eq!(attempt_of(VerificationDecision::Match), Attempt::Match);
+        assert_eq!(attempt_of(VerificationDecision::NoMatch), Attempt::NoMatch);
+        assert_eq!(
+            attempt_of(VerificationDecision::QualityFailed),
+            Attempt::Undecided
+        );
+        assert_eq!(
+            attempt_of(VerificationDecision::LivenessFailed),
+            Attempt::Undecided
+        );
+    }
+}
