@@ -183,13 +183,23 @@ where
     }))
     .await;
     if result.is_err() {
-        // Nothing was decided: free the key for a retry. If the database is what failed, the
-        // reservation runs out by itself after `reservation_secs`.
-        if let Err(e) = svc.store.release_idempotency_key(&keyed.scope).await {
-            tracing::warn!(error = %e, "could not release an idempotency reservation");
-        }
+        release(svc, &keyed.scope).await;
     }
     result
+}
+
+/// Nothing was decided: free the key for a retry. The database may be what just failed, so try a few
+/// times; if it stays away, the reservation runs out by itself after `reservation_secs`.
+async fn release(svc: &Services, scope: &IdempotencyScope) {
+    for attempt in 0..4u32 {
+        match svc.store.release_idempotency_key(scope).await {
+            Ok(()) => return,
+            Err(e) if attempt == 3 => {
+                tracing::warn!(error = %e, "could not release an idempotency reservation; it expires by itself");
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await,
+        }
+    }
 }
 
 async fn replay(

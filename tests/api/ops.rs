@@ -86,10 +86,17 @@ async fn health_metrics_and_openapi(backend: Backend) {
     );
     assert_eq!(
         schemas["EnrollmentStatus"]["enum"],
-        serde_json::json!(["verified", "rejected", "revoked", "identity_changed"])
+        serde_json::json!([
+            "verified",
+            "rejected",
+            "revoked",
+            "identity_changed",
+            "status_unknown",
+            "deleted"
+        ])
     );
     assert_eq!(
-        schemas["Decision"]["enum"],
+        schemas["VerificationDecision"]["enum"],
         serde_json::json!(["match", "no_match", "quality_failed", "liveness_failed"])
     );
     assert!(schemas["CardDataResult"]["enum"]
