@@ -216,14 +216,15 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if !(self.server.tenant_rate_per_sec >= 0.0 && self.server.tenant_rate_per_sec.is_finite())
-        {
+        let rate = self.server.tenant_rate_per_sec;
+        if rate.is_nan() || rate < 0.0 || rate.is_infinite() {
             return Err(ConfigError::key(
                 "server.tenant_rate_per_sec",
                 "must be a number >= 0 (0 disables)",
             ));
         }
-        if self.server.tenant_rate_per_sec > 0.0 && !(self.server.tenant_burst >= 1.0) {
+        let burst = self.server.tenant_burst;
+        if rate > 0.0 && (burst.is_nan() || burst < 1.0) {
             return Err(ConfigError::key(
                 "server.tenant_burst",
                 "must be at least 1",

@@ -229,13 +229,12 @@ impl MatchPolicy {
         }
     }
 
-    fn check(&self, score: Option<f32>, compared: bool) -> FaceMatchCheck {
+    fn check(&self, score: Option<f32>) -> FaceMatchCheck {
         let result = match score {
             Some(s) if s >= self.threshold => FaceMatchResult::Match,
             Some(_) => FaceMatchResult::NoMatch,
             None => FaceMatchResult::NotCompared,
         };
-        let _ = compared;
         FaceMatchCheck {
             result,
             score: score.map(round4),
@@ -296,7 +295,7 @@ pub fn decide(
             None,
             None,
             LivenessReport::not_evaluated(liveness_kind),
-            policy.check(None, false),
+            policy.check(None),
         ),
         Some(f) => {
             for failure in &f.selfie_quality.failed {
@@ -308,7 +307,7 @@ pub fn decide(
             if !f.liveness.passed() {
                 reasons.push(Reason::LivenessFailed);
             }
-            let face_match = policy.check(f.score, true);
+            let face_match = policy.check(f.score);
             match face_match.result {
                 FaceMatchResult::Match => {}
                 FaceMatchResult::NoMatch => reasons.push(Reason::FaceMismatch),
@@ -625,7 +624,6 @@ pub fn data_key(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<Option<Dat
 }
 
 fn open_record(
-    svc: &Services,
     row: &EnrollmentRow,
     dek: Option<&DataKey>,
     kind: RecordKind,
@@ -634,7 +632,6 @@ fn open_record(
     let (Some(dek), Some(sealed)) = (dek, sealed) else {
         return Ok(None);
     };
-    let _ = svc;
     let owner = Owner {
         tenant_id: &row.tenant_id,
         enrollment_id: &row.id,
@@ -651,7 +648,6 @@ pub fn open_certificate(
 ) -> UseCaseResult<Option<SealedCertificate>> {
     let dek = data_key(svc, row)?;
     open_record(
-        svc,
         row,
         dek.as_ref(),
         RecordKind::RevocationTarget,
@@ -666,7 +662,6 @@ pub fn render(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<EnrollmentDo
     let record = StoredDecision::from_row(row)?;
     let dek = data_key(svc, row)?;
     let identity = open_record(
-        svc,
         row,
         dek.as_ref(),
         RecordKind::Identity,
@@ -675,7 +670,6 @@ pub fn render(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<EnrollmentDo
     .map(|plain| serde_json::from_slice(&plain).map_err(UseCaseError::internal))
     .transpose()?;
     let certificate = open_record(
-        svc,
         row,
         dek.as_ref(),
         RecordKind::RevocationTarget,

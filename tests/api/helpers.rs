@@ -236,6 +236,8 @@ use tokio::sync::watch;
 /// A TCP proxy that can cut every connection and refuse new ones while "down".
 pub struct Proxy {
     pub port: u16,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
 }
@@ -247,8 +249,11 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
         let (up2, cut2) = (up.clone(), cut.clone());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted2 = accepted.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 if !up2.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -265,7 +270,12 @@ impl Proxy {
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            accepted,
+            up,
+            cut,
+        }
     }
 
     /// Cuts every open connection and refuses new ones.

@@ -9,6 +9,7 @@ mod crypto_at_rest;
 mod enrollments;
 mod errors;
 mod exactly_once;
+mod hardening;
 mod liveness;
 mod ops;
 mod readiness;
