@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct Components {
     pub face: Option<crate::face::FaceEngine>,
     pub validity: Option<Arc<dyn crate::jlis::ValidityChecker>>,
+    /// Sees every response (tests validate them against the OpenAPI document).
+    pub observer: Option<http::Observer>,
 }
 
 pub struct Application {
@@ -81,6 +83,7 @@ impl Application {
         ));
         let context = ApiContext {
             limiter,
+            observer: components.observer,
             settings: Arc::new(settings),
             store,
             keys: Arc::new(keys),

@@ -9,21 +9,15 @@ use crate::usecase::idempotency::Answer;
 use crate::usecase::status::{self, StatusCheckDocument};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route(
-            "/v1/enrollments",
-            post(create_enrollment).get(list_enrollments),
-        )
-        .route(
-            "/v1/enrollments/{id}",
-            get(get_enrollment).delete(delete_enrollment),
-        )
-        .route("/v1/enrollments/{id}/status-check", post(status_check))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(create_enrollment, list_enrollments))
+        .routes(routes!(get_enrollment, delete_enrollment))
+        .routes(routes!(status_check))
 }
 
 fn limits(ctx: &ApiContext) -> PartLimits {

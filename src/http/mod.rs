@@ -39,6 +39,8 @@ pub struct ApiContext {
     pub face: crate::face::FaceEngine,
     /// Per-tenant request rate (per replica).
     pub limiter: Arc<ratelimit::TenantLimiter>,
+    /// Test hook: sees every response (see [`Observer`]).
+    pub observer: Option<Observer>,
 }
 
 impl ApiContext {
@@ -82,14 +84,56 @@ async fn deadline(
     }
 }
 
-pub fn router(ctx: ApiContext) -> Router {
-    let body_limit = ctx.settings.server.body_limit_bytes;
-    let deadline_secs = ctx.settings.server.request_deadline_secs;
-    Router::new()
+/// Every documented route with its OpenAPI operation.
+pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(sessions::router())
         .merge(enrollments::router())
         .merge(transactions::router())
         .merge(ops::router())
+}
+
+/// Sees every response of a matched route (method, route template, status, headers, body): tests
+/// validate them against the OpenAPI document. Not set in production.
+pub type Observer =
+    Arc<dyn Fn(&axum::http::Method, &str, u16, &axum::http::HeaderMap, &[u8]) + Send + Sync>;
+
+async fn observe(
+    axum::extract::State(observer): axum::extract::State<Observer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    observer(
+        &method,
+        &route,
+        parts.status.as_u16(),
+        &parts.headers,
+        &bytes,
+    );
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let body_limit = ctx.settings.server.body_limit_bytes;
+    let deadline_secs = ctx.settings.server.request_deadline_secs;
+    let (mut routes, doc) = api().split_for_parts();
+    if let Some(observer) = ctx.observer.clone() {
+        routes = routes.route_layer(axum::middleware::from_fn_with_state(observer, observe));
+    }
+    routes
+        .layer(axum::Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -6,12 +6,11 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "jpki-face", description = "Self-hosted eKYC with the My Number Card. Errors are RFC 9457 problem details with a stable `code`."),
-    paths(super::sessions::create_session, super::enrollments::create_enrollment, super::enrollments::get_enrollment, super::enrollments::list_enrollments, super::enrollments::delete_enrollment, super::enrollments::status_check, super::transactions::verify, super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi),
     components(schemas(super::error::Problem)),
     modifiers(&Security),
     tags((name = "sessions"), (name = "enrollments"), (name = "transactions"), (name = "ops"))
 )]
-struct ApiDoc;
+pub struct ApiDoc;
 
 struct Security;
 
@@ -39,6 +38,7 @@ impl Modify for Security {
     }
 }
 
+/// The document of every route of [`super::router`], derived from the routes themselves.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    super::api().split_for_parts().1
 }

@@ -4,17 +4,66 @@ use super::extract::{self, RawBody};
 use super::{idempotency, ApiContext, ApiResult, TenantAuth};
 use crate::usecase::idempotency::Answer;
 use crate::usecase::sessions::{self, CreateSession, CreatedSession};
+
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/v1/sessions", post(create_session))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(create_session))
+}
+
+/// The documented shape of [`CreateSession`]: one variant per purpose.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CreateSessionRequest {
+    Enrollment(EnrollmentSessionRequest),
+    Transaction(TransactionSessionRequest),
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentPurpose {
+    Enrollment,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionPurpose {
+    Transaction,
+}
+
+/// An enrollment session.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentSessionRequest {
+    pub purpose: EnrollmentPurpose,
+    /// The RP's own reference for the customer.
+    #[schema(min_length = 1, max_length = 256)]
+    pub subject_ref: Option<String>,
+    /// Free-form JSON object (at most 4096 bytes serialised).
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Value>,
+}
+
+/// A transaction session: re-verifies the person of `enrollment_id`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionSessionRequest {
+    pub purpose: TransactionPurpose,
+    pub enrollment_id: crate::domain::EnrollmentId,
+    /// Free-form JSON object (at most 4096 bytes serialised), e.g. the transaction's reference.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Value>,
 }
 
 /// Open a session.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key; the first answer is replayed for 24 h")),
     responses(
         (status = 201, body = CreatedSession),

@@ -7,11 +7,10 @@ use crate::usecase::idempotency::Answer;
 use crate::usecase::verification::{self, VerificationDocument};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/v1/transactions/verify", post(verify))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
 /// Re-verify an enrolled person by a new selfie.

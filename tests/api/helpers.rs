@@ -70,6 +70,8 @@ pub struct TestApp {
     pub api_key: String,
     pub backend: Backend,
     pub db_url: String,
+    /// Responses that did not match the OpenAPI document (checked when the app is dropped).
+    pub violations: Violations,
     _dir: tempfile::TempDir,
 }
 
@@ -110,9 +112,11 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         "[server]\nbind = \"127.0.0.1:0\"\nrequest_deadline_secs = 600\ntenant_rate_per_sec = 0.0\n[idempotency]\nreservation_secs = 900\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
     );
     let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
+    let violations = Violations::default();
     let components = Components {
         face: Some(shared_face_engine()),
         validity: options.validity.clone(),
+        observer: Some(validating_observer(violations.clone())),
     };
     let app = Application::build_with(settings, components)
         .await
@@ -131,6 +135,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         api_key: key.expose().clone(),
         backend: options.backend,
         db_url,
+        violations,
         _dir: dir,
     }
 }
@@ -291,5 +296,118 @@ impl Proxy {
 
     pub fn up(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The OpenAPI document as JSON, and validators compiled from it, shared by the whole test process.
+fn openapi_json() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        serde_json::to_value(jpki_face::http::openapi::document()).expect("document")
+    })
+}
+
+type Validators = std::sync::Mutex<std::collections::HashMap<String, Arc<jsonschema::Validator>>>;
+
+fn validator(key: String, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    static CACHE: std::sync::OnceLock<Validators> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().unwrap().get(&key) {
+        return Ok(v.clone());
+    }
+    // The response schema as the root, with the document's components beside it so that
+    // `#/components/schemas/…` references resolve.
+    let mut root = match schema {
+        Value::Object(map) => map.clone(),
+        other => return Err(format!("schema of {key} is not an object: {other}")),
+    };
+    root.insert("components".into(), openapi_json()["components"].clone());
+    let compiled = jsonschema::draft202012::new(&Value::Object(root))
+        .map_err(|e| format!("schema of {key} does not compile: {e}"))?;
+    let compiled = Arc::new(compiled);
+    cache.lock().unwrap().insert(key, compiled.clone());
+    Ok(compiled)
+}
+
+/// Checks one response against the document: the status is documented for the route, the content
+/// type is the documented one, and a JSON body validates against its schema. `None` when it does.
+pub fn openapi_violation(
+    method: &str,
+    route: &str,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> Option<String> {
+    let doc = openapi_json();
+    let method = method.to_ascii_lowercase();
+    let Some(operation) = doc["paths"].get(route).and_then(|p| p.get(&method)) else {
+        return Some(format!("{method} {route} is not in the document"));
+    };
+    let Some(response) = operation["responses"].get(status.to_string()) else {
+        return Some(format!(
+            "{method} {route}: status {status} is not documented"
+        ));
+    };
+    let Some(content) = response.get("content").and_then(Value::as_object) else {
+        return (!body.is_empty())
+            .then(|| format!("{method} {route} {status}: a body where none is documented"));
+    };
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let Some(media) = content.get(mime) else {
+        return Some(format!(
+            "{method} {route} {status}: served as {mime:?}, documented as {:?}",
+            content.keys().collect::<Vec<_>>()
+        ));
+    };
+    let Some(schema) = media.get("schema") else {
+        return None;
+    };
+    if !mime.ends_with("json") {
+        return None;
+    }
+    let instance: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("{method} {route} {status}: body is not JSON: {e}")),
+    };
+    let key = format!("{method} {route} {status} {mime}");
+    let validator = match validator(key.clone(), schema) {
+        Ok(v) => v,
+        Err(e) => return Some(e),
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .take(5)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then(|| format!("{key}: {}", errors.join("; ")))
+}
+
+/// What the observer of one test app found wrong.
+pub type Violations = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// An observer that validates every response against the document and records what is wrong.
+pub fn validating_observer(violations: Violations) -> jpki_face::http::Observer {
+    Arc::new(move |method, route, status, headers, body| {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(v) = openapi_violation(method.as_str(), route, status, content_type, body) {
+            violations.lock().unwrap().push(v);
+        }
+    })
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = self.violations.lock().unwrap();
+        assert!(
+            violations.is_empty(),
+            "responses that do not match /openapi.json:\n{}",
+            violations.join("\n")
+        );
     }
 }
