@@ -310,7 +310,12 @@ async fn enroll(ctx: &ApiContext, session: Session, upload: Upload) -> ApiResult
             session_id: &session_id,
             nonce: &nonce,
         };
-        card::verify_card(&submission, &trust, &binding, chrono::Utc::now())
+        // Issue 11: the lead wires the tenant's card policy here; `require_hojo: false` keeps the
+        // pre-issue behaviour until then (CardPolicy::default() requires the 入力補助AP).
+        let policy = card::CardPolicy {
+            require_hojo: false,
+        };
+        card::verify_card(&submission, &trust, &policy, &binding, chrono::Utc::now())
     })
     .await
     .map_err(ApiError::internal)?
@@ -323,6 +328,7 @@ async fn enroll(ctx: &ApiContext, session: Session, upload: Upload) -> ApiResult
                 let target = jlis::RevocationTarget {
                     serial: t.serial.clone(),
                     issuer_cert_der: t.issuer_cert_der.clone(),
+                    crl_distribution_points: t.crl_distribution_points.clone(),
                 };
                 ctx.validity.check(&target).await.map(Some)
             }
@@ -710,6 +716,8 @@ pub async fn status_check(
     let target = jlis::RevocationTarget {
         serial: hex::decode(&stored.serial_hex).map_err(ApiError::internal)?,
         issuer_cert_der: hex::decode(&stored.issuer_cert_der_hex).map_err(ApiError::internal)?,
+        // Not sealed yet (issue 11, lead): without it only a complete CRL can answer in CRL mode.
+        crl_distribution_points: None,
     };
     let report =
         ctx.validity
