@@ -203,7 +203,8 @@ fn the_face_record_size_cap_is_configurable() {
     };
     let store = TrustStore::from_config(&cfg).unwrap();
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
-    let err = verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap_err();
+    let err =
+        verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap_err();
     assert_eq!(err.element, "kenmen.face");
     assert!(err.detail.contains("2000"));
 }
@@ -391,7 +392,10 @@ fn a_name_mismatch_between_applications_is_reported() {
     // Issue 11: the 入力補助AP comparisons are the hojo binding's, not the 券面AP consistency's.
     assert_eq!(r.consistency.result, ConsistencyResult::Match);
     assert_eq!(r.hojo_binding.result, HojoBindingResult::Mismatch);
-    assert_eq!(r.hojo_binding.certificate_mismatched, vec![IdentityField::Name]);
+    assert_eq!(
+        r.hojo_binding.certificate_mismatched,
+        vec![IdentityField::Name]
+    );
     assert!(r.hojo_binding.kenmen_mismatched.is_empty());
     assert_eq!(r.failure_codes(), vec!["hojo_mismatch"]);
     let json = serde_json::to_value(&r.hojo_binding).unwrap();
@@ -421,7 +425,10 @@ fn a_birth_date_mismatch_between_card_face_and_certificate_is_reported() {
         vec![IdentityField::BirthDate]
     );
     assert!(r.hojo_binding.certificate_mismatched.is_empty());
-    assert_eq!(r.failure_codes(), vec!["identity_mismatch", "hojo_mismatch"]);
+    assert_eq!(
+        r.failure_codes(),
+        vec!["identity_mismatch", "hojo_mismatch"]
+    );
 }
 
 #[test]
@@ -458,7 +465,14 @@ fn tampered_hojo_attributes_fail_the_integrity_check() {
 #[test]
 fn an_empty_trust_store_trusts_nothing() {
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
-    let r = verify_card(&sub, &TrustStore::empty(), &CardPolicy::default(), &binding(), Utc::now()).unwrap();
+    let r = verify_card(
+        &sub,
+        &TrustStore::empty(),
+        &CardPolicy::default(),
+        &binding(),
+        Utc::now(),
+    )
+    .unwrap();
     assert_eq!(r.card_data.result, CardDataResult::UnknownIssuer);
     assert_eq!(r.certificate.result, CertificateResult::UntrustedChain);
     assert_eq!(
@@ -690,13 +704,18 @@ fn a_hojo_with_another_sex_than_the_kenmen_names_both_bindings() {
     assert_eq!(r.consistency.mismatched, vec![IdentityField::Sex]);
     assert_eq!(r.hojo_binding.kenmen_mismatched, vec![IdentityField::Sex]);
     assert!(r.hojo_binding.certificate_mismatched.is_empty());
-    assert_eq!(r.failure_codes(), vec!["identity_mismatch", "hojo_mismatch"]);
+    assert_eq!(
+        r.failure_codes(),
+        vec!["identity_mismatch", "hojo_mismatch"]
+    );
 }
 
 // ---- Issue 11: certificate policy, critical extensions, the root ----
 
 /// The valid person's card with its signing certificate edited and re-signed by the test CA.
-fn with_edited_certificate(edit: impl FnOnce(&mut x509_cert::certificate::TbsCertificate)) -> Value {
+fn with_edited_certificate(
+    edit: impl FnOnce(&mut x509_cert::certificate::TbsCertificate),
+) -> Value {
     let mut card = signed(valid_person());
     let der = B64
         .decode(card["jpki"]["signing_certificate"].as_str().unwrap())
@@ -831,10 +850,7 @@ fn the_roots_validity_and_ca_flag_are_checked() {
     });
     assert_eq!(r.certificate.result, CertificateResult::RootNotValid);
     assert_eq!(r.failure_codes(), vec!["certificate_root_not_valid"]);
-    assert!(
-        r.revocation_target.is_some(),
-        "the chain itself verified"
-    );
+    assert!(r.revocation_target.is_some(), "the chain itself verified");
 
     let r = check_against_root("future", |tbs| {
         tbs.validity.not_before = utc(now + 86_400);

@@ -350,7 +350,11 @@ const KITA: &str = "http://crl.test/osaka-kita.crl";
 /// A CRL signed by the test CA.
 fn crl(spec: CrlSpec) -> Vec<u8> {
     let p = pki_();
-    build_crl(&p.ca_der, &crl_builder::load_key(&p.dir.join("ca.key")), &spec)
+    build_crl(
+        &p.ca_der,
+        &crl_builder::load_key(&p.dir.join("ca.key")),
+        &spec,
+    )
 }
 
 /// Revokes the keyCompromise serial, like the CA's own CRL.
@@ -386,7 +390,10 @@ async fn a_partition_answers_only_for_its_own_distribution_point() {
         idp: Some(idp_uri(CHIYODA)),
         ..CrlSpec::default()
     })));
-    let (c, _) = checker(&dp_config(&format!("URI:{CHIYODA}"), server.url("/chiyoda.crl")));
+    let (c, _) = checker(&dp_config(
+        &format!("URI:{CHIYODA}"),
+        server.url("/chiyoda.crl"),
+    ));
     let chiyoda = |serial: &[u8]| target_with(serial, Some(dp_uri(CHIYODA)));
     assert_eq!(
         c.check(&chiyoda(&p.good)).await.expect("decided").status,
@@ -410,7 +417,10 @@ async fn a_partition_answers_only_for_its_own_distribution_point() {
             ..CrlSpec::default()
         }),
     });
-    let (swapped, _) = checker(&dp_config(&format!("URI:{CHIYODA}"), server.url("/chiyoda.crl")));
+    let (swapped, _) = checker(&dp_config(
+        &format!("URI:{CHIYODA}"),
+        server.url("/chiyoda.crl"),
+    ));
     assert_eq!(
         kind(swapped.check(&chiyoda(&p.key_compromise)).await),
         FailureKind::CrlScopeMismatch
@@ -440,7 +450,10 @@ async fn a_partition_does_not_answer_for_a_certificate_without_a_distribution_po
     });
     let (c, _) = checker(&config(vec![server.url("/sign.crl")]));
     let with_dp = target_with(&p.good, Some(dp_uri(CHIYODA)));
-    assert_eq!(c.check(&with_dp).await.expect("decided").status, Status::Good);
+    assert_eq!(
+        c.check(&with_dp).await.expect("decided").status,
+        Status::Good
+    );
 }
 
 #[tokio::test]
@@ -453,7 +466,10 @@ async fn the_crl_url_comes_from_configuration_not_from_the_certificate() {
         idp: Some(idp_uri(&named_url)),
         ..CrlSpec::default()
     })));
-    let (c, _) = checker(&dp_config(&format!("URI:{named_url}"), mirror.url("/mirror.crl")));
+    let (c, _) = checker(&dp_config(
+        &format!("URI:{named_url}"),
+        mirror.url("/mirror.crl"),
+    ));
     let t = target_with(&p.key_compromise, Some(dp_uri(&named_url)));
     assert_eq!(
         c.check(&t).await.expect("decided").failure_code(),
@@ -476,9 +492,15 @@ async fn directory_name_distribution_points_are_matched_like_jpki_ones() {
         idp: Some(idp_dirname(dn)),
         ..CrlSpec::default()
     })));
-    let (c, _) = checker(&dp_config(&format!("DirName:{dn}"), server.url("/chiyoda.crl")));
+    let (c, _) = checker(&dp_config(
+        &format!("DirName:{dn}"),
+        server.url("/chiyoda.crl"),
+    ));
     let t = |serial: &[u8]| target_with(serial, Some(dp_dirname(dn)));
-    assert_eq!(c.check(&t(&p.good)).await.expect("decided").status, Status::Good);
+    assert_eq!(
+        c.check(&t(&p.good)).await.expect("decided").status,
+        Status::Good
+    );
     assert_eq!(
         c.check(&t(&p.key_compromise))
             .await
@@ -507,7 +529,10 @@ async fn a_delta_crl_is_never_used_alone() {
     }));
     let (c, _) = checker(&config(vec![server.url("/delta.crl")]));
     assert_eq!(kind(check(&c, &p.good).await), FailureKind::DeltaCrl);
-    assert_eq!(kind(check(&c, &p.key_compromise).await), FailureKind::DeltaCrl);
+    assert_eq!(
+        kind(check(&c, &p.key_compromise).await),
+        FailureKind::DeltaCrl
+    );
 }
 
 #[tokio::test]
@@ -550,7 +575,10 @@ async fn unknown_critical_crl_and_entry_extensions_are_refused() {
         ..CrlSpec::default()
     })));
     let (c, _) = checker(&config(vec![server.url("/d.crl")]));
-    assert_eq!(check(&c, &p.good).await.expect("decided").status, Status::Good);
+    assert_eq!(
+        check(&c, &p.good).await.expect("decided").status,
+        Status::Good
+    );
     assert_eq!(
         check(&c, &p.key_compromise)
             .await
@@ -650,7 +678,10 @@ async fn the_highest_number_is_kept_per_scope_across_urls() {
         url: low.url("/b.crl"),
     }];
     let (c, _) = checker(&cfg);
-    assert_eq!(check(&c, &p.good).await.expect("decided").status, Status::Good);
+    assert_eq!(
+        check(&c, &p.good).await.expect("decided").status,
+        Status::Good
+    );
     let t = target_with(&p.good, Some(dp_uri(CHIYODA)));
     assert_eq!(kind(c.check(&t).await), FailureKind::CrlNumberRegressed);
 }
@@ -669,18 +700,21 @@ async fn a_crl_without_a_number_is_refused() {
 #[tokio::test]
 async fn distribution_point_configuration_is_validated_when_the_checker_is_built() {
     let mut cfg = dp_config("http://no-prefix/", "http://127.0.0.1:1/x.crl".into());
-    let err = build_checker_with_clock(&cfg, Environment::Development, Arc::new(OffsetClock::new()))
-        .err()
-        .expect("refused");
+    let err =
+        build_checker_with_clock(&cfg, Environment::Development, Arc::new(OffsetClock::new()))
+            .err()
+            .expect("refused");
     assert!(
-        err.to_string().contains("jlis.crl.distribution_points.name"),
+        err.to_string()
+            .contains("jlis.crl.distribution_points.name"),
         "{err}"
     );
     cfg.crl.distribution_points[0].name = "URI:http://ok/".into();
     cfg.crl.distribution_points[0].url = "file:///etc/passwd".into();
-    let err = build_checker_with_clock(&cfg, Environment::Development, Arc::new(OffsetClock::new()))
-        .err()
-        .expect("refused");
+    let err =
+        build_checker_with_clock(&cfg, Environment::Development, Arc::new(OffsetClock::new()))
+            .err()
+            .expect("refused");
     assert!(
         err.to_string().contains("jlis.crl.distribution_points.url"),
         "{err}"

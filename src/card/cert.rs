@@ -21,14 +21,14 @@ const OID_CRL_DISTRIBUTION_POINTS: &str = "2.5.29.31";
 /// extension outside this list makes the certificate `unknown_critical_extension`. J-LIS marks
 /// certificatePolicies critical (profile 3.2), so it must be here.
 const PROCESSED_EXTENSIONS: &[&str] = &[
-    "2.5.29.15",               // keyUsage: checked
-    "2.5.29.17",               // subjectAltName: the identity
-    OID_CERTIFICATE_POLICIES,  // checked against card.signing_policy_oids
-    "2.5.29.19",               // basicConstraints
+    "2.5.29.15",                 // keyUsage: checked
+    "2.5.29.17",                 // subjectAltName: the identity
+    OID_CERTIFICATE_POLICIES,    // checked against card.signing_policy_oids
+    "2.5.29.19",                 // basicConstraints
     OID_CRL_DISTRIBUTION_POINTS, // the revocation check's scope
-    "2.5.29.35",               // authorityKeyIdentifier
-    "2.5.29.14",               // subjectKeyIdentifier
-    "1.3.6.1.5.5.7.1.1",       // authorityInfoAccess (never followed)
+    "2.5.29.35",                 // authorityKeyIdentifier
+    "2.5.29.14",                 // subjectKeyIdentifier
+    "1.3.6.1.5.5.7.1.1",         // authorityInfoAccess (never followed)
 ];
 
 /// sha256WithRSAEncryption, the only signature algorithm JPKI uses.

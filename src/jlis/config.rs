@@ -245,7 +245,9 @@ impl JlisConfig {
         for (i, dp) in self.crl.distribution_points.iter().enumerate() {
             let name = match canonical_dp_name(&dp.name) {
                 Ok(n) => n,
-                Err(why) => return bad("jlis.crl.distribution_points.name", format!("[{i}]: {why}")),
+                Err(why) => {
+                    return bad("jlis.crl.distribution_points.name", format!("[{i}]: {why}"))
+                }
             };
             if !seen.insert(name) {
                 return bad(
@@ -257,7 +259,9 @@ impl JlisConfig {
                 return bad("jlis.crl.distribution_points.url", format!("[{i}]: {why}"));
             }
         }
-        if self.mode == Mode::Crl && self.crl.urls.is_empty() && self.crl.distribution_points.is_empty()
+        if self.mode == Mode::Crl
+            && self.crl.urls.is_empty()
+            && self.crl.distribution_points.is_empty()
         {
             return bad(
                 "jlis.crl.urls",
@@ -313,7 +317,9 @@ mod tests {
         assert!(e.contains("jlis.ocsp.max_age_secs"), "{e}");
         let e = err("[jlis.crl]\nurls = [\"not a url\"]");
         assert!(e.contains("jlis.crl.urls"), "{e}");
-        let e = err("[[jlis.crl.distribution_points]]\nname = \"http://x/crl\"\nurl = \"http://x/crl\"");
+        let e = err(
+            "[[jlis.crl.distribution_points]]\nname = \"http://x/crl\"\nurl = \"http://x/crl\"",
+        );
         assert!(e.contains("jlis.crl.distribution_points.name"), "{e}");
         let e = err("[[jlis.crl.distribution_points]]\nname = \"URI:http://x/crl\"\nurl = \"x\"");
         assert!(e.contains("jlis.crl.distribution_points.url"), "{e}");

@@ -20,13 +20,13 @@ use super::{
     RevocationTarget, Status, ValidityChecker, ValidityReport,
 };
 use chrono::{DateTime, Duration, Utc};
+use const_oid::db::rfc5280 as oids;
+use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
-use const_oid::db::rfc5280 as oids;
-use const_oid::ObjectIdentifier;
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlDistributionPoints, IssuingDistributionPoint};
@@ -84,7 +84,10 @@ impl LoadedCrl {
             .map_err(|e| Failure::new(FailureKind::Malformed, format!("CRL from {url}: {e}")))?;
         let tbs = crl.tbs_cert_list;
         let malformed = |what: &str, e: der::Error| {
-            Failure::new(FailureKind::Malformed, format!("CRL from {url}: {what}: {e}"))
+            Failure::new(
+                FailureKind::Malformed,
+                format!("CRL from {url}: {what}: {e}"),
+            )
         };
         let mut unknown_critical = None;
         let mut revoked = HashMap::new();
@@ -225,10 +228,13 @@ impl LoadedCrl {
         };
         let crl_names = dp_name_keys(dpn, &self.issuer);
         match cert_dps {
-            None => scope("it is one partition, and the certificate names no distribution point".into()),
+            None => {
+                scope("it is one partition, and the certificate names no distribution point".into())
+            }
             Some(names) if names.iter().any(|n| crl_names.contains(n)) => Ok(()),
             Some(_) => scope(
-                "its issuingDistributionPoint is not the certificate's CRL distribution point".into(),
+                "its issuingDistributionPoint is not the certificate's CRL distribution point"
+                    .into(),
             ),
         }
     }
@@ -273,6 +279,9 @@ impl LoadedCrl {
 /// (issuer DER, issuingDistributionPoint DER, is a delta CRL).
 type ScopeKey = (Vec<u8>, Vec<u8>, bool);
 
+/// (SHA-256 of the verifying CA key, scope) → the highest CRL number verified.
+type NumberMarks = HashMap<([u8; 32], ScopeKey), Vec<u8>>;
+
 /// `a < b` for big-endian numbers without leading zeros.
 fn number_lt(a: &[u8], b: &[u8]) -> bool {
     (a.len(), a) < (b.len(), b)
@@ -282,7 +291,9 @@ fn number_lt(a: &[u8], b: &[u8]) -> bool {
 /// is written in); a name relative to the CRL issuer is made absolute with `issuer`.
 fn dp_name_keys(dpn: &DistributionPointName, issuer: &Name) -> Vec<String> {
     match dpn {
-        DistributionPointName::FullName(names) => names.iter().filter_map(general_name_key).collect(),
+        DistributionPointName::FullName(names) => {
+            names.iter().filter_map(general_name_key).collect()
+        }
         DistributionPointName::NameRelativeToCRLIssuer(rdn) => {
             let mut full = issuer.clone();
             full.0.push(rdn.clone());
@@ -339,7 +350,7 @@ pub struct CrlChecker {
     /// Canonical distribution point name → URL (from `jlis.crl.distribution_points`).
     dp_urls: Vec<(String, String)>,
     /// The highest CRL number verified per (CA key, scope).
-    numbers: Mutex<HashMap<([u8; 32], ScopeKey), Vec<u8>>>,
+    numbers: Mutex<NumberMarks>,
     /// One download round at a time; a check that waited on it reuses what it fetched.
     download: tokio::sync::Mutex<()>,
 }
@@ -360,12 +371,11 @@ impl CrlChecker {
         }
         let mut dp_urls = Vec::new();
         for dp in &c.distribution_points {
-            let name = super::config::canonical_dp_name(&dp.name).map_err(|why| {
-                BuildError::Config {
+            let name =
+                super::config::canonical_dp_name(&dp.name).map_err(|why| BuildError::Config {
                     key: "jlis.crl.distribution_points.name",
                     why,
-                }
-            })?;
+                })?;
             dp_urls.push((name, dp.url.clone()));
         }
         let fetcher = Fetcher::new(

@@ -505,8 +505,8 @@ fn verify_response(
             format!("thisUpdate {this_update} / producedAt {produced_at} is in the future"),
         ));
     }
-    let max_age = this_update
-        + Duration::seconds(i64::try_from(cfg.max_age_secs).unwrap_or(i64::MAX / 4));
+    let max_age =
+        this_update + Duration::seconds(i64::try_from(cfg.max_age_secs).unwrap_or(i64::MAX / 4));
     let expiry = match next_update {
         // Without our nonce echoed the answer may be a replay of an older one: it is used for at most
         // max_age_secs after its thisUpdate, whatever its nextUpdate says.

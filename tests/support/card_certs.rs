@@ -70,9 +70,7 @@ pub fn trust_dir_with_root(trust_dir: &Path, root_der: &[u8], label: &str) -> Pa
         std::fs::copy(&path, dir.join("cvc-issuers").join(name)).expect("copy");
     }
     let cert = Certificate::from_der(root_der).expect("root");
-    let pem = cert
-        .to_pem(der::pem::LineEnding::LF)
-        .expect("PEM encoding");
+    let pem = cert.to_pem(der::pem::LineEnding::LF).expect("PEM encoding");
     std::fs::write(dir.join("jpki-roots/root.pem"), pem).expect("write root");
     dir
 }
