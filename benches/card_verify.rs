@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
-use jpki_face::card::{parse_card_json, verify_card, SessionBinding};
+use jpki_face::card::{parse_card_json, verify_card, CardPolicy, SessionBinding};
 use jpki_face::devcard::{PersonSpec, TestHierarchy};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -30,7 +30,8 @@ fn bench(c: &mut Criterion) {
     let trust = h.trust_store().expect("trust");
     let now = Utc::now();
     let sub = parse_card_json(json.as_bytes()).expect("parses");
-    let report = verify_card(&sub, &trust, &binding, now).expect("verifies");
+    let report =
+        verify_card(&sub, &trust, &CardPolicy::default(), &binding, now).expect("verifies");
     assert!(report.failure_codes().is_empty());
 
     c.bench_function(
@@ -38,12 +39,26 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let sub = parse_card_json(black_box(json.as_bytes())).expect("parses");
-                black_box(verify_card(&sub, &trust, &binding, now).expect("verifies"))
+                black_box(
+                    verify_card(&sub, &trust, &CardPolicy::default(), &binding, now)
+                        .expect("verifies"),
+                )
             })
         },
     );
     c.bench_function("card_verify/verify_card only", |b| {
-        b.iter(|| black_box(verify_card(black_box(&sub), &trust, &binding, now).expect("verifies")))
+        b.iter(|| {
+            black_box(
+                verify_card(
+                    black_box(&sub),
+                    &trust,
+                    &CardPolicy::default(),
+                    &binding,
+                    now,
+                )
+                .expect("verifies"),
+            )
+        })
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

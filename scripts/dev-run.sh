@@ -12,7 +12,7 @@ if [ ! -f "$DEV/hierarchy.json" ]; then
   "$BIN" dev card init "$DEV" >/dev/null
   photo=$(ls models/samples/*.jpg 2>/dev/null | head -n 1 || true)
   if [ -n "$photo" ]; then
-    person=$("$BIN" dev card issue "$DEV" --photo "$photo" | tail -n 1)
+    person=$("$BIN" dev card issue "$DEV" --photo "$photo" --with-hojo | tail -n 1)
     echo "dev: test card $person issued in $DEV (chip photo: $photo)"
   fi
 fi

@@ -176,6 +176,13 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.card
+            .validate()
+            .map_err(|e| ConfigError::key(e.key, e.why))?;
+        self.jlis.validate().map_err(|e| match e {
+            crate::jlis::BuildError::Config { key, why } => ConfigError::key(key, why),
+            other => ConfigError(other.to_string()),
+        })?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use jpki_face::card::{
-    parse_card_json, verify_card, CardDataResult, CertificateResult, PresenceResult,
+    parse_card_json, verify_card, CardDataResult, CardPolicy, CertificateResult, PresenceResult,
     SessionBinding, TrustStore,
 };
 use std::path::{Path, PathBuf};
@@ -173,7 +173,7 @@ fn init_issue_sign_verify_revoke_through_the_cli() {
         session_id: "ses_cli",
         nonce: &nonce,
     };
-    let report = verify_card(&sub, &trust, &binding, Utc::now()).unwrap();
+    let report = verify_card(&sub, &trust, &CardPolicy::default(), &binding, Utc::now()).unwrap();
     assert!(
         report.failure_codes().is_empty(),
         "{:?}",
@@ -196,7 +196,7 @@ fn init_issue_sign_verify_revoke_through_the_cli() {
         "flip-photo-bit",
     ]));
     let sub = parse_card_json(flipped.as_bytes()).unwrap();
-    let r = verify_card(&sub, &trust, &binding, Utc::now()).unwrap();
+    let r = verify_card(&sub, &trust, &CardPolicy::default(), &binding, Utc::now()).unwrap();
     assert_eq!(r.card_data.result, CardDataResult::InvalidSignature);
     assert_eq!(r.card_present.result, PresenceResult::Valid);
     assert_eq!(r.certificate.result, CertificateResult::Valid);

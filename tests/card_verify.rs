@@ -5,11 +5,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{Duration, NaiveDate, Utc};
 use jpki_face::card::{
-    self, parse_card_json, verify_card, CardDataResult, CardReport, CertificateResult,
-    ConsistencyResult, HojoResult, IdentityField, InvalidCardData, PresenceResult, SessionBinding,
-    Sex, TrustStore,
+    self, parse_card_json, verify_card, CardDataResult, CardPolicy, CardReport, CertificateResult,
+    ConsistencyResult, HojoBindingResult, HojoResult, IdentityField, InvalidCardData,
+    PresenceResult, SessionBinding, Sex, TrustStore,
 };
 use jpki_face::devcard::{mutate, Defect, Mutant, PersonId, PersonSpec, TestHierarchy};
+
+#[path = "support/card_certs.rs"]
+mod card_certs;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -49,9 +52,14 @@ fn signed(person: &PersonId) -> Value {
     hierarchy().sign(person, &binding()).expect("sign")
 }
 
+/// Verified under the default policy (the 入力補助AP is required).
 fn check(json: &Value) -> Result<CardReport, InvalidCardData> {
+    check_with(json, &CardPolicy::default())
+}
+
+fn check_with(json: &Value, policy: &CardPolicy) -> Result<CardReport, InvalidCardData> {
     let sub = parse_card_json(json.to_string().as_bytes()).expect("card JSON parses");
-    verify_card(&sub, &trust(), &binding(), Utc::now())
+    verify_card(&sub, &trust(), policy, &binding(), Utc::now())
 }
 
 fn valid_person() -> &'static PersonId {
@@ -80,6 +88,7 @@ fn a_genuine_card_passes_every_check() {
         Some("9000033/001")
     );
     assert_eq!(report.consistency.result, ConsistencyResult::Match);
+    assert_eq!(report.hojo_binding.result, HojoBindingResult::Bound);
     assert!(report.failure_codes().is_empty());
     assert!(report.passed());
     assert!(
@@ -108,6 +117,16 @@ fn a_genuine_card_passes_every_check() {
     let ca_pem = std::fs::read(hierarchy().dir().join("ca.pem")).unwrap();
     let ca = x509_parser::pem::parse_x509_pem(&ca_pem).unwrap().1;
     assert_eq!(target.issuer_cert_der, ca.contents);
+    // …and the certificate's CRL distribution point, for the CRL scope check.
+    let dps = target
+        .crl_distribution_points
+        .as_ref()
+        .expect("the test certificates name a distribution point");
+    assert!(
+        dps.windows(b"crl.der".len()).any(|w| w == b"crl.der"),
+        "the URI is in the extension value"
+    );
+    assert_eq!(format!("{target:?}"), "RevocationTarget([redacted])");
 
     // Personal data never reaches Debug output.
     let debug = format!("{report:?}");
@@ -184,7 +203,8 @@ fn the_face_record_size_cap_is_configurable() {
     };
     let store = TrustStore::from_config(&cfg).unwrap();
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
-    let err = verify_card(&sub, &store, &binding(), Utc::now()).unwrap_err();
+    let err =
+        verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap_err();
     assert_eq!(err.element, "kenmen.face");
     assert!(err.detail.contains("2000"));
 }
@@ -192,6 +212,7 @@ fn the_face_record_size_cap_is_configurable() {
 #[test]
 fn an_unknown_cvc_key_id_is_unknown_issuer_not_bad_signature() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::UnknownCvcIssuer),
         ..Default::default()
     });
@@ -204,6 +225,7 @@ fn an_unknown_cvc_key_id_is_unknown_issuer_not_bad_signature() {
 #[test]
 fn certificate_validity_is_checked_at_the_given_time() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::ExpiredCertificate),
         ..Default::default()
     });
@@ -213,6 +235,7 @@ fn certificate_validity_is_checked_at_the_given_time() {
     assert!(r.revocation_target.is_some(), "the chain itself verified");
 
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::NotYetValidCertificate),
         ..Default::default()
     });
@@ -224,13 +247,14 @@ fn certificate_validity_is_checked_at_the_given_time() {
     // A genuine card checked six years from now is expired: `now` is really used.
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
     let later = Utc::now() + Duration::days(6 * 365);
-    let r = verify_card(&sub, &trust(), &binding(), later).unwrap();
+    let r = verify_card(&sub, &trust(), &CardPolicy::default(), &binding(), later).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::Expired);
 }
 
 #[test]
 fn a_certificate_from_an_untrusted_ca_does_not_chain() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::UntrustedCa),
         ..Default::default()
     });
@@ -243,6 +267,7 @@ fn a_certificate_from_an_untrusted_ca_does_not_chain() {
 #[test]
 fn the_issuer_name_and_key_usage_are_checked() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::WrongIssuerName),
         ..Default::default()
     });
@@ -252,6 +277,7 @@ fn the_issuer_name_and_key_usage_are_checked() {
     assert_eq!(r.failure_codes(), vec!["certificate_wrong_issuer"]);
 
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::BadKeyUsage),
         ..Default::default()
     });
@@ -293,7 +319,7 @@ fn trust_dirs_accept_moduli_and_name_bad_files() {
     let store = TrustStore::load(&dir).unwrap();
     assert_eq!(store.counts(), (1, 1));
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
-    let r = verify_card(&sub, &store, &binding(), Utc::now()).unwrap();
+    let r = verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap();
     assert_eq!(r.card_data.result, CardDataResult::Valid);
     assert_eq!(r.certificate.result, CertificateResult::Valid);
     assert_eq!(
@@ -353,6 +379,7 @@ fn signatures_over_another_sessions_nonce_are_rejected() {
 #[test]
 fn a_name_mismatch_between_applications_is_reported() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::NameMismatch),
         ..Default::default()
     });
@@ -362,19 +389,26 @@ fn a_name_mismatch_between_applications_is_reported() {
         Some(HojoResult::Valid),
         "the 入力補助AP data is genuine"
     );
-    assert_eq!(r.consistency.result, ConsistencyResult::Mismatch);
-    assert_eq!(r.consistency.mismatched, vec![IdentityField::Name]);
-    assert_eq!(r.failure_codes(), vec!["identity_mismatch"]);
-    let json = serde_json::to_value(&r.consistency).unwrap();
+    // Issue 11: the 入力補助AP comparisons are the hojo binding's, not the 券面AP consistency's.
+    assert_eq!(r.consistency.result, ConsistencyResult::Match);
+    assert_eq!(r.hojo_binding.result, HojoBindingResult::Mismatch);
+    assert_eq!(
+        r.hojo_binding.certificate_mismatched,
+        vec![IdentityField::Name]
+    );
+    assert!(r.hojo_binding.kenmen_mismatched.is_empty());
+    assert_eq!(r.failure_codes(), vec!["hojo_mismatch"]);
+    let json = serde_json::to_value(&r.hojo_binding).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"result": "mismatch", "mismatched": ["name"]})
+        serde_json::json!({"result": "mismatch", "certificate_mismatched": ["name"], "kenmen_mismatched": []})
     );
 }
 
 #[test]
 fn a_birth_date_mismatch_between_card_face_and_certificate_is_reported() {
     let p = issue(PersonSpec {
+        with_hojo: true,
         defect: Some(Defect::BirthDateMismatch),
         ..Default::default()
     });
@@ -385,6 +419,16 @@ fn a_birth_date_mismatch_between_card_face_and_certificate_is_reported() {
         "the 券面AP data is genuine"
     );
     assert_eq!(r.consistency.mismatched, vec![IdentityField::BirthDate]);
+    // The 入力補助AP (genuine, the SAN's birth date) disagrees with the 券面AP too.
+    assert_eq!(
+        r.hojo_binding.kenmen_mismatched,
+        vec![IdentityField::BirthDate]
+    );
+    assert!(r.hojo_binding.certificate_mismatched.is_empty());
+    assert_eq!(
+        r.failure_codes(),
+        vec!["identity_mismatch", "hojo_mismatch"]
+    );
 }
 
 #[test]
@@ -406,17 +450,29 @@ fn tampered_hojo_attributes_fail_the_integrity_check() {
         r.hojo.as_ref().map(|h| h.result),
         Some(HojoResult::InvalidSignature)
     );
-    assert_eq!(r.consistency.mismatched, vec![IdentityField::Sex]);
+    assert_eq!(r.consistency.result, ConsistencyResult::Match);
+    assert_eq!(
+        r.hojo_binding.certificate_mismatched,
+        vec![IdentityField::Sex]
+    );
+    assert_eq!(r.hojo_binding.kenmen_mismatched, vec![IdentityField::Sex]);
     assert_eq!(
         r.failure_codes(),
-        vec!["invalid_hojo_signature", "identity_mismatch"]
+        vec!["invalid_hojo_signature", "hojo_mismatch"]
     );
 }
 
 #[test]
 fn an_empty_trust_store_trusts_nothing() {
     let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
-    let r = verify_card(&sub, &TrustStore::empty(), &binding(), Utc::now()).unwrap();
+    let r = verify_card(
+        &sub,
+        &TrustStore::empty(),
+        &CardPolicy::default(),
+        &binding(),
+        Utc::now(),
+    )
+    .unwrap();
     assert_eq!(r.card_data.result, CardDataResult::UnknownIssuer);
     assert_eq!(r.certificate.result, CertificateResult::UntrustedChain);
     assert_eq!(
@@ -516,7 +572,7 @@ proptest! {
         let mut edited = card.clone();
         edited["kenmen"]["face"] = Value::String(B64.encode(&face));
         if let Ok(sub) = parse_card_json(edited.to_string().as_bytes()) {
-            if let Ok(r) = verify_card(&sub, &trust(), &binding(), Utc::now()) {
+            if let Ok(r) = verify_card(&sub, &trust(), &CardPolicy::default(), &binding(), Utc::now()) {
                 // DF29, DF2A and the filler are outside DF28 (card-data.md A.4); any change before DF29 must
                 // fail the issuer signature.
                 let df29 = signed_end(&original);
@@ -527,4 +583,297 @@ proptest! {
             }
         }
     }
+}
+
+// ---- Issue 11: one physical card ----
+
+/// A second card whose holder has the victim's birth date and sex (the defaults) but another name and address.
+fn second_person() -> &'static PersonId {
+    static P: OnceLock<PersonId> = OnceLock::new();
+    P.get_or_init(|| {
+        issue(PersonSpec {
+            name: "佐藤\u{3000}花子".into(),
+            address: "大阪府大阪市北区中之島１－３－２０".into(),
+            with_hojo: true,
+            ..Default::default()
+        })
+    })
+}
+
+/// The victim's JPKI part with the 券面AP (and, if `hojo_from` is given, the 入力補助AP) of other cards.
+fn stitched(kenmen_from: &PersonId, hojo_from: Option<&PersonId>) -> Value {
+    let mut card = signed(valid_person());
+    let other = signed(kenmen_from);
+    card["kenmen"] = other["kenmen"].clone();
+    match hojo_from {
+        Some(p) => card["hojo"] = signed(p)["hojo"].clone(),
+        None => {
+            card.as_object_mut().unwrap().remove("hojo");
+        }
+    }
+    card
+}
+
+#[test]
+fn a_stitched_submission_is_rejected_naming_the_failed_binding() {
+    // Someone holding the victim's card (JPKI signature) reads the 券面AP and 入力補助AP of a second card
+    // whose holder shares the victim's birth date and sex.
+    let r = check(&stitched(second_person(), Some(second_person()))).unwrap();
+    assert_eq!(
+        r.card_data.result,
+        CardDataResult::Valid,
+        "the 券面AP is genuine"
+    );
+    assert_eq!(r.card_present.result, PresenceResult::Valid);
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+    assert_eq!(r.hojo.as_ref().map(|h| h.result), Some(HojoResult::Valid));
+    assert_eq!(
+        r.consistency.result,
+        ConsistencyResult::Match,
+        "birth date and sex agree"
+    );
+    assert_eq!(r.hojo_binding.result, HojoBindingResult::Mismatch);
+    assert_eq!(
+        r.hojo_binding.certificate_mismatched,
+        vec![IdentityField::Name, IdentityField::Address]
+    );
+    assert_eq!(r.failure_codes(), vec!["hojo_mismatch"]);
+
+    // The same stitch without any 入力補助AP records: refused by default…
+    let bare = stitched(second_person(), None);
+    let r = check(&bare).unwrap();
+    assert_eq!(r.hojo_binding.result, HojoBindingResult::HojoRequired);
+    assert_eq!(r.failure_codes(), vec!["hojo_required"]);
+    // …and accepted under require_hojo = false: the documented cost of switching the binding off
+    // (docs/card.md, "The one-card binding").
+    let r = check_with(
+        &bare,
+        &CardPolicy {
+            require_hojo: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(r.hojo_binding.result, HojoBindingResult::NotRequired);
+    assert!(r.passed(), "{:?}", r.failure_codes());
+    assert_ne!(
+        r.chip_photo,
+        check(&signed(valid_person())).unwrap().chip_photo,
+        "the accepted photo is the second card's"
+    );
+}
+
+#[test]
+fn the_victims_own_hojo_with_a_second_cards_kenmen_is_not_detected() {
+    // The documented limit (docs/card.md): nothing the API receives ties the 券面AP to the same card as
+    // the 入力補助AP beyond birth date and sex, so an attacker with the victim's card can send its
+    // 入力補助AP too. This test keeps that statement true; if it starts failing, update the docs.
+    let r = check(&stitched(second_person(), Some(valid_person()))).unwrap();
+    assert_eq!(r.hojo_binding.result, HojoBindingResult::Bound);
+    assert!(r.passed(), "{:?}", r.failure_codes());
+}
+
+#[test]
+fn a_genuine_card_without_hojo_needs_the_policy_switched_off() {
+    let p = issue(PersonSpec::default());
+    let card = signed(&p);
+    let r = check(&card).unwrap();
+    assert_eq!(r.hojo, None);
+    assert_eq!(r.failure_codes(), vec!["hojo_required"]);
+    let json = serde_json::to_value(&r.hojo_binding).unwrap();
+    assert_eq!(json["result"], "hojo_required");
+    let r = check_with(
+        &card,
+        &CardPolicy {
+            require_hojo: false,
+        },
+    )
+    .unwrap();
+    assert!(r.passed(), "{:?}", r.failure_codes());
+}
+
+#[test]
+fn a_hojo_with_another_sex_than_the_kenmen_names_both_bindings() {
+    // A second holder with the victim's birth date but the other sex: the 入力補助AP (victim's) and the
+    // 券面AP (second card) disagree on sex, and so do the SAN and the 券面AP.
+    let other = issue(PersonSpec {
+        sex: Sex::Female,
+        with_hojo: true,
+        ..Default::default()
+    });
+    let r = check(&stitched(&other, Some(valid_person()))).unwrap();
+    assert_eq!(r.consistency.mismatched, vec![IdentityField::Sex]);
+    assert_eq!(r.hojo_binding.kenmen_mismatched, vec![IdentityField::Sex]);
+    assert!(r.hojo_binding.certificate_mismatched.is_empty());
+    assert_eq!(
+        r.failure_codes(),
+        vec!["identity_mismatch", "hojo_mismatch"]
+    );
+}
+
+// ---- Issue 11: certificate policy, critical extensions, the root ----
+
+/// The valid person's card with its signing certificate edited and re-signed by the test CA.
+fn with_edited_certificate(
+    edit: impl FnOnce(&mut x509_cert::certificate::TbsCertificate),
+) -> Value {
+    let mut card = signed(valid_person());
+    let der = B64
+        .decode(card["jpki"]["signing_certificate"].as_str().unwrap())
+        .unwrap();
+    let edited = card_certs::resign(&der, &card_certs::ca_key(hierarchy().dir()), edit);
+    card["jpki"]["signing_certificate"] = Value::String(B64.encode(edited));
+    card
+}
+
+const POLICIES: &str = "2.5.29.32";
+
+#[test]
+fn re_signing_an_unchanged_certificate_keeps_it_valid() {
+    // The control for the tests below: the edit-and-re-sign helper alone changes nothing.
+    let r = check(&with_edited_certificate(|_| {})).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+    assert!(r.passed(), "{:?}", r.failure_codes());
+}
+
+#[test]
+fn an_unknown_critical_extension_makes_the_certificate_invalid() {
+    let r = check(&with_edited_certificate(|tbs| {
+        card_certs::extensions(tbs).push(card_certs::null_extension("1.3.6.1.4.1.55555.1", true));
+    }))
+    .unwrap();
+    assert_eq!(
+        r.certificate.result,
+        CertificateResult::UnknownCriticalExtension
+    );
+    assert_eq!(
+        r.certificate.unknown_critical_extensions,
+        vec!["1.3.6.1.4.1.55555.1"]
+    );
+    assert_eq!(
+        r.failure_codes(),
+        vec!["certificate_unknown_critical_extension"]
+    );
+    let json = serde_json::to_value(&r.certificate).unwrap();
+    assert_eq!(json["result"], "unknown_critical_extension");
+
+    // The same extension, not critical, may be ignored.
+    let r = check(&with_edited_certificate(|tbs| {
+        card_certs::extensions(tbs).push(card_certs::null_extension("1.3.6.1.4.1.55555.1", false));
+    }))
+    .unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+
+    // J-LIS marks certificatePolicies critical: that is processed, not unknown.
+    let r = check(&with_edited_certificate(|tbs| {
+        for e in card_certs::extensions(tbs).iter_mut() {
+            if e.extn_id.to_string() == POLICIES {
+                e.critical = true;
+            }
+        }
+    }))
+    .unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+}
+
+#[test]
+fn the_signing_policy_is_required_and_configurable() {
+    let without = with_edited_certificate(|tbs| card_certs::replace_extension(tbs, POLICIES, None));
+    let r = check(&without).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::PolicyMissing);
+    assert_eq!(r.failure_codes(), vec!["certificate_policy_missing"]);
+
+    // The genuine certificate carries 1.2.392.200149.8.5.1.1.20; a deployment that accepts only the
+    // J-LIS test environment's policy refuses it.
+    let cfg = card::CardConfig {
+        signing_policy_oids: vec!["1.2.392.200149.8.5.1.0.20".into()],
+        ..hierarchy().card_config()
+    };
+    let store = TrustStore::from_config(&cfg).unwrap();
+    let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
+    let r = verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::PolicyMissing);
+    // Listing both accepts it again.
+    let cfg = card::CardConfig {
+        signing_policy_oids: vec![
+            "1.2.392.200149.8.5.1.0.20".into(),
+            card::JPKI_SIGNING_POLICY_OID.into(),
+        ],
+        ..hierarchy().card_config()
+    };
+    let store = TrustStore::from_config(&cfg).unwrap();
+    let r = verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap();
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+    // An empty list would switch the check off: refused when the store is built.
+    let cfg = card::CardConfig {
+        signing_policy_oids: vec![],
+        ..hierarchy().card_config()
+    };
+    let err = TrustStore::from_config(&cfg).unwrap_err().to_string();
+    assert!(err.contains("card.signing_policy_oids"), "{err}");
+}
+
+/// The genuine card checked against a trust directory whose root is the test CA after `edit`.
+fn check_against_root(
+    label: &str,
+    edit: impl FnOnce(&mut x509_cert::certificate::TbsCertificate),
+) -> CardReport {
+    let h = hierarchy();
+    let ca = card_certs::pem_file_der(&h.dir().join("ca.pem"));
+    let root = card_certs::resign(&ca, &card_certs::ca_key(h.dir()), edit);
+    let dir = card_certs::trust_dir_with_root(&h.trust_dir(), &root, label);
+    let store = TrustStore::load(&dir).unwrap();
+    let sub = parse_card_json(signed(valid_person()).to_string().as_bytes()).unwrap();
+    let r = verify_card(&sub, &store, &CardPolicy::default(), &binding(), Utc::now()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn utc(unix: i64) -> x509_cert::time::Time {
+    x509_cert::time::Time::UtcTime(
+        der::asn1::UtcTime::from_unix_duration(std::time::Duration::from_secs(
+            u64::try_from(unix).unwrap(),
+        ))
+        .unwrap(),
+    )
+}
+
+#[test]
+fn the_roots_validity_and_ca_flag_are_checked() {
+    // Control: the unchanged root, re-signed, verifies the card.
+    let r = check_against_root("same", |_| {});
+    assert_eq!(r.certificate.result, CertificateResult::Valid);
+
+    let now = Utc::now().timestamp();
+    let r = check_against_root("expired", |tbs| {
+        tbs.validity.not_before = utc(now - 20 * 86_400);
+        tbs.validity.not_after = utc(now - 86_400);
+    });
+    assert_eq!(r.certificate.result, CertificateResult::RootNotValid);
+    assert_eq!(r.failure_codes(), vec!["certificate_root_not_valid"]);
+    assert!(r.revocation_target.is_some(), "the chain itself verified");
+
+    let r = check_against_root("future", |tbs| {
+        tbs.validity.not_before = utc(now + 86_400);
+    });
+    assert_eq!(r.certificate.result, CertificateResult::RootNotValid);
+
+    let r = check_against_root("not-ca", |tbs| {
+        card_certs::replace_extension(tbs, "2.5.29.19", None);
+    });
+    assert_eq!(r.certificate.result, CertificateResult::RootNotCa);
+    assert_eq!(r.failure_codes(), vec!["certificate_root_not_ca"]);
+
+    let r = check_against_root("ca-false", |tbs| {
+        let bc = x509_cert::ext::pkix::BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        };
+        let ext = x509_cert::ext::Extension {
+            extn_id: "2.5.29.19".parse().unwrap(),
+            critical: true,
+            extn_value: der::asn1::OctetString::new(der::Encode::to_der(&bc).unwrap()).unwrap(),
+        };
+        card_certs::replace_extension(tbs, "2.5.29.19", Some(ext));
+    });
+    assert_eq!(r.certificate.result, CertificateResult::RootNotCa);
 }

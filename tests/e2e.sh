@@ -42,8 +42,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # ---- test cards and the OCSP responder ----------------------------------------------------------
 CA=$WORK/ca
 "$BIN" dev card init "$CA" >/dev/null || die "dev card init failed"
-issue() { "$BIN" dev card issue "$CA" --photo "$1" "${@:2}" | tail -n 1; }
-A=$(issue "$A_CHIP" --with-hojo)
+# Every card carries the 入力補助AP: the default tenant policy requires it (the one-card binding).
+issue() { "$BIN" dev card issue "$CA" --photo "$1" --with-hojo "${@:2}" | tail -n 1; }
+A=$(issue "$A_CHIP")
 B=$(issue "$B_CHIP")
 KC=$(issue "$A_CHIP")
 AC=$(issue "$A_CHIP")

@@ -416,6 +416,8 @@ async fn unusable_issuer_certificate_is_invalid_target() {
     let t = jpki_face::jlis::RevocationTarget {
         serial: vec![1],
         issuer_cert_der: b"not a certificate".to_vec(),
+
+        crl_distribution_points: None,
     };
     assert_eq!(kind(c.check(&t).await), FailureKind::InvalidTarget);
 }
@@ -473,4 +475,75 @@ async fn requests_go_through_the_configured_proxy() {
         Status::Good
     );
     assert_eq!(proxy.count(), 1);
+}
+
+// ---- Issue 11: OCSP freshness without a nonce ----
+
+#[tokio::test]
+async fn a_replayed_answer_without_nonce_is_refused_past_max_age() {
+    let p = pki_();
+    // A genuine "good" answer, valid for an hour by its nextUpdate, captured without a nonce: what an
+    // attacker replays when the checker accepts missing nonces.
+    let responder = start_responder(
+        p,
+        ResponderOpts {
+            nmin: Some(60),
+            ..Default::default()
+        },
+    );
+    let captured = capture_response(p, &responder.url(), "good.pem", false, "replay-capped.der");
+    let server = TestServer::start(Behaviour::Respond {
+        status: 200,
+        body: captured,
+    });
+    for cache_ttl_secs in [0, 3_600] {
+        let mut cfg = config(&server.url("/"));
+        cfg.ocsp.accept_missing_nonce = true;
+        cfg.ocsp.max_age_secs = 300;
+        cfg.ocsp.max_skew_secs = 60;
+        cfg.ocsp.cache_ttl_secs = cache_ttl_secs;
+        let (c, clock) = checker(&cfg);
+        let r = check(&c, &p.good).await.expect("decided");
+        assert_eq!(r.status, Status::Good);
+        let nu = r.next_update.expect("-nmin 60 sets nextUpdate");
+        assert!(nu - r.this_update >= chrono::Duration::minutes(59));
+        // Within max_age (+ skew) it is still used…
+        clock.advance_secs(300);
+        assert_eq!(
+            check(&c, &p.good).await.expect("decided").status,
+            Status::Good
+        );
+        // …past it, it is refused although its nextUpdate is 50 minutes away, and a cached copy
+        // (cache_ttl 3600) is not served either.
+        clock.advance_secs(120);
+        assert_eq!(
+            kind(check(&c, &p.good).await),
+            FailureKind::Stale,
+            "cache_ttl_secs = {cache_ttl_secs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_our_nonce_is_not_capped_by_max_age() {
+    // The nonce proves the answer was made for this request: its nextUpdate alone bounds it.
+    let p = pki_();
+    let responder = start_responder(
+        p,
+        ResponderOpts {
+            nmin: Some(60),
+            ..Default::default()
+        },
+    );
+    let mut cfg = config(&responder.url());
+    cfg.ocsp.max_age_secs = 300;
+    cfg.ocsp.max_skew_secs = 60;
+    cfg.ocsp.cache_ttl_secs = 0;
+    let (c, clock) = checker(&cfg);
+    // Our clock runs ten minutes ahead of the responder's: thisUpdate looks 600 s old.
+    clock.advance_secs(600);
+    assert_eq!(
+        check(&c, &p.good).await.expect("decided").status,
+        Status::Good
+    );
 }

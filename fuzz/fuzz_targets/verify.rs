@@ -1,6 +1,6 @@
 //! Whole verification on arbitrary files: the input is split into the five required fields.
 #![no_main]
-use jpki_face::card::{verify_card, CardSubmission, SessionBinding, TrustStore};
+use jpki_face::card::{verify_card, CardPolicy, CardSubmission, SessionBinding, TrustStore};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
         session_id: "ses_fuzz",
         nonce: &nonce,
     };
-    let _ = verify_card(&sub, &TrustStore::empty(), &binding, chrono::Utc::now());
+    let _ = verify_card(&sub, &TrustStore::empty(), &CardPolicy::default(), &binding, chrono::Utc::now());
 });

@@ -6,13 +6,30 @@ use super::tlv;
 use super::{Identity, InvalidCardData, Sex};
 use chrono::{DateTime, NaiveDate, Utc};
 use rsa::RsaPublicKey;
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 const ELEMENT: &str = "jpki.signing_certificate";
 /// Largest certificate accepted (real ones are about 1.5 KiB).
 pub const MAX_CERT_BYTES: usize = 16 * 1024;
+
+const OID_CERTIFICATE_POLICIES: &str = "2.5.29.32";
+const OID_CRL_DISTRIBUTION_POINTS: &str = "2.5.29.31";
+
+/// Extensions whose meaning this verifier knows and acts on (or that only carry identifiers); a critical
+/// extension outside this list makes the certificate `unknown_critical_extension`. J-LIS marks
+/// certificatePolicies critical (profile 3.2), so it must be here.
+const PROCESSED_EXTENSIONS: &[&str] = &[
+    "2.5.29.15",                 // keyUsage: checked
+    "2.5.29.17",                 // subjectAltName: the identity
+    OID_CERTIFICATE_POLICIES,    // checked against card.signing_policy_oids
+    "2.5.29.19",                 // basicConstraints
+    OID_CRL_DISTRIBUTION_POINTS, // the revocation check's scope
+    "2.5.29.35",                 // authorityKeyIdentifier
+    "2.5.29.14",                 // subjectKeyIdentifier
+    "1.3.6.1.5.5.7.1.1",         // authorityInfoAccess (never followed)
+];
 
 /// sha256WithRSAEncryption, the only signature algorithm JPKI uses.
 pub(crate) const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
@@ -33,6 +50,12 @@ pub struct SigningCertificate {
     pub not_after: DateTime<Utc>,
     /// keyUsage present, critical, with digitalSignature and nonRepudiation.
     pub key_usage_ok: bool,
+    /// The policy OIDs of certificatePolicies (dotted form); empty without the extension.
+    pub policies: Vec<String>,
+    /// OIDs of critical extensions this verifier does not process (RFC 5280 4.2: must be refused).
+    pub unknown_critical: Vec<String>,
+    /// The cRLDistributionPoints extension value (DER), for the revocation check.
+    pub crl_distribution_points: Option<Vec<u8>>,
     pub(crate) tbs: Vec<u8>,
     pub(crate) signature_algorithm: String,
     pub(crate) signature: Vec<u8>,
@@ -73,6 +96,32 @@ impl SigningCertificate {
         let key_usage_ok = ku.is_some_and(|k| {
             k.critical && k.value.digital_signature() && k.value.non_repudiation()
         });
+        // RFC 5280 4.2: at most one instance of each extension.
+        cert.extensions_map().map_err(|_| {
+            InvalidCardData::new(
+                "jpki.signing_certificate/extensions",
+                "an extension appears twice",
+            )
+        })?;
+        let mut policies = Vec::new();
+        let mut unknown_critical = Vec::new();
+        let mut crl_distribution_points = None;
+        for ext in cert.extensions() {
+            let oid = ext.oid.to_id_string();
+            match oid.as_str() {
+                OID_CERTIFICATE_POLICIES => {
+                    // An unparsable policies extension counts as none: the policy check then fails.
+                    if let ParsedExtension::CertificatePolicies(list) = ext.parsed_extension() {
+                        policies.extend(list.iter().map(|p| p.policy_id.to_id_string()));
+                    }
+                }
+                OID_CRL_DISTRIBUTION_POINTS => crl_distribution_points = Some(ext.value.to_vec()),
+                _ => {}
+            }
+            if ext.critical && !PROCESSED_EXTENSIONS.contains(&oid.as_str()) {
+                unknown_critical.push(oid);
+            }
+        }
         let time = |t: i64| DateTime::<Utc>::from_timestamp(t, 0);
         let validity = cert.validity();
         let (Some(not_before), Some(not_after)) = (
@@ -94,6 +143,9 @@ impl SigningCertificate {
             not_before,
             not_after,
             key_usage_ok,
+            policies,
+            unknown_critical,
+            crl_distribution_points,
             tbs: cert.tbs_certificate.as_ref().to_vec(),
             signature_algorithm: cert.signature_algorithm.algorithm.to_id_string(),
             signature: cert.signature_value.data.to_vec(),

@@ -37,14 +37,73 @@ pub struct CardConfig {
     pub trust_dir: Option<PathBuf>,
     /// Largest 券面AP face record accepted, in bytes.
     pub max_face_record_bytes: usize,
+    /// The signing certificate must carry one of these certificatePolicies OIDs (dotted form). Default:
+    /// the JPKI signing-certificate policy. J-LIS test cards carry `1.2.392.200149.8.5.1.0.20` instead.
+    pub signing_policy_oids: Vec<String>,
 }
+
+/// The JPKI 署名用電子証明書 policy (J-LIS certificate profile; `jpki-cp-sign-class20`).
+pub const JPKI_SIGNING_POLICY_OID: &str = "1.2.392.200149.8.5.1.1.20";
 
 impl Default for CardConfig {
     fn default() -> Self {
         Self {
             trust_dir: None,
             max_face_record_bytes: 64 * 1024,
+            signing_policy_oids: vec![JPKI_SIGNING_POLICY_OID.to_string()],
         }
+    }
+}
+
+/// A `[card]` setting that is out of range or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: `{key}`: {why}")]
+pub struct CardConfigError {
+    pub key: &'static str,
+    pub why: String,
+}
+
+impl CardConfig {
+    /// Checks every value; the error names the key. Called at load time and by [`TrustStore::from_config`].
+    pub fn validate(&self) -> Result<(), CardConfigError> {
+        if !(1024..=1 << 20).contains(&self.max_face_record_bytes) {
+            return Err(CardConfigError {
+                key: "card.max_face_record_bytes",
+                why: "must be between 1024 and 1048576".into(),
+            });
+        }
+        if self.signing_policy_oids.is_empty() {
+            return Err(CardConfigError {
+                key: "card.signing_policy_oids",
+                why: "must list at least one policy OID (the check cannot be switched off)".into(),
+            });
+        }
+        if let Some(bad) = self
+            .signing_policy_oids
+            .iter()
+            .find(|o| o.parse::<const_oid::ObjectIdentifier>().is_err())
+        {
+            return Err(CardConfigError {
+                key: "card.signing_policy_oids",
+                why: format!("{bad:?} is not a dotted OID"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's card policy, passed to [`verify_card`] for each enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CardPolicy {
+    /// Require the 入力補助AP records (the one-card binding, docs/card.md). Off: a submission without them
+    /// is bound to the certificate only by birth date and sex.
+    pub require_hojo: bool,
+}
+
+impl Default for CardPolicy {
+    fn default() -> Self {
+        Self { require_hojo: true }
     }
 }
 
@@ -176,7 +235,7 @@ mod tests {
             if let Ok(sub) = sub {
                 let nonce = [0u8; 32];
                 let binding = SessionBinding { session_id: "ses_x", nonce: &nonce };
-                let _ = verify_card(&sub, &TrustStore::empty(), &binding, chrono::Utc::now());
+                let _ = verify_card(&sub, &TrustStore::empty(), &CardPolicy::default(), &binding, chrono::Utc::now());
             }
         }
     }
@@ -197,6 +256,29 @@ mod tests {
     #[test]
     fn config_defaults() {
         let c = CardConfig::default();
+        assert_eq!(c.signing_policy_oids, vec!["1.2.392.200149.8.5.1.1.20"]);
         assert_eq!((c.trust_dir, c.max_face_record_bytes), (None, 65536));
+        assert!(CardPolicy::default().require_hojo);
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        assert_eq!(CardConfig::default().validate(), Ok(()));
+        let bad = |c: CardConfig| c.validate().unwrap_err().key;
+        let no_policy = CardConfig {
+            signing_policy_oids: vec![],
+            ..CardConfig::default()
+        };
+        assert_eq!(bad(no_policy), "card.signing_policy_oids");
+        let not_oid = CardConfig {
+            signing_policy_oids: vec!["jpki-sign".into()],
+            ..CardConfig::default()
+        };
+        assert_eq!(bad(not_oid), "card.signing_policy_oids");
+        let tiny = CardConfig {
+            max_face_record_bytes: 10,
+            ..CardConfig::default()
+        };
+        assert_eq!(bad(tiny), "card.max_face_record_bytes");
     }
 }

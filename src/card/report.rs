@@ -10,13 +10,19 @@
 //! | card_present | invalid_signature | `card_not_present` |
 //! | certificate | untrusted_chain | `untrusted_certificate` |
 //! | certificate | wrong_issuer | `certificate_wrong_issuer` |
+//! | certificate | root_not_ca | `certificate_root_not_ca` |
+//! | certificate | root_not_valid | `certificate_root_not_valid` |
 //! | certificate | expired | `certificate_expired` |
 //! | certificate | not_yet_valid | `certificate_not_yet_valid` |
+//! | certificate | unknown_critical_extension | `certificate_unknown_critical_extension` |
 //! | certificate | bad_key_usage | `certificate_bad_key_usage` |
+//! | certificate | policy_missing | `certificate_policy_missing` |
 //! | certificate | invalid_signature | `invalid_jpki_signature` |
 //! | hojo | invalid_signature | `invalid_hojo_signature` |
 //! | hojo | unknown_issuer | `unknown_hojo_issuer` |
 //! | consistency | mismatch | `identity_mismatch` |
+//! | hojo_binding | hojo_required | `hojo_required` |
+//! | hojo_binding | mismatch | `hojo_mismatch` |
 
 use super::Identity;
 use chrono::{DateTime, Utc};
@@ -62,10 +68,18 @@ pub enum CertificateResult {
     UntrustedChain,
     /// A root verifies it, but the certificate's issuer name is not that root's subject.
     WrongIssuer,
+    /// The root that verifies it has no basicConstraints with cA = TRUE.
+    RootNotCa,
+    /// `now` lies outside the validity period of the root that verifies it.
+    RootNotValid,
     Expired,
     NotYetValid,
+    /// The certificate marks an extension critical that this verifier does not process (RFC 5280 4.2).
+    UnknownCriticalExtension,
     /// keyUsage missing, not critical, or without digitalSignature + nonRepudiation.
     BadKeyUsage,
+    /// certificatePolicies lacks every configured signing-certificate policy (`card.signing_policy_oids`).
+    PolicyMissing,
     /// The signature over this session's `tbs_jpki` does not verify with the certificate's key.
     InvalidSignature,
 }
@@ -78,6 +92,9 @@ pub struct CertificateCheck {
     /// The issuer DN in RFC 4514 text.
     pub issuer: String,
     pub not_after: DateTime<Utc>,
+    /// With `unknown_critical_extension`: the OIDs of the critical extensions that are not processed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_critical_extensions: Vec<String>,
 }
 
 /// The optional 入力補助AP integrity check.
@@ -96,7 +113,7 @@ pub struct HojoCheck {
     pub issuer_key_id: String,
 }
 
-/// Step 8: the applications describe the same person.
+/// Step 8: the 券面AP (DF22 birth date, DF23 sex) describes the person in the certificate SAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsistencyResult {
@@ -116,10 +133,34 @@ pub enum IdentityField {
     Address,
 }
 
+/// SAN vs 券面AP only (`birth_date`, `sex`); the 入力補助AP comparisons are in [`HojoBindingCheck`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsistencyCheck {
     pub result: ConsistencyResult,
     pub mismatched: Vec<IdentityField>,
+}
+
+/// The one-card binding through the 入力補助AP (docs/card.md, "The one-card binding").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HojoBindingResult {
+    /// The 入力補助AP records were sent and agree with the SAN and with the 券面AP.
+    Bound,
+    /// No 入力補助AP records, and the tenant's policy does not require them (`require_hojo = false`).
+    NotRequired,
+    /// No 入力補助AP records, and the policy requires them.
+    HojoRequired,
+    /// The 入力補助AP records disagree with the SAN or the 券面AP; the fields are listed.
+    Mismatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HojoBindingCheck {
+    pub result: HojoBindingResult,
+    /// 入力補助AP vs the certificate SAN: `name`, `address`, `birth_date`, `sex` (after normalisation).
+    pub certificate_mismatched: Vec<IdentityField>,
+    /// 入力補助AP vs 券面AP: `birth_date`, `sex`.
+    pub kenmen_mismatched: Vec<IdentityField>,
 }
 
 /// What the EE certificate's revocation check needs (the `jlis` adapter's input).
@@ -131,15 +172,16 @@ pub struct RevocationTarget {
     pub issuer_cert_der: Vec<u8>,
     /// DER of the certificate itself.
     pub cert_der: Vec<u8>,
+    /// The certificate's cRLDistributionPoints extension value (DER), if it has one: the CRL checker
+    /// matches the CRL's scope (issuingDistributionPoint) to it and picks the configured CRL URL by it.
+    /// JPKI puts the holder's prefecture and city here, so it is personal data.
+    pub crl_distribution_points: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RevocationTarget {
+    // The serial identifies one person's certificate and the distribution point names their city.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RevocationTarget(serial {})",
-            hex::encode_upper(&self.serial)
-        )
+        f.write_str("RevocationTarget([redacted])")
     }
 }
 
@@ -153,6 +195,7 @@ pub struct CardReport {
     /// `None` when no 入力補助AP data was sent.
     pub hojo: Option<HojoCheck>,
     pub consistency: ConsistencyCheck,
+    pub hojo_binding: HojoBindingCheck,
     /// From the certificate SAN.
     pub identity: Identity,
     /// DF27: the JPEG 2000 photo, for the face engine.
@@ -171,6 +214,7 @@ impl std::fmt::Debug for CardReport {
             .field("certificate", &self.certificate)
             .field("hojo", &self.hojo)
             .field("consistency", &self.consistency)
+            .field("hojo_binding", &self.hojo_binding)
             .field("identity", &self.identity)
             .field(
                 "chip_photo",
@@ -206,9 +250,13 @@ impl CertificateResult {
             Self::Valid => None,
             Self::UntrustedChain => Some("untrusted_certificate"),
             Self::WrongIssuer => Some("certificate_wrong_issuer"),
+            Self::RootNotCa => Some("certificate_root_not_ca"),
+            Self::RootNotValid => Some("certificate_root_not_valid"),
             Self::Expired => Some("certificate_expired"),
             Self::NotYetValid => Some("certificate_not_yet_valid"),
+            Self::UnknownCriticalExtension => Some("certificate_unknown_critical_extension"),
             Self::BadKeyUsage => Some("certificate_bad_key_usage"),
+            Self::PolicyMissing => Some("certificate_policy_missing"),
             Self::InvalidSignature => Some("invalid_jpki_signature"),
         }
     }
@@ -233,6 +281,16 @@ impl ConsistencyResult {
     }
 }
 
+impl HojoBindingResult {
+    pub fn failure_code(self) -> Option<&'static str> {
+        match self {
+            Self::Bound | Self::NotRequired => None,
+            Self::HojoRequired => Some("hojo_required"),
+            Self::Mismatch => Some("hojo_mismatch"),
+        }
+    }
+}
+
 impl CardReport {
     /// True if every card check passed.
     pub fn passed(&self) -> bool {
@@ -247,6 +305,7 @@ impl CardReport {
             self.certificate.result.failure_code(),
             self.hojo.as_ref().and_then(|h| h.result.failure_code()),
             self.consistency.result.failure_code(),
+            self.hojo_binding.result.failure_code(),
         ]
         .into_iter()
         .flatten()

@@ -25,6 +25,18 @@ pub struct TrustedRoot {
     pub key: RsaPublicKey,
     pub subject_der: Vec<u8>,
     pub subject: String,
+    /// basicConstraints present with cA = TRUE.
+    pub is_ca: bool,
+    /// The root's validity period, Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl TrustedRoot {
+    /// Whether `unix_secs` lies inside the root's validity period.
+    pub fn valid_at(&self, unix_secs: i64) -> bool {
+        (self.not_before..=self.not_after).contains(&unix_secs)
+    }
 }
 
 /// The configured trust anchors. Cheap to share behind an `Arc`.
@@ -33,6 +45,7 @@ pub struct TrustStore {
     cvc_issuers: BTreeMap<[u8; 16], RsaPublicKey>,
     roots: Vec<TrustedRoot>,
     max_face_record_bytes: usize,
+    signing_policy_oids: Vec<String>,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -72,6 +85,7 @@ impl TrustStore {
             cvc_issuers: BTreeMap::new(),
             roots: Vec::new(),
             max_face_record_bytes: CardConfig::default().max_face_record_bytes,
+            signing_policy_oids: CardConfig::default().signing_policy_oids,
         }
     }
 
@@ -154,14 +168,26 @@ impl TrustStore {
         Ok(store)
     }
 
-    /// Loads `config.trust_dir` (or nothing) and applies the configured limits.
+    /// Loads `config.trust_dir` (or nothing) and applies the configured limits and policies.
     pub fn from_config(config: &CardConfig) -> Result<Self, TrustError> {
+        config.validate().map_err(|e| TrustError::Invalid {
+            path: PathBuf::from(e.key),
+            why: e.why,
+        })?;
         let mut store = match &config.trust_dir {
             Some(dir) => Self::load(dir)?,
             None => Self::empty(),
         };
         store.max_face_record_bytes = config.max_face_record_bytes;
+        store.signing_policy_oids = config.signing_policy_oids.clone();
         Ok(store)
+    }
+
+    /// True if `policies` (a certificate's policy OIDs) holds one of the configured signing policies.
+    pub fn accepts_policy(&self, policies: &[String]) -> bool {
+        policies
+            .iter()
+            .any(|p| self.signing_policy_oids.iter().any(|want| want == p))
     }
 
     /// Adds a CVC issuer key (tests and tools).
@@ -177,11 +203,23 @@ impl TrustStore {
             return Err("bytes after the certificate".into());
         }
         let key = rsa_key(&cert)?;
+        let is_ca = cert
+            .basic_constraints()
+            .map_err(|_| "basicConstraints malformed or repeated".to_string())?
+            .is_some_and(|bc| bc.value.ca);
+        if !is_ca {
+            // Kept (so such a card is reported as `root_not_ca`, not `untrusted_chain`), but said loudly.
+            tracing::warn!(subject = %cert.subject(), "configured JPKI root has no CA basicConstraints");
+        }
+        let validity = cert.validity();
         self.roots.push(TrustedRoot {
             der: der.to_vec(),
             key,
             subject_der: cert.subject().as_raw().to_vec(),
             subject: cert.subject().to_string(),
+            is_ca,
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
         });
         Ok(())
     }

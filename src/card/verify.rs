@@ -7,7 +7,7 @@ use super::record::{key_id_display, parse_cvc, CvcFile};
 use super::report::*;
 use super::rsakey::verify_sha256;
 use super::trust::TrustStore;
-use super::{CardSubmission, InvalidCardData};
+use super::{CardPolicy, CardSubmission, InvalidCardData};
 use chrono::{DateTime, Utc};
 
 /// The session a signature must be bound to.
@@ -36,10 +36,12 @@ pub fn tbs_jpki(b: &SessionBinding<'_>) -> Vec<u8> {
     tbs(b"jpki-face/jpki-sign/v1", b)
 }
 
-/// Verifies a submission at time `now`. Errors only for bytes that cannot be parsed at all.
+/// Verifies a submission at time `now` under the tenant's `policy`. Errors only for bytes that cannot be
+/// parsed at all.
 pub fn verify_card(
     sub: &CardSubmission,
     trust: &TrustStore,
+    policy: &CardPolicy,
     binding: &SessionBinding<'_>,
     now: DateTime<Utc>,
 ) -> Result<CardReport, InvalidCardData> {
@@ -92,9 +94,13 @@ pub fn verify_card(
     let certificate_result = match root {
         None => CertificateResult::UntrustedChain,
         Some(r) if r.subject_der != cert.issuer_der => CertificateResult::WrongIssuer,
+        Some(r) if !r.is_ca => CertificateResult::RootNotCa,
+        Some(r) if !r.valid_at(ts) => CertificateResult::RootNotValid,
         Some(_) if ts > cert.not_after.timestamp() => CertificateResult::Expired,
         Some(_) if ts < cert.not_before.timestamp() => CertificateResult::NotYetValid,
+        Some(_) if !cert.unknown_critical.is_empty() => CertificateResult::UnknownCriticalExtension,
         Some(_) if !cert.key_usage_ok => CertificateResult::BadKeyUsage,
+        Some(_) if !trust.accepts_policy(&cert.policies) => CertificateResult::PolicyMissing,
         Some(_) if !verify_sha256(&cert.key, &tbs_jpki(binding), &sub.jpki_signature) => {
             CertificateResult::InvalidSignature
         }
@@ -105,11 +111,19 @@ pub fn verify_card(
         serial: cert.serial_hex(),
         issuer: cert.issuer.clone(),
         not_after: cert.not_after,
+        unknown_critical_extensions: if certificate_result
+            == CertificateResult::UnknownCriticalExtension
+        {
+            cert.unknown_critical.clone()
+        } else {
+            Vec::new()
+        },
     };
     let revocation_target = root.map(|r| RevocationTarget {
         serial: cert.serial.clone(),
         issuer_cert_der: r.der.clone(),
         cert_der: cert.der.clone(),
+        crl_distribution_points: cert.crl_distribution_points.clone(),
     });
 
     // Optional 入力補助AP integrity.
@@ -128,7 +142,7 @@ pub fn verify_card(
         }
     });
 
-    // Step 8: the applications describe the same person.
+    // Step 8: the 券面AP describes the person in the certificate.
     let id = &cert.identity;
     let mut mismatched = Vec::new();
     if id.birth_date != face.birth_date {
@@ -137,22 +151,6 @@ pub fn verify_card(
     if id.sex != face.sex {
         mismatched.push(IdentityField::Sex);
     }
-    if let Some((attrs, _, _)) = &hojo {
-        if normalise(attrs.name) != normalise(&id.name) {
-            mismatched.push(IdentityField::Name);
-        }
-        if normalise(attrs.address) != normalise(&id.address) {
-            mismatched.push(IdentityField::Address);
-        }
-        if attrs.birth_date != id.birth_date {
-            mismatched.push(IdentityField::BirthDate);
-        }
-        if attrs.sex != id.sex {
-            mismatched.push(IdentityField::Sex);
-        }
-    }
-    mismatched.sort();
-    mismatched.dedup();
     let consistency = ConsistencyCheck {
         result: if mismatched.is_empty() {
             ConsistencyResult::Match
@@ -162,12 +160,58 @@ pub fn verify_card(
         mismatched,
     };
 
+    // The one-card binding: the 入力補助AP agrees with the SAN on all four facts and with the 券面AP.
+    let hojo_binding = match &hojo {
+        None => HojoBindingCheck {
+            result: if policy.require_hojo {
+                HojoBindingResult::HojoRequired
+            } else {
+                HojoBindingResult::NotRequired
+            },
+            certificate_mismatched: Vec::new(),
+            kenmen_mismatched: Vec::new(),
+        },
+        Some((attrs, _, _)) => {
+            let mut with_cert = Vec::new();
+            if normalise(attrs.name) != normalise(&id.name) {
+                with_cert.push(IdentityField::Name);
+            }
+            if normalise(attrs.address) != normalise(&id.address) {
+                with_cert.push(IdentityField::Address);
+            }
+            if attrs.birth_date != id.birth_date {
+                with_cert.push(IdentityField::BirthDate);
+            }
+            if attrs.sex != id.sex {
+                with_cert.push(IdentityField::Sex);
+            }
+            with_cert.sort();
+            let mut with_kenmen = Vec::new();
+            if attrs.birth_date != face.birth_date {
+                with_kenmen.push(IdentityField::BirthDate);
+            }
+            if attrs.sex != face.sex {
+                with_kenmen.push(IdentityField::Sex);
+            }
+            HojoBindingCheck {
+                result: if with_cert.is_empty() && with_kenmen.is_empty() {
+                    HojoBindingResult::Bound
+                } else {
+                    HojoBindingResult::Mismatch
+                },
+                certificate_mismatched: with_cert,
+                kenmen_mismatched: with_kenmen,
+            }
+        }
+    };
+
     Ok(CardReport {
         card_data,
         card_present,
         certificate,
         hojo: hojo_check,
         consistency,
+        hojo_binding,
         identity: cert.identity.clone(),
         chip_photo: face.photo.to_vec(),
         card_expiry_unauthenticated: face.expiry_unauthenticated,

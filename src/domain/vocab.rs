@@ -112,6 +112,8 @@ pub enum Reason {
     CardNotPresent,
     UntrustedCertificate,
     CertificateWrongIssuer,
+    CertificateRootNotCa,
+    CertificateRootNotValid,
     CertificateExpired,
     CertificateNotYetValid,
     CertificateBadKeyUsage,
@@ -135,12 +137,17 @@ pub enum Reason {
 }
 
 impl Reason {
-    const FIXED: [(Reason, &'static str); 22] = [
+    const FIXED: [(Reason, &'static str); 24] = [
         (Reason::InvalidSignature, "invalid_signature"),
         (Reason::UnknownIssuer, "unknown_issuer"),
         (Reason::CardNotPresent, "card_not_present"),
         (Reason::UntrustedCertificate, "untrusted_certificate"),
         (Reason::CertificateWrongIssuer, "certificate_wrong_issuer"),
+        (Reason::CertificateRootNotCa, "certificate_root_not_ca"),
+        (
+            Reason::CertificateRootNotValid,
+            "certificate_root_not_valid",
+        ),
         (Reason::CertificateExpired, "certificate_expired"),
         (Reason::CertificateNotYetValid, "certificate_not_yet_valid"),
         (Reason::CertificateBadKeyUsage, "certificate_bad_key_usage"),
@@ -273,7 +280,7 @@ mod tests {
     #[test]
     fn every_reason_code_round_trips() {
         let codes = Reason::all_codes();
-        assert_eq!(codes.len(), 22 + 18);
+        assert_eq!(codes.len(), 24 + 18);
         for code in &codes {
             let r = Reason::parse(code).unwrap_or_else(|| panic!("{code} parses"));
             assert_eq!(&r.code(), code);

@@ -64,7 +64,10 @@ pub async fn create_enrollment(
 /// One enrollment.
 #[utoipa::path(get, path = "/v1/enrollments/{id}", tag = "enrollments", params(("id" = String, Path)),
     responses((status = 200, body = EnrollmentDocument),
+              (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 403, body = super::error::Problem, content_type = "application/problem+json", description = "forbidden (a client token)"),
+              (status = 429, body = super::error::Problem, content_type = "application/problem+json", description = "rate_limited"),
               (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
               (status = 503, body = super::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -93,6 +96,8 @@ pub struct ListQuery {
     responses((status = 200, body = EnrollmentList),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (limit)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 403, body = super::error::Problem, content_type = "application/problem+json", description = "forbidden (a client token)"),
+              (status = 429, body = super::error::Problem, content_type = "application/problem+json", description = "rate_limited"),
               (status = 503, body = super::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list_enrollments(
@@ -115,6 +120,8 @@ pub async fn list_enrollments(
 #[utoipa::path(delete, path = "/v1/enrollments/{id}", tag = "enrollments", params(("id" = String, Path)),
     responses((status = 204, description = "deleted"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 403, body = super::error::Problem, content_type = "application/problem+json", description = "forbidden (a client token)"),
+              (status = 429, body = super::error::Problem, content_type = "application/problem+json", description = "rate_limited"),
               (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
               (status = 503, body = super::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -131,6 +138,8 @@ pub async fn delete_enrollment(
 #[utoipa::path(post, path = "/v1/enrollments/{id}/status-check", tag = "enrollments", params(("id" = String, Path)),
     responses((status = 200, body = StatusCheckDocument),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+              (status = 403, body = super::error::Problem, content_type = "application/problem+json", description = "forbidden (a client token)"),
+              (status = 429, body = super::error::Problem, content_type = "application/problem+json", description = "rate_limited"),
               (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
               (status = 409, body = super::error::Problem, content_type = "application/problem+json", description = "enrollment_inactive (never verified: nothing to check)"),
               (status = 503, body = super::error::Problem, content_type = "application/problem+json", description = "revocation_unavailable / store_unavailable")),

@@ -4,6 +4,12 @@
 //! A CRL is used only after its signature verifies against the CA certificate of the chain being
 //! checked (the issuer names must match too). A CRL past its nextUpdate is never read as "good":
 //! the check fails with `stale` until a fresh one is downloaded.
+//!
+//! Scope (RFC 5280 §5.2.5, §6.3.3): which URL is asked is chosen from `jlis.crl.distribution_points`
+//! by the certificate's CRL distribution point (never the URL the certificate names); a CRL with an
+//! issuingDistributionPoint answers only for a certificate whose distribution point it names; delta
+//! CRLs, indirect CRLs, reason-partitioned CRLs and unknown critical CRL or entry extensions are
+//! refused; and a CRL whose number is lower than one already seen for the same scope is refused.
 
 use super::breaker::{Admit, Breaker};
 use super::clock::Clock;
@@ -14,14 +20,38 @@ use super::{
     RevocationTarget, Status, ValidityChecker, ValidityReport,
 };
 use chrono::{DateTime, Duration, Utc};
+use const_oid::db::rfc5280 as oids;
+use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use x509_cert::crl::CertificateList;
-use x509_cert::ext::pkix::CrlReason;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlDistributionPoints, IssuingDistributionPoint};
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 use x509_cert::name::Name;
+
+/// CRL extensions this checker knows (RFC 5280 §5.2); the IDP and the delta indicator are acted on.
+const KNOWN_CRL_EXTENSIONS: &[ObjectIdentifier] = &[
+    oids::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+    oids::ID_CE_ISSUER_ALT_NAME,
+    oids::ID_CE_CRL_NUMBER,
+    oids::ID_CE_DELTA_CRL_INDICATOR,
+    oids::ID_CE_ISSUING_DISTRIBUTION_POINT,
+    oids::ID_CE_FRESHEST_CRL,
+    oids::ID_PE_AUTHORITY_INFO_ACCESS,
+];
+
+/// CRL entry extensions this checker knows (RFC 5280 §5.3). certificateIssuer (indirect CRLs) is not
+/// among them: its entries would be about another CA's certificates.
+const KNOWN_ENTRY_EXTENSIONS: &[ObjectIdentifier] = &[
+    oids::ID_CE_CRL_REASONS,
+    oids::ID_CE_INVALIDITY_DATE,
+    oids::ID_CE_HOLD_INSTRUCTION_CODE,
+];
 
 /// One downloaded, parsed CRL.
 struct LoadedCrl {
@@ -33,6 +63,15 @@ struct LoadedCrl {
     next_update: Option<DateTime<Utc>>,
     /// Normalised serial → (reason, revocation time).
     revoked: HashMap<Vec<u8>, (RevocationReason, DateTime<Utc>)>,
+    /// cRLNumber, big-endian without leading zeros.
+    number: Option<Vec<u8>>,
+    /// deltaCRLIndicator's BaseCRLNumber: present only on a delta CRL.
+    delta_base: Option<Vec<u8>>,
+    issuing_distribution_point: Option<IssuingDistributionPoint>,
+    /// The issuingDistributionPoint's DER (empty without one): with the issuer, the CRL's scope.
+    scope_der: Vec<u8>,
+    /// The first critical CRL or entry extension this checker does not know, if any.
+    unknown_critical: Option<String>,
     fetched_at: DateTime<Utc>,
     /// SHA-256 of the SPKIs this CRL's signature has verified against (verification is memoised:
     /// hashing a large CRL on every check would be wasteful).
@@ -44,16 +83,26 @@ impl LoadedCrl {
         let crl = CertificateList::from_der(&der)
             .map_err(|e| Failure::new(FailureKind::Malformed, format!("CRL from {url}: {e}")))?;
         let tbs = crl.tbs_cert_list;
+        let malformed = |what: &str, e: der::Error| {
+            Failure::new(
+                FailureKind::Malformed,
+                format!("CRL from {url}: {what}: {e}"),
+            )
+        };
+        let mut unknown_critical = None;
         let mut revoked = HashMap::new();
         for rc in tbs.revoked_certificates.unwrap_or_default() {
-            let reason = rc
-                .crl_entry_extensions
-                .as_ref()
-                .and_then(|exts| {
-                    exts.iter()
-                        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS)
-                        .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok())
-                })
+            let exts = rc.crl_entry_extensions.as_deref().unwrap_or_default();
+            if let Some(e) = exts
+                .iter()
+                .find(|e| e.critical && !KNOWN_ENTRY_EXTENSIONS.contains(&e.extn_id))
+            {
+                unknown_critical.get_or_insert_with(|| format!("entry extension {}", e.extn_id));
+            }
+            let reason = exts
+                .iter()
+                .find(|e| e.extn_id == oids::ID_CE_CRL_REASONS)
+                .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok())
                 .map(RevocationReason::from_x509)
                 .unwrap_or(RevocationReason::Unspecified);
             let at = time_to_chrono(rc.revocation_date.to_unix_duration())?;
@@ -61,6 +110,42 @@ impl LoadedCrl {
                 normalise_serial(rc.serial_number.as_bytes()).to_vec(),
                 (reason, at),
             );
+        }
+        let mut number = None;
+        let mut delta_base = None;
+        let mut issuing_distribution_point = None;
+        let mut scope_der = Vec::new();
+        let mut seen = HashSet::new();
+        for e in tbs.crl_extensions.as_deref().unwrap_or_default() {
+            if !seen.insert(e.extn_id) {
+                return Err(Failure::new(
+                    FailureKind::Malformed,
+                    format!("CRL from {url}: extension {} appears twice", e.extn_id),
+                ));
+            }
+            let value = e.extn_value.as_bytes();
+            match e.extn_id {
+                oids::ID_CE_CRL_NUMBER => {
+                    let n = CrlNumber::from_der(value).map_err(|e| malformed("cRLNumber", e))?;
+                    number = Some(normalise_serial(n.0.as_bytes()).to_vec());
+                }
+                oids::ID_CE_DELTA_CRL_INDICATOR => {
+                    let n = BaseCrlNumber::from_der(value)
+                        .map_err(|e| malformed("deltaCRLIndicator", e))?;
+                    delta_base = Some(normalise_serial(n.0.as_bytes()).to_vec());
+                }
+                oids::ID_CE_ISSUING_DISTRIBUTION_POINT => {
+                    issuing_distribution_point = Some(
+                        IssuingDistributionPoint::from_der(value)
+                            .map_err(|e| malformed("issuingDistributionPoint", e))?,
+                    );
+                    scope_der = value.to_vec();
+                }
+                id if e.critical && !KNOWN_CRL_EXTENSIONS.contains(&id) => {
+                    unknown_critical.get_or_insert_with(|| format!("CRL extension {id}"));
+                }
+                _ => {}
+            }
         }
         Ok(Self {
             url: url.to_string(),
@@ -72,10 +157,86 @@ impl LoadedCrl {
                 None => None,
             },
             revoked,
+            number,
+            delta_base,
+            issuing_distribution_point,
+            scope_der,
+            unknown_critical,
             fetched_at,
             der,
             verified_keys: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// What the CRL-number high-water mark is kept by: issuer, issuingDistributionPoint, delta or not.
+    fn scope_key(&self) -> Result<ScopeKey, Failure> {
+        let issuer = self
+            .issuer
+            .to_der()
+            .map_err(|e| Failure::new(FailureKind::Malformed, format!("CRL issuer: {e}")))?;
+        Ok((issuer, self.scope_der.clone(), self.delta_base.is_some()))
+    }
+
+    /// Whether some issuer key has verified this CRL's signature.
+    fn verified_by_any(&self) -> bool {
+        !self
+            .verified_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// RFC 5280 §6.3.3 (b): refuses a CRL that does not cover `cert_dps`, an end-entity certificate
+    /// with these distribution point names (`None`: the certificate has no cRLDistributionPoints).
+    fn check_scope(&self, cert_dps: Option<&[String]>) -> Result<(), Failure> {
+        let scope = |why: String| {
+            Err(Failure::new(
+                FailureKind::CrlScopeMismatch,
+                format!("CRL from {}: {why}", self.url),
+            ))
+        };
+        if let Some(what) = &self.unknown_critical {
+            return Err(Failure::new(
+                FailureKind::UnknownCriticalExtension,
+                format!("CRL from {}: critical {what} is not understood", self.url),
+            ));
+        }
+        if self.delta_base.is_some() {
+            return Err(Failure::new(
+                FailureKind::DeltaCrl,
+                format!(
+                    "CRL from {} is a delta CRL; it is never used without its base",
+                    self.url
+                ),
+            ));
+        }
+        let Some(idp) = &self.issuing_distribution_point else {
+            // No issuingDistributionPoint: a complete CRL for every certificate of the issuer.
+            return Ok(());
+        };
+        if idp.only_contains_ca_certs || idp.only_contains_attribute_certs {
+            return scope("it covers only CA or attribute certificates".into());
+        }
+        if idp.only_some_reasons.is_some() {
+            return scope("it covers only some revocation reasons".into());
+        }
+        if idp.indirect_crl {
+            return scope("indirect CRLs are not supported".into());
+        }
+        let Some(dpn) = &idp.distribution_point else {
+            return Ok(());
+        };
+        let crl_names = dp_name_keys(dpn, &self.issuer);
+        match cert_dps {
+            None => {
+                scope("it is one partition, and the certificate names no distribution point".into())
+            }
+            Some(names) if names.iter().any(|n| crl_names.contains(n)) => Ok(()),
+            Some(_) => scope(
+                "its issuingDistributionPoint is not the certificate's CRL distribution point"
+                    .into(),
+            ),
+        }
     }
 
     /// The instant after which this CRL may no longer be used.
@@ -115,6 +276,58 @@ impl LoadedCrl {
     }
 }
 
+/// (issuer DER, issuingDistributionPoint DER, is a delta CRL).
+type ScopeKey = (Vec<u8>, Vec<u8>, bool);
+
+/// (SHA-256 of the verifying CA key, scope) → the highest CRL number verified.
+type NumberMarks = HashMap<([u8; 32], ScopeKey), Vec<u8>>;
+
+/// `a < b` for big-endian numbers without leading zeros.
+fn number_lt(a: &[u8], b: &[u8]) -> bool {
+    (a.len(), a) < (b.len(), b)
+}
+
+/// Canonical text of each name in a distribution point name (the form `jlis.crl.distribution_points`
+/// is written in); a name relative to the CRL issuer is made absolute with `issuer`.
+fn dp_name_keys(dpn: &DistributionPointName, issuer: &Name) -> Vec<String> {
+    match dpn {
+        DistributionPointName::FullName(names) => {
+            names.iter().filter_map(general_name_key).collect()
+        }
+        DistributionPointName::NameRelativeToCRLIssuer(rdn) => {
+            let mut full = issuer.clone();
+            full.0.push(rdn.clone());
+            vec![format!("DirName:{full}")]
+        }
+    }
+}
+
+fn general_name_key(name: &GeneralName) -> Option<String> {
+    match name {
+        GeneralName::UniformResourceIdentifier(uri) => Some(format!("URI:{}", uri.as_str())),
+        GeneralName::DirectoryName(dn) => Some(format!("DirName:{dn}")),
+        _ => None,
+    }
+}
+
+/// The names of a certificate's CRL distribution points. Points that name another CRL issuer
+/// (indirect CRLs) or only some reasons are left out: no CRL this checker accepts covers them.
+fn cert_dp_names(der: &[u8], issuer: &Name) -> Result<Vec<String>, Failure> {
+    let dps = CrlDistributionPoints::from_der(der).map_err(|e| {
+        Failure::new(
+            FailureKind::InvalidTarget,
+            format!("cRLDistributionPoints: {e}"),
+        )
+    })?;
+    Ok(dps
+        .0
+        .iter()
+        .filter(|dp: &&DistributionPoint| dp.crl_issuer.is_none() && dp.reasons.is_none())
+        .filter_map(|dp| dp.distribution_point.as_ref())
+        .flat_map(|dpn| dp_name_keys(dpn, issuer))
+        .collect())
+}
+
 fn key_id(issuer: &ParsedCert) -> Result<[u8; 32], Failure> {
     let spki_der = issuer
         .spki()
@@ -134,6 +347,10 @@ pub struct CrlChecker {
     breaker: Breaker,
     clock: Arc<dyn Clock>,
     crls: Mutex<HashMap<String, Arc<LoadedCrl>>>,
+    /// Canonical distribution point name → URL (from `jlis.crl.distribution_points`).
+    dp_urls: Vec<(String, String)>,
+    /// The highest CRL number verified per (CA key, scope).
+    numbers: Mutex<NumberMarks>,
     /// One download round at a time; a check that waited on it reuses what it fetched.
     download: tokio::sync::Mutex<()>,
 }
@@ -144,21 +361,22 @@ impl CrlChecker {
     /// checker is dropped.
     pub fn start(cfg: &JlisConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BuildError> {
         let c = &cfg.crl;
-        if c.urls.is_empty() {
+        cfg.validate()?;
+        if c.urls.is_empty() && c.distribution_points.is_empty() {
             return Err(BuildError::Config {
                 key: "jlis.crl.urls",
-                why: "at least one URL is needed in crl mode".into(),
+                why: "at least one URL is needed in crl mode (here or in jlis.crl.distribution_points)"
+                    .into(),
             });
         }
-        if let Some(bad) = c
-            .urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err(BuildError::Config {
-                key: "jlis.crl.urls",
-                why: format!("{bad}: must be an http:// or https:// URL"),
-            });
+        let mut dp_urls = Vec::new();
+        for dp in &c.distribution_points {
+            let name =
+                super::config::canonical_dp_name(&dp.name).map_err(|why| BuildError::Config {
+                    key: "jlis.crl.distribution_points.name",
+                    why,
+                })?;
+            dp_urls.push((name, dp.url.clone()));
         }
         let fetcher = Fetcher::new(
             Method::Crl,
@@ -182,6 +400,8 @@ impl CrlChecker {
             breaker: Breaker::new(cfg.breaker.clone(), clock.clone(), Method::Crl),
             clock,
             crls: Mutex::new(HashMap::new()),
+            dp_urls,
+            numbers: Mutex::new(HashMap::new()),
             download: tokio::sync::Mutex::new(()),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -242,6 +462,7 @@ impl CrlChecker {
             }
             Err(f) => Err(f),
         };
+        let result = result.and_then(|crl| self.refuse_regression(url, crl));
         match result {
             Ok(crl) => {
                 self.breaker.record_success();
@@ -264,10 +485,91 @@ impl CrlChecker {
         }
     }
 
+    /// Refuses a download whose CRL number is lower than that of the verified copy it would replace
+    /// (same scope): a replayed older CRL must not evict a newer one.
+    fn refuse_regression(&self, url: &str, new: LoadedCrl) -> Result<LoadedCrl, Failure> {
+        if let (Some(old), Some(new_number)) = (self.loaded(url), &new.number) {
+            if let Some(old_number) = &old.number {
+                if old.verified_by_any()
+                    && old.scope_key()? == new.scope_key()?
+                    && number_lt(new_number, old_number)
+                {
+                    return Err(Failure::new(
+                        FailureKind::CrlNumberRegressed,
+                        format!(
+                            "CRL from {url}: number {} is lower than the {} already held; kept the newer",
+                            hex::encode(new_number),
+                            hex::encode(old_number)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(new)
+    }
+
+    /// Records a verified CRL's number for its scope; refuses it if a higher one was seen before.
+    /// The scope includes the verifying CA key: J-LIS CA generations share one name but number apart.
+    fn note_number(&self, crl: &LoadedCrl, issuer: &ParsedCert) -> Result<(), Failure> {
+        let Some(number) = &crl.number else {
+            return Err(Failure::new(
+                FailureKind::Malformed,
+                format!(
+                    "CRL from {} has no cRLNumber (RFC 5280 5.2.3), so a replayed older CRL could not be told apart",
+                    crl.url
+                ),
+            ));
+        };
+        let key = (key_id(issuer)?, crl.scope_key()?);
+        let mut numbers = self.numbers.lock().unwrap_or_else(|e| e.into_inner());
+        match numbers.get(&key) {
+            Some(highest) if number_lt(number, highest) => Err(Failure::new(
+                FailureKind::CrlNumberRegressed,
+                format!(
+                    "CRL from {}: number {} is lower than {} seen before for this scope",
+                    crl.url,
+                    hex::encode(number),
+                    hex::encode(highest)
+                ),
+            )),
+            _ => {
+                numbers.insert(key, number.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// Every URL the configuration names, each once.
+    fn all_urls(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for url in self
+            .cfg
+            .urls
+            .iter()
+            .chain(self.dp_urls.iter().map(|(_, u)| u))
+        {
+            if !out.contains(&url.as_str()) {
+                out.push(url);
+            }
+        }
+        out
+    }
+
+    /// The URLs to ask for a certificate with these distribution point names: the configured URL of
+    /// its distribution point if one is mapped, else the complete-CRL URLs.
+    fn urls_for(&self, cert_dps: Option<&[String]>) -> Vec<&str> {
+        if let Some(names) = cert_dps {
+            if let Some((_, url)) = self.dp_urls.iter().find(|(n, _)| names.contains(n)) {
+                return vec![url.as_str()];
+            }
+        }
+        self.cfg.urls.iter().map(String::as_str).collect()
+    }
+
     /// Downloads every configured CRL again (failures keep the previous copy).
     pub async fn refresh_all(&self) {
         let since = self.clock.now();
-        for url in &self.cfg.urls {
+        for url in self.all_urls() {
             let _ = self.download(url, since, false).await;
         }
     }
@@ -281,11 +583,22 @@ impl CrlChecker {
                 "serial is zero or empty",
             ));
         }
+        let cert_dps = match &target.crl_distribution_points {
+            Some(der) => Some(cert_dp_names(der, &issuer.cert.tbs_certificate.subject)?),
+            None => None,
+        };
+        let urls = self.urls_for(cert_dps.as_deref());
+        if urls.is_empty() {
+            return Err(Failure::new(
+                FailureKind::NoCrlForIssuer,
+                "the certificate's distribution point is not configured and no complete-CRL URL is",
+            ));
+        }
         let started = self.clock.now();
         // A failure about a CRL of this very issuer says more than a download failure elsewhere.
         let mut issuer_failure: Option<Failure> = None;
         let mut download_failure: Option<Failure> = None;
-        for url in &self.cfg.urls {
+        for url in urls {
             let mut from_cache = true;
             let crl = match self.loaded(url) {
                 Some(c) if !c.is_stale(started, &self.cfg) => c,
@@ -327,6 +640,13 @@ impl CrlChecker {
                 continue;
             }
             if let Err(f) = verify_off_executor(&crl, &issuer).await {
+                issuer_failure = Some(f);
+                continue;
+            }
+            if let Err(f) = crl
+                .check_scope(cert_dps.as_deref())
+                .and_then(|()| self.note_number(&crl, &issuer))
+            {
                 issuer_failure = Some(f);
                 continue;
             }

@@ -20,20 +20,27 @@ mod x509;
 
 pub use breaker::BreakerState;
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use config::{BreakerConfig, CrlConfig, JlisConfig, Mode, OcspConfig, StaticStatus};
+pub use config::{
+    BreakerConfig, CrlConfig, CrlDistributionPoint, JlisConfig, Mode, OcspConfig, StaticStatus,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// What to check: the end-entity serial and the CA certificate that issued it (from the verified chain).
+/// What to check: the end-entity serial, the CA certificate that issued it (from the verified chain) and
+/// the certificate's CRL distribution points.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RevocationTarget {
     /// Serial of the signing certificate, big-endian bytes (leading zero bytes allowed).
     pub serial: Vec<u8>,
     /// DER of the issuing CA certificate.
     pub issuer_cert_der: Vec<u8>,
+    /// The certificate's cRLDistributionPoints extension value (DER; `card::RevocationTarget` carries it).
+    /// CRL mode picks the configured URL by it and matches the CRL's issuingDistributionPoint to it;
+    /// `None`: only a complete CRL (one without a distribution point in its scope) can answer.
+    pub crl_distribution_points: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RevocationTarget {
@@ -42,6 +49,10 @@ impl fmt::Debug for RevocationTarget {
         f.debug_struct("RevocationTarget")
             .field("serial", &"[redacted]")
             .field("issuer_cert_der_len", &self.issuer_cert_der.len())
+            .field(
+                "crl_distribution_points",
+                &self.crl_distribution_points.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -189,6 +200,15 @@ pub enum FailureKind {
     NoCrlForIssuer,
     /// The issuer certificate or serial given to the checker is unusable.
     InvalidTarget,
+    /// The CRL's scope (issuingDistributionPoint) does not cover the certificate: another partition,
+    /// CA or attribute certificates only, some reasons only, or an indirect CRL.
+    CrlScopeMismatch,
+    /// A delta CRL where a complete CRL was expected (a delta is never used without its base).
+    DeltaCrl,
+    /// The CRL or one of its entries has a critical extension this checker does not process.
+    UnknownCriticalExtension,
+    /// The CRL's number is lower than one already seen for the same scope (a replayed older CRL).
+    CrlNumberRegressed,
 }
 
 impl FailureKind {
@@ -212,6 +232,10 @@ impl FailureKind {
             Self::BreakerOpen => "breaker_open",
             Self::NoCrlForIssuer => "no_crl_for_issuer",
             Self::InvalidTarget => "invalid_target",
+            Self::CrlScopeMismatch => "crl_scope_mismatch",
+            Self::DeltaCrl => "delta_crl",
+            Self::UnknownCriticalExtension => "unknown_critical_extension",
+            Self::CrlNumberRegressed => "crl_number_regressed",
         }
     }
 
@@ -320,6 +344,7 @@ pub fn build_checker_with_clock(
     env: crate::config::Environment,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn ValidityChecker>, BuildError> {
+    cfg.validate()?;
     match cfg.mode {
         Mode::Ocsp => Ok(Arc::new(ocsp::OcspChecker::new(cfg, clock)?)),
         Mode::Crl => Ok(crl::CrlChecker::start(cfg, clock)?),
@@ -475,10 +500,11 @@ mod tests {
         let t = RevocationTarget {
             serial: vec![0xAB, 0xCD, 0xEF],
             issuer_cert_der: vec![1, 2, 3],
+            crl_distribution_points: Some(b"Chiyoda-ku".to_vec()),
         };
         let s = format!("{t:?}");
         assert!(
-            !s.contains("171") && !s.to_lowercase().contains("ab"),
+            !s.contains("171") && !s.to_lowercase().contains("ab") && !s.contains("Chiyoda"),
             "{s}"
         );
     }

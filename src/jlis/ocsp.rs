@@ -134,7 +134,8 @@ impl OcspChecker {
             })
     }
 
-    fn cache_put(&self, key: CacheKey, report: &ValidityReport) {
+    fn cache_put(&self, key: CacheKey, verified: &Verified) {
+        let report = &verified.report;
         if self.cfg.cache_ttl_secs == 0 || report.status != Status::Good {
             return;
         }
@@ -143,6 +144,8 @@ impl OcspChecker {
         if let Some(nu) = report.next_update {
             expires = expires.min(nu);
         }
+        // Never longer than the answer itself may be used (for a nonce-less answer: thisUpdate + max age).
+        expires = expires.min(verified.usable_until);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= self.cfg.cache_max_entries {
             let now = self.clock.now();
@@ -187,16 +190,18 @@ impl OcspChecker {
 
         let result = self.query(&issuer, serial, &cert_id).await;
         match &result {
-            Ok(report) => {
+            Ok(verified) => {
                 self.breaker.record_success();
-                self.cache_put(key, report);
+                self.cache_put(key, verified);
             }
             Err(f) => {
                 self.breaker.record_failure();
                 tracing::warn!(kind = f.kind.as_str(), detail = %f.detail, "OCSP check failed");
             }
         }
-        result.map_err(|f| f.into_error(self.retry_after_secs))
+        result
+            .map(|v| v.report)
+            .map_err(|f| f.into_error(self.retry_after_secs))
     }
 
     async fn query(
@@ -204,7 +209,7 @@ impl OcspChecker {
         issuer: &ParsedCert,
         serial: &[u8],
         cert_id: &CertId,
-    ) -> Result<ValidityReport, Failure> {
+    ) -> Result<Verified, Failure> {
         let (body, nonce_value) = build_request(cert_id, self.cfg.nonce)?;
         let expect = Expect {
             issuer,
@@ -411,7 +416,7 @@ fn verify_response(
     pinned: Option<&ParsedCert>,
     cfg: &OcspConfig,
     now: DateTime<Utc>,
-) -> Result<ValidityReport, Failure> {
+) -> Result<Verified, Failure> {
     let malformed =
         |what: &str, e: der::Error| Failure::new(FailureKind::Malformed, format!("{what}: {e}"));
     let outer = OcspResponse::from_der(body).map_err(|e| malformed("OCSPResponse", e))?;
@@ -461,6 +466,8 @@ fn verify_response(
             )
         })?;
 
+    // Whether the answer is provably fresh (made for this request). Without that, its age is capped.
+    let mut nonce_echoed = false;
     if let Some(sent) = expect.nonce_value {
         let echoed = data.response_extensions.as_ref().and_then(|exts| {
             exts.iter()
@@ -468,7 +475,7 @@ fn verify_response(
                 .map(|e| e.extn_value.as_bytes())
         });
         match echoed {
-            Some(got) if got == sent => {}
+            Some(got) if got == sent => nonce_echoed = true,
             Some(_) => {
                 return Err(Failure::new(
                     FailureKind::NonceMismatch,
@@ -498,16 +505,25 @@ fn verify_response(
             format!("thisUpdate {this_update} / producedAt {produced_at} is in the future"),
         ));
     }
+    let max_age =
+        this_update + Duration::seconds(i64::try_from(cfg.max_age_secs).unwrap_or(i64::MAX / 4));
     let expiry = match next_update {
-        Some(nu) => nu,
-        None => {
-            this_update + Duration::seconds(i64::try_from(cfg.max_age_secs).unwrap_or(i64::MAX / 4))
-        }
+        // Without our nonce echoed the answer may be a replay of an older one: it is used for at most
+        // max_age_secs after its thisUpdate, whatever its nextUpdate says.
+        Some(nu) if nonce_echoed => nu,
+        Some(nu) => nu.min(max_age),
+        None => max_age,
     };
     if now - skew_d > expiry {
         return Err(Failure::new(
             FailureKind::Stale,
-            format!("response expired at {expiry}"),
+            if nonce_echoed || next_update.is_none_or(|nu| nu <= max_age) {
+                format!("response expired at {expiry}")
+            } else {
+                format!(
+                    "response without our nonce is older than jlis.ocsp.max_age_secs (thisUpdate {this_update})"
+                )
+            },
         ));
     }
 
@@ -522,15 +538,24 @@ fn verify_response(
             revoked_at: time_to_chrono(info.revocation_time.0.to_unix_duration())?,
         },
     };
-    Ok(ValidityReport {
-        status,
-        method: Method::Ocsp,
-        checked_at: now,
-        this_update,
-        next_update,
-        responder: Some(format!("{} ({signer_kind})", signer.subject_string())),
-        from_cache: false,
+    Ok(Verified {
+        report: ValidityReport {
+            status,
+            method: Method::Ocsp,
+            checked_at: now,
+            this_update,
+            next_update,
+            responder: Some(format!("{} ({signer_kind})", signer.subject_string())),
+            from_cache: false,
+        },
+        usable_until: expiry,
     })
+}
+
+/// A verified answer and the instant after which it may no longer be used (nor served from the cache).
+struct Verified {
+    report: ValidityReport,
+    usable_until: DateTime<Utc>,
 }
 
 #[cfg(test)]
@@ -560,6 +585,15 @@ mod tests {
         now: DateTime<Utc>,
         nonce: Option<&[u8]>,
     ) -> Result<ValidityReport, Failure> {
+        verify_with(body, now, nonce, &cfg())
+    }
+
+    fn verify_with(
+        body: &[u8],
+        now: DateTime<Utc>,
+        nonce: Option<&[u8]>,
+        cfg: &OcspConfig,
+    ) -> Result<ValidityReport, Failure> {
         let issuer = ParsedCert::parse(CA, FailureKind::InvalidTarget).unwrap();
         let id = cert_id(&issuer, SERIAL).unwrap();
         let expect = Expect {
@@ -568,7 +602,7 @@ mod tests {
             cert_id: &id,
             nonce_value: nonce,
         };
-        verify_response(body, &expect, None, &cfg(), now)
+        verify_response(body, &expect, None, cfg, now).map(|v| v.report)
     }
 
     #[test]
@@ -585,6 +619,23 @@ mod tests {
         // We sent a nonce, the response has none, and missing nonces are accepted here.
         let nonce = OctetString::new(vec![1u8; 16]).unwrap().to_der().unwrap();
         assert!(verify(GOOD, produced_at(), Some(&nonce)).is_ok());
+    }
+
+    #[test]
+    fn a_nonce_less_answer_is_capped_at_max_age() {
+        // The captured answer has no nextUpdate; a tighter cap refuses it sooner.
+        let tight = OcspConfig {
+            max_age_secs: 60,
+            max_skew_secs: 0,
+            ..cfg()
+        };
+        let at = produced_at() + Duration::seconds(60);
+        assert!(verify_with(GOOD, at, None, &tight).is_ok());
+        let late = produced_at() + Duration::seconds(61);
+        assert_eq!(
+            verify_with(GOOD, late, None, &tight).unwrap_err().kind,
+            FailureKind::Stale
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod tests {
         let t = RevocationTarget {
             serial: vec![1],
             issuer_cert_der: vec![],
+            crl_distribution_points: None,
         };
         for (cfg, code) in [
             (StaticStatus::Good, None),

@@ -134,6 +134,9 @@ pub struct EnrollmentChecks {
     /// Present when 入力補助AP data was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hojo: Option<card::HojoCheck>,
+    /// The one-card binding: the 入力補助AP against the certificate and the 券面AP (docs/card.md).
+    #[serde(default)]
+    pub hojo_binding: Option<card::HojoBindingCheck>,
     /// `null` when the card failed first and the selfie was not looked at.
     pub selfie_quality: Option<QualityReport>,
     /// The chip photo's quality (same shape, looser rules); `null` when not looked at.
@@ -332,6 +335,7 @@ pub fn decide(
         revocation: revocation_check,
         consistency: card.consistency.clone(),
         hojo: card.hojo.clone(),
+        hojo_binding: Some(card.hojo_binding.clone()),
         selfie_quality,
         chip_photo_quality: chip_quality,
         liveness,
@@ -400,6 +404,7 @@ async fn run(
         .as_slice()
         .try_into()
         .map_err(|_| UseCaseError::internal(anyhow::anyhow!("stored nonce is not 32 bytes")))?;
+    let policy = card_policy(svc, &session.tenant_id).await?;
     // Seven RSA verifications and the parsers: milliseconds of CPU, kept off the async executor.
     let (trust, session_id) = (svc.trust.clone(), session.id.clone());
     let report = tokio::task::spawn_blocking(move || {
@@ -407,7 +412,7 @@ async fn run(
             session_id: &session_id,
             nonce: &nonce,
         };
-        card::verify_card(&submission, &trust, &binding, chrono::Utc::now())
+        card::verify_card(&submission, &trust, &policy, &binding, chrono::Utc::now())
     })
     .await
     .map_err(UseCaseError::internal)?
@@ -423,6 +428,7 @@ async fn run(
                     let target = crate::jlis::RevocationTarget {
                         serial: t.serial.clone(),
                         issuer_cert_der: t.issuer_cert_der.clone(),
+                        crl_distribution_points: t.crl_distribution_points.clone(),
                     };
                     svc.validity.check(&target).await.map(Some)
                 }
@@ -463,6 +469,20 @@ async fn run(
         pending,
     )
     .await
+}
+
+/// The tenant's card policy: `require_hojo` unless the tenant switched it off (docs/card.md).
+async fn card_policy(svc: &Services, tenant_id: &str) -> UseCaseResult<card::CardPolicy> {
+    let tenant = svc
+        .store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(UseCaseError::NotFound)?;
+    let mut policy = card::CardPolicy::default();
+    if let Some(require) = tenant.settings.require_hojo {
+        policy.require_hojo = require;
+    }
+    Ok(policy)
 }
 
 /// The parts of a document, in one place so that POST's answer and GET's rendering cannot differ.
@@ -519,7 +539,8 @@ async fn store(
             .map(|t| SealedCertificate {
                 serial_hex: hex::encode(&t.serial),
                 issuer_cert_der_hex: hex::encode(&t.issuer_cert_der),
-                distribution_point_hex: None,
+                // It names the holder's city: sealed with the rest.
+                distribution_point_hex: t.crl_distribution_points.as_ref().map(hex::encode),
                 serial: Some(report.certificate.serial.clone()),
                 issuer: Some(report.certificate.issuer.clone()),
                 not_after: Some(report.certificate.not_after),

@@ -121,6 +121,12 @@ impl SealedCertificate {
             serial: hex::decode(&self.serial_hex).map_err(UseCaseError::internal)?,
             issuer_cert_der: hex::decode(&self.issuer_cert_der_hex)
                 .map_err(UseCaseError::internal)?,
+            crl_distribution_points: self
+                .distribution_point_hex
+                .as_deref()
+                .map(hex::decode)
+                .transpose()
+                .map_err(UseCaseError::internal)?,
         })
     }
 }

@@ -128,6 +128,8 @@ pub fn cards() -> &'static Cards {
             hierarchy
                 .issue(&PersonSpec {
                     photo: PhotoSource::File(photo(chip)),
+                    // The default tenant policy requires the 入力補助AP (the one-card binding).
+                    with_hojo: true,
                     ..PersonSpec::default()
                 })
                 .expect("issue a test card")

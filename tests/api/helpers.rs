@@ -359,9 +359,7 @@ pub fn openapi_violation(
             content.keys().collect::<Vec<_>>()
         ));
     };
-    let Some(schema) = media.get("schema") else {
-        return None;
-    };
+    let schema = media.get("schema")?;
     if !mime.ends_with("json") {
         return None;
     }

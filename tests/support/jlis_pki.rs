@@ -49,6 +49,7 @@ default_ca = testca
 dir = .
 database = ./db/index.txt
 serial = ./db/serial
+crlnumber = ./db/crlnumber
 new_certs_dir = ./db
 certificate = ./ca.pem
 private_key = ./ca.key
@@ -83,6 +84,7 @@ impl Pki {
         RevocationTarget {
             serial: serial.to_vec(),
             issuer_cert_der: self.ca_der.clone(),
+            crl_distribution_points: None,
         }
     }
     pub fn path(&self, name: &str) -> String {
@@ -127,6 +129,8 @@ fn build_pki(name: &str) -> Pki {
     std::fs::write(dir.join("t.cnf"), CNF).expect("write t.cnf");
     std::fs::write(dir.join("db/index.txt"), "").expect("index");
     std::fs::write(dir.join("db/serial"), "1000\n").expect("serial");
+    // CRLs carry a cRLNumber (RFC 5280 5.2.3): the CRL checker refuses CRLs without one.
+    std::fs::write(dir.join("db/crlnumber"), "01\n").expect("crlnumber");
     let d = dir.as_path();
     let key = ["-newkey", "rsa:2048", "-nodes"];
     openssl(
