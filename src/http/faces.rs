@@ -28,6 +28,12 @@ fn selfie_error(e: FaceError, what: &str) -> ApiError {
         }
         FaceError::TooLarge { detail } => ApiError::PayloadTooLarge(format!("{what}: {detail}")),
         FaceError::Undecodable { detail } => ApiError::Malformed(format!("{what}: {detail}")),
+        FaceError::TenantQueueFull { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+        }
+        FaceError::WorkerPanicked => {
+            ApiError::internal(anyhow::anyhow!("face worker panicked on {what}"))
+        }
         FaceError::Internal => ApiError::internal(anyhow::anyhow!("face engine failed on {what}")),
     }
 }
