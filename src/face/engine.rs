@@ -36,8 +36,9 @@ struct Job {
     reply: oneshot::Sender<Result<FaceAnalysis, FaceError>>,
     /// The submitter's span (request id …), entered on the worker.
     span: tracing::Span,
-    /// Held while the job is queued or running; releases the tenant's share when dropped.
-    _tenant: Option<TenantSlot>,
+    /// Held while the job is queued or running; releases the tenant's share when dropped (the worker
+    /// drops it just before replying, so a caller that got its answer sees its share released).
+    tenant: Option<TenantSlot>,
 }
 
 type TenantCounts = Arc<Mutex<HashMap<String, usize>>>;
@@ -371,7 +372,7 @@ impl FaceEngine {
                 deadline,
                 reply,
                 span: tracing::Span::current(),
-                _tenant: tenant,
+                tenant,
             },
             rx,
         )
@@ -649,7 +650,8 @@ fn supervise(engine: Weak<Inner>, kit: WorkerKit, events: Receiver<()>, tick: Du
         let missing = {
             let mut slots = inner.slots.lock().unwrap_or_else(|p| p.into_inner());
             for s in slots.iter() {
-                let stuck = s.busy_until().is_some_and(|d| now > d);
+                // A tick of grace: the caller has answered DeadlineExceeded by then.
+                let stuck = s.busy_until().is_some_and(|d| now > d + tick);
                 if stuck && !s.abandoned.swap(true, Ordering::AcqRel) {
                     s.retire(&inner.alive);
                     inner.counters.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -710,7 +712,8 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
     let (model_id, model_hash) = (inner.model_id.clone(), inner.model_hash.clone());
     drop(inner);
     let rx = &kit.rx;
-    while let Ok(job) = rx.recv() {
+    while let Ok(mut job) = rx.recv() {
+        let tenant = job.tenant.take();
         let started = Instant::now();
         metrics::gauge!("face_queue_depth").set(rx.len() as f64);
         metrics::histogram!("face_queue_wait_seconds")
@@ -720,6 +723,7 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
         }
         if started > job.deadline {
             metrics::counter!("face_jobs_total", "outcome" => "deadline").increment(1);
+            drop(tenant);
             let _ = job.reply.send(Err(FaceError::DeadlineExceeded));
             continue;
         }
@@ -745,6 +749,7 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
                 kind = ?job.kind,
                 "face worker panicked; the job fails and the worker is replaced"
             );
+            drop(tenant);
             let _ = job.reply.send(Err(FaceError::WorkerPanicked));
             return;
         };
@@ -759,6 +764,7 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
             let new = (old * 7 + spent.as_micros() as u64) / 8;
             inner.avg_job_us.store(new, Ordering::Relaxed);
         }
+        drop(tenant);
         let _ = job.reply.send(result);
         if slot.abandoned.load(Ordering::Acquire) {
             // Replaced already: take no more jobs.
