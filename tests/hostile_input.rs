@@ -156,16 +156,24 @@ fn the_49_kb_j2k_bomb_is_refused_by_the_gate_with_no_allocation_beyond_the_gate(
     let bomb = j2k_bomb();
     assert!(bomb.len() > 49_000 && bomb.len() < 50_000, "{}", bomb.len());
     let (result, peak) = peak_during(|| jp2gate::check(&bomb, &GateLimits::default()));
-    let err = result.unwrap_err();
-    assert_eq!(err.rule, GateRule::Components);
+    // 2000 px sides are beyond the chip-photo bound (1024) …
+    assert_eq!(result.unwrap_err().rule, GateRule::Dimensions);
     // The gate only borrows the input; its one allocation is the error's detail text.
+    assert!(peak < 1024, "the gate held {peak} bytes");
+    // … and with a bound that lets the size pass, the 16,384 components are refused.
+    let loose = GateLimits {
+        max_side_px: 4096,
+        max_tiles: 1000,
+    };
+    let (result, peak) = peak_during(|| jp2gate::check(&bomb, &loose));
+    assert_eq!(result.unwrap_err().rule, GateRule::Components);
     assert!(peak < 1024, "the gate held {peak} bytes");
 
     // Through the decoder entry point: the same refusal, still no decoder buffers (openjp2 took 2 GB).
     let (result, peak) =
         peak_during(|| decode::decode_jpeg2000(&bomb, &DecodeLimits::new(4_000_000)));
     assert!(
-        matches!(&result, Err(DecodeError::Refused(e)) if e.rule == GateRule::Components),
+        matches!(&result, Err(DecodeError::Refused(e)) if e.rule == GateRule::Dimensions),
         "{result:?}"
     );
     assert!(peak < 4096, "decode_jpeg2000 held {peak} bytes");
@@ -288,7 +296,7 @@ fn the_bomb_inside_a_validly_signed_card_verifies_and_is_then_refused_by_the_gat
     assert_eq!(report.card_data.result, CardDataResult::Valid);
     assert_eq!(report.chip_photo, bomb, "DF27 carries the bytes as given");
     let (result, peak) = peak_during(|| jp2gate::check(&report.chip_photo, &GateLimits::default()));
-    assert_eq!(result.unwrap_err().rule, GateRule::Components);
+    assert_eq!(result.unwrap_err().rule, GateRule::Dimensions);
     assert!(peak < 1024, "the gate held {peak} bytes");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -356,8 +364,8 @@ fn the_bomb_never_reaches_the_pool() {
     let bomb = Bytes::from(j2k_bomb());
     let (result, peak) = peak_during(|| engine.analyze_blocking(bomb, ImageKind::ChipPhoto));
     match result {
-        Err(FaceError::Undecodable { detail }) => {
-            assert!(detail.contains("components"), "{detail}")
+        Err(FaceError::TooLarge { detail }) => {
+            assert!(detail.contains("rule dimensions"), "{detail}")
         }
         other => panic!("{other:?}"),
     }

@@ -542,8 +542,16 @@ fn check_codestream(cs: &[u8], limits: &GateLimits) -> Result<Codestream, GateEr
     if c.u16("SIZ")? != SIZ {
         return refuse(GateRule::Codestream, "SIZ does not follow SOC");
     }
-    let siz = segment(&mut c, "SIZ")?;
-    let mut out = check_siz(siz, limits)?;
+    // SIZ is read field by field, so an impossible size is refused even when the segment is cut short.
+    let lsiz = c.u16("SIZ")?;
+    let siz_at = c.at;
+    let mut out = check_siz(&mut c, limits)?;
+    if c.at - siz_at + 2 != usize::from(lsiz) {
+        return refuse(
+            GateRule::Codestream,
+            "SIZ length does not fit its component count",
+        );
+    }
     let comps = out.components;
 
     // Main header up to the first tile-part.
@@ -696,13 +704,25 @@ fn refuse_marker<T>(marker: u16, place: &str) -> Result<T, GateError> {
     }
 }
 
-fn check_siz(siz: &[u8], limits: &GateLimits) -> Result<Codestream, GateError> {
-    let mut c = Cursor::new(siz);
+fn check_siz(c: &mut Cursor<'_>, limits: &GateLimits) -> Result<Codestream, GateError> {
     let rsiz = c.u16("SIZ")?;
     let xsiz = c.u32("SIZ")?;
     let ysiz = c.u32("SIZ")?;
     let xo = c.u32("SIZ")?;
     let yo = c.u32("SIZ")?;
+    if xsiz <= xo || ysiz <= yo {
+        return refuse(GateRule::Dimensions, "the image area is empty");
+    }
+    let (w, h) = (xsiz - xo, ysiz - yo);
+    if w > limits.max_side_px || h > limits.max_side_px {
+        return refuse(
+            GateRule::Dimensions,
+            format!(
+                "{w}×{h} exceeds the chip-photo bound of {} px a side",
+                limits.max_side_px
+            ),
+        );
+    }
     let xt = c.u32("SIZ")?;
     let yt = c.u32("SIZ")?;
     let xto = c.u32("SIZ")?;
@@ -712,12 +732,6 @@ fn check_siz(siz: &[u8], limits: &GateLimits) -> Result<Codestream, GateError> {
         return refuse(
             GateRule::Components,
             format!("{csiz} components; a chip photo has 1 or 3"),
-        );
-    }
-    if c.remaining() != 3 * usize::from(csiz) {
-        return refuse(
-            GateRule::Codestream,
-            "SIZ length does not fit its component count",
         );
     }
     for i in 0..csiz {
@@ -748,19 +762,6 @@ fn check_siz(siz: &[u8], limits: &GateLimits) -> Result<Codestream, GateError> {
         return refuse(
             GateRule::Profile,
             format!("capabilities 0x{rsiz:04X} beyond JPEG 2000 Part 1 profiles 0 and 1"),
-        );
-    }
-    if xsiz <= xo || ysiz <= yo {
-        return refuse(GateRule::Dimensions, "the image area is empty");
-    }
-    let (w, h) = (xsiz - xo, ysiz - yo);
-    if w > limits.max_side_px || h > limits.max_side_px {
-        return refuse(
-            GateRule::Dimensions,
-            format!(
-                "{w}×{h} exceeds the chip-photo bound of {} px a side",
-                limits.max_side_px
-            ),
         );
     }
     if xt == 0 || yt == 0 {
@@ -1072,9 +1073,19 @@ mod tests {
         for _ in 0..comps {
             v.extend_from_slice(&[7, 1, 1]);
         }
+        // Beyond the default side bound first; with a looser bound, the component rule.
         let e = check(&v, &GateLimits::default()).unwrap_err();
+        assert_eq!(e.rule, GateRule::Dimensions);
+        let loose = GateLimits {
+            max_side_px: 4096,
+            max_tiles: 1000,
+        };
+        let e = check(&v, &loose).unwrap_err();
         assert_eq!(e.rule, GateRule::Components);
         assert!(e.to_string().contains("components"), "{e}");
+        // Cut inside SIZ: an impossible size is still refused as such.
+        let e = check(&v[..30], &GateLimits::default()).unwrap_err();
+        assert_eq!(e.rule, GateRule::Dimensions);
     }
 
     #[test]
