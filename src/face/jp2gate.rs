@@ -644,9 +644,7 @@ fn check_codestream(cs: &[u8], limits: &GateLimits) -> Result<Codestream, GateEr
             }
             break;
         }
-        let end = sot_at
-            .checked_add(usize::try_from(psot).unwrap_or(usize::MAX))
-            .unwrap_or(usize::MAX);
+        let end = sot_at.saturating_add(usize::try_from(psot).unwrap_or(usize::MAX));
         if end < data_at {
             return refuse(
                 GateRule::Codestream,
