@@ -299,7 +299,11 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
             }
             Ok(())
         }
-        Command::Face { .. } | Command::Calibrate(_) | Command::Dev { .. } => {
+        Command::Face { .. } | Command::Calibrate(_) => {
+            anyhow::bail!("this command runs without the async runtime (see main.rs)")
+        }
+        #[cfg(feature = "devcard")]
+        Command::Dev { .. } => {
             anyhow::bail!("this command runs without the async runtime (see main.rs)")
         }
     }

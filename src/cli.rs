@@ -39,6 +39,7 @@ pub enum Command {
     /// Calibrate score thresholds on a labelled pair list.
     Calibrate(crate::face::CalibrateArgs),
     /// Development tools (test cards). Never needed in production.
+    #[cfg(feature = "devcard")]
     Dev {
         #[command(subcommand)]
         command: DevCommand,
@@ -86,6 +87,7 @@ pub enum KeyCommand {
     },
 }
 
+#[cfg(feature = "devcard")]
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
     /// The test-card generator.

@@ -16,6 +16,7 @@ pub mod card;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "devcard")]
 pub mod devcard;
 pub mod domain;
 pub mod face;

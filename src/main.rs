@@ -1,7 +1,9 @@
 //! Thin bootstrap: parse the command line, load the configuration, hand over to the library.
 
 use clap::Parser;
-use jpki_face::cli::{Cli, Command, DevCommand};
+#[cfg(feature = "devcard")]
+use jpki_face::cli::DevCommand;
+use jpki_face::cli::{Cli, Command};
 use jpki_face::config::Settings;
 use std::process::ExitCode;
 
@@ -21,6 +23,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Face { command } => jpki_face::face::run_face_command(command, &settings),
         Command::Calibrate(args) => jpki_face::face::run_calibrate(args, &settings),
+        #[cfg(feature = "devcard")]
         Command::Dev {
             command: DevCommand::Card { command },
         } => jpki_face::devcard::run(command),

@@ -246,3 +246,70 @@ fn init_issue_sign_verify_revoke_through_the_cli() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn photo_raw_signs_the_bytes_as_they_are() {
+    let work = fresh_dir("card-cli-raw");
+    let h = work.join("hierarchy");
+    let hs = h.to_string_lossy().into_owned();
+    jpki_face(&["init", &hs, "--seed", "12"]);
+    // Not even an image: the generator neither decodes nor re-encodes it.
+    let raw: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let raw_path = work.join("raw.bin");
+    std::fs::write(&raw_path, &raw).unwrap();
+    let person = stdout(&jpki_face(&[
+        "issue",
+        &hs,
+        "--photo-raw",
+        &raw_path.to_string_lossy(),
+    ]))
+    .trim()
+    .to_string();
+    let nonce = [0x3Cu8; 32];
+    let card = stdout(&jpki_face(&[
+        "sign",
+        &hs,
+        &person,
+        "--session-id",
+        "ses_raw",
+        "--nonce",
+        &URL_SAFE_NO_PAD.encode(nonce),
+    ]));
+    let trust = TrustStore::load(&h.join("trust")).unwrap();
+    let sub = parse_card_json(card.as_bytes()).unwrap();
+    let binding = SessionBinding {
+        session_id: "ses_raw",
+        nonce: &nonce,
+    };
+    let report = verify_card(
+        &sub,
+        &trust,
+        &jpki_face::card::CardPolicy::default(),
+        &binding,
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(report.card_data.result, CardDataResult::Valid);
+    assert_eq!(report.chip_photo, raw);
+    // --photo and --photo-raw exclude each other; one of them is required.
+    let both = Command::new(env!("CARGO_BIN_EXE_jpki-face"))
+        .args([
+            "dev",
+            "card",
+            "issue",
+            &hs,
+            "--photo",
+            "a.jpg",
+            "--photo-raw",
+        ])
+        .arg(&raw_path)
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    let neither = Command::new(env!("CARGO_BIN_EXE_jpki-face"))
+        .args(["dev", "card", "issue", &hs])
+        .output()
+        .unwrap();
+    assert!(!neither.status.success());
+    let _ = std::fs::remove_dir_all(&work);
+}

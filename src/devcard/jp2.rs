@@ -1,7 +1,8 @@
 //! JPEG 2000 (JP2 container) encoding of the chip photo, with the pure-Rust `openjp2` encoder.
 //!
 //! Uses only the crate's safe API (`opj_image::create`, `Codec`, `Stream::new_file`); the encoder writes to a
-//! file stream, so the photo is written next to the card files and read back.
+//! file stream (openjp2 has no safe in-memory writer, and jpeg2k's encoder is file-only as well), so the
+//! photo is written next to the card files, or to a temporary file, and read back.
 
 use anyhow::{bail, Context, Result};
 use image::DynamicImage;
@@ -24,6 +25,21 @@ pub fn encode(img: &DynamicImage, greyscale: bool, out: &Path) -> Result<Vec<u8>
     } else {
         img.clone()
     };
+    encode_at(&img, greyscale, RATE, out)
+}
+
+/// Encodes an RGB picture at its own size as a lossy JP2 with one layer at compression `ratio` (for
+/// tests and benchmarks that need chip photos); goes through a temporary file.
+pub fn encode_rgb(img: &image::RgbImage, ratio: f32) -> Result<Vec<u8>> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("jpki-face-jp2-{}-{n}.jp2", std::process::id()));
+    let result = encode_at(&DynamicImage::ImageRgb8(img.clone()), false, ratio, &path);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn encode_at(img: &DynamicImage, greyscale: bool, ratio: f32, out: &Path) -> Result<Vec<u8>> {
     let (w, h) = (img.width(), img.height());
     let planes: Vec<Vec<i32>> = if greyscale {
         vec![img.to_luma8().pixels().map(|p| i32::from(p.0[0])).collect()]
@@ -68,7 +84,7 @@ pub fn encode(img: &DynamicImage, greyscale: bool, out: &Path) -> Result<Vec<u8>
         dst.copy_from_slice(src);
     }
     let mut rates = [0.0; 100];
-    rates[0] = RATE;
+    rates[0] = ratio;
     let mut cp = opj_cparameters_t {
         tcp_numlayers: 1,
         tcp_rates: rates,

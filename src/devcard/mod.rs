@@ -8,14 +8,21 @@
 mod hierarchy;
 mod jp2;
 mod keys;
+mod lock;
 mod mutate;
+mod person;
 mod pki;
+mod portrait;
+mod records;
 
 pub use hierarchy::{
-    synthetic_face, Defect, PersonId, PersonRecord, PersonSpec, PhotoSource, TestHierarchy,
-    DEFAULT_CRL_URL, DEFAULT_OCSP_URL, HOJO_ROOT_KEY_ID, KENMEN_ROOT_KEY_ID, UNKNOWN_ROOT_KEY_ID,
+    TestHierarchy, DEFAULT_CRL_URL, DEFAULT_OCSP_URL, HOJO_ROOT_KEY_ID, KENMEN_ROOT_KEY_ID,
+    UNKNOWN_ROOT_KEY_ID,
 };
+pub use jp2::encode_rgb as encode_jp2;
 pub use mutate::{mutate, Mutant};
+pub use person::{Defect, PersonId, PersonRecord, PersonSpec, PhotoSource};
+pub use portrait::synthetic_face;
 pub use x509_cert::ext::pkix::CrlReason;
 
 use crate::card::{SessionBinding, Sex};
@@ -40,8 +47,16 @@ pub enum DevCardCommand {
         /// The hierarchy directory made by `init`.
         dir: PathBuf,
         /// Face photo, JPEG or PNG; encoded as JPEG 2000 into DF27.
-        #[arg(long)]
-        photo: PathBuf,
+        #[arg(
+            long,
+            required_unless_present = "photo_raw",
+            conflicts_with = "photo_raw"
+        )]
+        photo: Option<PathBuf>,
+        /// A file whose bytes go into DF27 exactly as they are (no decoding, no re-encoding), signed like
+        /// any photo: for tests with crafted or hostile chip photos.
+        #[arg(long, value_name = "FILE")]
+        photo_raw: Option<PathBuf>,
         /// Family and given name; a space between them becomes U+3000 as on the card.
         #[arg(long, default_value = "山田 太郎")]
         name: String,
@@ -160,6 +175,7 @@ pub fn run(cmd: DevCardCommand) -> Result<()> {
         DevCardCommand::Issue {
             dir,
             photo,
+            photo_raw,
             name,
             birth_date,
             sex,
@@ -170,9 +186,19 @@ pub fn run(cmd: DevCardCommand) -> Result<()> {
             greyscale,
         } => {
             let h = TestHierarchy::open(&dir)?;
-            if !photo.is_file() {
-                bail!("--photo {}: no such file", photo.display());
-            }
+            let photo = match (photo, photo_raw) {
+                (_, Some(raw)) => PhotoSource::Raw(
+                    std::fs::read(&raw)
+                        .with_context(|| format!("--photo-raw {}", raw.display()))?,
+                ),
+                (Some(photo), None) => {
+                    if !photo.is_file() {
+                        bail!("--photo {}: no such file", photo.display());
+                    }
+                    PhotoSource::File(photo)
+                }
+                (None, None) => bail!("give --photo or --photo-raw"),
+            };
             let birth_date = NaiveDate::parse_from_str(&birth_date, "%Y-%m-%d")
                 .context("--birth-date: want YYYY-MM-DD")?;
             let sex = match sex {
@@ -182,7 +208,7 @@ pub fn run(cmd: DevCardCommand) -> Result<()> {
                 SexArg::NotApplicable => Sex::NotApplicable,
             };
             let spec = PersonSpec {
-                photo: PhotoSource::File(photo),
+                photo,
                 name: name.replace(' ', "\u{3000}"),
                 birth_date,
                 sex,

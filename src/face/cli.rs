@@ -279,6 +279,8 @@ fn error_code(e: &FaceError) -> &'static str {
         FaceError::UnsupportedMediaType { .. } => "unsupported_media_type",
         FaceError::TooLarge { .. } => "too_large",
         FaceError::Undecodable { .. } => "undecodable",
+        FaceError::TenantQueueFull { .. } => "tenant_queue_full",
+        FaceError::WorkerPanicked => "worker_panicked",
         FaceError::Internal => "internal",
     }
 }

@@ -22,6 +22,16 @@ pub struct FaceConfig {
     pub selfie_max_pixels: u64,
     pub chip_photo_max_bytes: usize,
     pub chip_photo_max_pixels: u64,
+    /// Largest chip-photo width or height, checked by the JPEG 2000 gate before the decoder runs.
+    pub chip_photo_max_side_px: u32,
+    /// Largest fraction of `queue_capacity` one tenant may hold (queued or running) through
+    /// `analyze_for`; past it that tenant gets `TenantQueueFull`.
+    pub tenant_queue_share: f64,
+    /// TEST ONLY: hex bytes; an image starting with them makes its worker panic. Must be unset in production.
+    pub test_panic_marker: Option<String>,
+    /// TEST ONLY: hex bytes; an image starting with them stalls its worker until the job is abandoned.
+    /// Must be unset in production.
+    pub test_stall_marker: Option<String>,
     /// Detector candidates below this score are discarded before NMS.
     pub detection_threshold: f32,
     /// IoU above which overlapping detections are merged.
@@ -70,6 +80,10 @@ impl Default for FaceConfig {
             selfie_max_pixels: 40_000_000,
             chip_photo_max_bytes: 64 * 1024,
             chip_photo_max_pixels: 4_000_000,
+            chip_photo_max_side_px: 1024,
+            tenant_queue_share: 0.5,
+            test_panic_marker: None,
+            test_stall_marker: None,
             detection_threshold: 0.5,
             nms_iou: 0.3,
             enrollment_target_fmr: 1e-4,

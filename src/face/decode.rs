@@ -1,7 +1,16 @@
 //! Image decoding with limits: the format is sniffed from the bytes (never the client's content type),
-//! the pixel count is read from the header and refused above the limit before any pixel is decoded,
-//! EXIF orientation is applied and greyscale becomes three channels.
+//! the structure is walked to the end marker (a truncated image is refused, never decoded as a partial
+//! picture), the pixel count and a memory budget are checked from the header before any pixel is decoded,
+//! EXIF orientation is applied and greyscale becomes three channels. JPEG 2000 passes our own strict gate
+//! ([`super::jp2gate`]) before the decoder sees a byte.
+//!
+//! The memory budget: a raster decode may hold the decoder's native buffer (its colour type at the
+//! header's size) and one 8-bit RGB copy (the conversion or the orientation); together they must stay
+//! within [`budget_bytes`] of the pixel limit, i.e. twice an 8-bit RGB picture at the limit. A 16-bit RGBA
+//! PNG at the pixel limit needs 8 + 3 bytes a pixel and is refused before decoding. JPEG 2000 is bounded
+//! by the gate (side, components, tiles, levels), which bounds OpenJPEG's sample buffers.
 
+use super::jp2gate::{self, GateLimits, JP2_SIGNATURE};
 use image::{DynamicImage, ImageDecoder, ImageFormat, RgbImage};
 use std::io::Cursor;
 
@@ -26,20 +35,45 @@ pub enum DecodeError {
     TooLarge(String),
     #[error("undecodable: {0}")]
     Undecodable(String),
+    /// The data ends before the image does (a JPEG cut in half, a PNG without IEND, …).
+    #[error("truncated: {0}")]
+    Truncated(String),
+    /// The JPEG 2000 gate refused the chip photo; the detail names the rule.
+    #[error("{0}")]
+    Refused(jp2gate::GateError),
 }
 
-const JP2_MAGIC: [u8; 12] = [
-    0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A,
-];
+/// The limits one decode runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest width × height, checked from the header before decoding.
+    pub max_pixels: u64,
+    /// The JPEG 2000 gate's bounds (used for JP2/J2K only).
+    pub jp2: GateLimits,
+}
+
+impl DecodeLimits {
+    pub fn new(max_pixels: u64) -> Self {
+        Self {
+            max_pixels,
+            jp2: GateLimits::default(),
+        }
+    }
+}
+
+/// The most memory one raster decode may use: twice an 8-bit RGB picture at the pixel limit, plus 1 MiB.
+pub fn budget_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(6).saturating_add(1 << 20)
+}
 
 pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Some(Sniffed::Jpeg)
-    } else if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+    } else if bytes.starts_with(&PNG_SIGNATURE) {
         Some(Sniffed::Png)
     } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
         Some(Sniffed::WebP)
-    } else if bytes.starts_with(&JP2_MAGIC) {
+    } else if bytes.starts_with(&JP2_SIGNATURE) {
         Some(Sniffed::Jp2)
     } else if bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
         Some(Sniffed::J2k)
@@ -48,31 +82,56 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
     }
 }
 
-/// Decodes a JPEG, PNG or WebP after checking its header against `max_pixels`; applies EXIF orientation.
+const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+
+/// Decodes a JPEG, PNG or WebP (JPEG 2000: see [`decode_jpeg2000`]) within `limits`; applies EXIF
+/// orientation.
 pub fn decode_raster(
     bytes: &[u8],
     format: Sniffed,
-    max_pixels: u64,
+    limits: &DecodeLimits,
 ) -> Result<RgbImage, DecodeError> {
     let fmt = match format {
-        Sniffed::Jpeg => ImageFormat::Jpeg,
-        Sniffed::Png => ImageFormat::Png,
-        Sniffed::WebP => ImageFormat::WebP,
-        Sniffed::Jp2 | Sniffed::J2k => return decode_jpeg2000(bytes, max_pixels),
+        Sniffed::Jpeg => {
+            check_jpeg_complete(bytes)?;
+            ImageFormat::Jpeg
+        }
+        Sniffed::Png => {
+            check_png_complete(bytes)?;
+            ImageFormat::Png
+        }
+        Sniffed::WebP => {
+            check_riff_complete(bytes)?;
+            ImageFormat::WebP
+        }
+        Sniffed::Jp2 | Sniffed::J2k => return decode_jpeg2000(bytes, limits),
     };
     let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
+    let max_pixels = limits.max_pixels;
+    let budget = budget_bytes(max_pixels);
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), fmt);
-    // Belt and braces: image's own allocation limit, in case a header lies about what follows.
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(1 << 20));
-    reader.limits(limits);
+    // image's own limits, for the decoders that honour them.
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(budget);
+    reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(undecodable)?;
     let (w, h) = decoder.dimensions();
     check_pixels(w, h, max_pixels)?;
+    // Our budget, from the header: the native buffer plus one RGB copy.
+    let need = decoder
+        .total_bytes()
+        .saturating_add(u64::from(w) * u64::from(h) * 3);
+    if need > budget {
+        return Err(DecodeError::TooLarge(format!(
+            "a {w}×{h} {:?} image needs {need} bytes to decode, over the budget of {budget}",
+            decoder.color_type()
+        )));
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let mut img = DynamicImage::ImageRgb8(img.into_rgb8());
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }
@@ -90,71 +149,121 @@ fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Decodes JP2 / J2K with the pure-Rust OpenJPEG port, after reading the size from the SIZ marker.
-pub fn decode_jpeg2000(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
-    let (w, h) = jpeg2000_dimensions(bytes)
-        .ok_or_else(|| DecodeError::Undecodable("no JPEG 2000 image header (SIZ) found".into()))?;
-    check_pixels(w, h, max_pixels)?;
-    let j2k =
-        jpeg2k::Image::from_bytes(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
-    // The decoder's own view of the size must agree with the header we checked.
-    check_pixels(j2k.width(), j2k.height(), max_pixels)?;
-    let img = DynamicImage::try_from(&j2k).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
-    Ok(img.into_rgb8())
-}
-
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// Width and height from the codestream's SIZ marker (in a JP2 the codestream is the `jp2c` box).
-pub fn jpeg2000_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let cs = if bytes.starts_with(&JP2_MAGIC) {
-        find_jp2c(bytes)?
-    } else {
-        bytes
-    };
-    // SOC (FF4F), SIZ (FF51), Lsiz(2), Rsiz(2), Xsiz, Ysiz, XOsiz, YOsiz.
-    if cs.get(0..4)? != [0xFF, 0x4F, 0xFF, 0x51] {
-        return None;
+/// Walks the JPEG's segments and entropy-coded data to EOI without decoding; data after EOI is allowed
+/// (camera trailers), an image that ends before EOI is refused.
+pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
+    let truncated =
+        || DecodeError::Truncated("the JPEG ends before its end-of-image marker".into());
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return Err(DecodeError::Undecodable(
+            "no JPEG start-of-image marker".into(),
+        ));
     }
-    let (xsiz, ysiz, xo, yo) = (
-        be_u32(cs, 8)?,
-        be_u32(cs, 12)?,
-        be_u32(cs, 16)?,
-        be_u32(cs, 20)?,
-    );
-    Some((xsiz.checked_sub(xo)?, ysiz.checked_sub(yo)?))
+    let mut at = 2usize;
+    loop {
+        // Find the next marker (skipping fill bytes, and tolerating stray bytes as decoders do).
+        while at < b.len() && b[at] != 0xFF {
+            at += 1;
+        }
+        while at < b.len() && b[at] == 0xFF {
+            at += 1;
+        }
+        let Some(&m) = b.get(at) else {
+            return Err(truncated());
+        };
+        at += 1;
+        match m {
+            0xD9 => return Ok(()),
+            0x01 | 0xD0..=0xD8 => {}
+            _ => {
+                let len = b.get(at..at + 2).ok_or_else(truncated)?;
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 {
+                    return Err(DecodeError::Undecodable(
+                        "JPEG segment length below 2".into(),
+                    ));
+                }
+                if at + len > b.len() {
+                    return Err(truncated());
+                }
+                at += len;
+                if m == 0xDA {
+                    // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.
+                    while at + 1 < b.len() {
+                        if b[at] == 0xFF
+                            && b[at + 1] != 0x00
+                            && !(0xD0..=0xD7).contains(&b[at + 1])
+                            && b[at + 1] != 0xFF
+                        {
+                            break;
+                        }
+                        at += 1;
+                    }
+                    if at + 1 >= b.len() {
+                        return Err(truncated());
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn find_jp2c(bytes: &[u8]) -> Option<&[u8]> {
-    let mut at = 0usize;
-    while at.checked_add(8)? <= bytes.len() {
-        let len = be_u32(bytes, at)? as u64;
-        let kind = bytes.get(at + 4..at + 8)?;
-        let (header, body_len) = match len {
-            0 => (8usize, (bytes.len() - at - 8) as u64),
-            1 => {
-                let hi = u64::from(be_u32(bytes, at + 8)?);
-                let lo = u64::from(be_u32(bytes, at + 12)?);
-                (16, ((hi << 32) | lo).checked_sub(16)?)
-            }
-            n => (8, n.checked_sub(8)?),
+/// Walks the PNG's chunks to IEND (lengths only; the decoder checks the CRCs).
+pub fn check_png_complete(b: &[u8]) -> Result<(), DecodeError> {
+    let mut at = PNG_SIGNATURE.len();
+    loop {
+        let Some(head) = b.get(at..at + 8) else {
+            return Err(DecodeError::Truncated(
+                "the PNG ends before its IEND chunk".into(),
+            ));
         };
-        let start = at.checked_add(header)?;
-        let end = start
-            .checked_add(usize::try_from(body_len).ok()?)?
-            .min(bytes.len());
-        if kind == b"jp2c" {
-            return bytes.get(start..end);
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let end = at
+            .checked_add(12)
+            .and_then(|x| x.checked_add(len))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| {
+                DecodeError::Truncated("a PNG chunk runs past the end of the data".into())
+            })?;
+        if &head[4..8] == b"IEND" {
+            return Ok(());
         }
         at = end;
-        if len == 0 {
-            break;
-        }
     }
-    None
+}
+
+/// The RIFF size field of a WebP must fit the data.
+pub fn check_riff_complete(b: &[u8]) -> Result<(), DecodeError> {
+    let size = b
+        .get(4..8)
+        .map(|s| u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])))
+        .ok_or_else(|| DecodeError::Truncated("the WebP header is cut".into()))?;
+    if size + 8 > b.len() as u64 {
+        return Err(DecodeError::Truncated(format!(
+            "the WebP declares {} bytes but has {}",
+            size + 8,
+            b.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes JP2 / J2K with the pure-Rust OpenJPEG port, after our gate accepted it and the pixel limit
+/// holds; strict mode, so a truncated codestream is an error rather than a partial picture.
+pub fn decode_jpeg2000(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    let header = jp2gate::check(bytes, &limits.jp2).map_err(DecodeError::Refused)?;
+    check_pixels(header.width, header.height, limits.max_pixels)?;
+    let params = jpeg2k::DecodeParameters::new().strict(true);
+    let j2k = jpeg2k::Image::from_bytes_with(bytes, params)
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    // The decoder's own view of the size must agree with the header we checked.
+    if (j2k.width(), j2k.height()) != (header.width, header.height) {
+        return Err(DecodeError::Undecodable(
+            "the decoder disagrees with the checked header about the size".into(),
+        ));
+    }
+    let img = DynamicImage::try_from(&j2k).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    Ok(img.into_rgb8())
 }
 
 #[cfg(test)]
@@ -165,7 +274,7 @@ mod tests {
     fn sniffs_by_magic_not_by_name() {
         assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Sniffed::Jpeg));
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Sniffed::WebP));
-        assert_eq!(sniff(&JP2_MAGIC), Some(Sniffed::Jp2));
+        assert_eq!(sniff(&JP2_SIGNATURE), Some(Sniffed::Jp2));
         assert_eq!(sniff(&[0xFF, 0x4F, 0xFF, 0x51, 0]), Some(Sniffed::J2k));
         assert_eq!(sniff(b"GIF89a"), None);
         assert_eq!(sniff(b""), None);
@@ -177,30 +286,89 @@ mod tests {
         cs.extend_from_slice(&100_000u32.to_be_bytes());
         cs.extend_from_slice(&100_000u32.to_be_bytes());
         cs.extend_from_slice(&[0; 8]);
-        assert_eq!(jpeg2000_dimensions(&cs), Some((100_000, 100_000)));
-        assert!(matches!(
-            decode_jpeg2000(&cs, 4_000_000),
-            Err(DecodeError::TooLarge(_))
-        ));
+        cs.extend_from_slice(&100_000u32.to_be_bytes());
+        cs.extend_from_slice(&100_000u32.to_be_bytes());
+        cs.extend_from_slice(&[0; 8]);
+        cs.extend_from_slice(&[0, 1, 7, 1, 1]);
+        match decode_jpeg2000(&cs, &DecodeLimits::new(4_000_000)) {
+            Err(DecodeError::Refused(e)) => assert_eq!(e.rule, jp2gate::GateRule::Dimensions),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn truncated_jpeg2000_never_panics() {
-        let mut jp2 = JP2_MAGIC.to_vec();
+        let mut jp2 = JP2_SIGNATURE.to_vec();
         for cut in 0..40 {
             jp2.truncate(12);
             jp2.extend(std::iter::repeat_n(0xFFu8, cut));
-            let _ = jpeg2000_dimensions(&jp2);
-            let _ = decode_jpeg2000(&jp2, 1000);
+            assert!(decode_jpeg2000(&jp2, &DecodeLimits::new(1000)).is_err());
         }
+    }
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 90]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_is_refused_as_truncated() {
+        let full = jpeg(64, 48);
+        assert!(check_jpeg_complete(&full).is_ok());
+        assert!(decode_raster(&full, Sniffed::Jpeg, &DecodeLimits::new(1 << 20)).is_ok());
+        for cut in [full.len() / 2, full.len() - 1, full.len() - 2, 200] {
+            assert!(
+                matches!(
+                    decode_raster(&full[..cut], Sniffed::Jpeg, &DecodeLimits::new(1 << 20)),
+                    Err(DecodeError::Truncated(_))
+                ),
+                "cut at {cut}"
+            );
+        }
+        // Trailing bytes after EOI (camera trailers) are fine.
+        let mut trailer = full.clone();
+        trailer.extend_from_slice(b"trailer");
+        assert!(check_jpeg_complete(&trailer).is_ok());
+    }
+
+    #[test]
+    fn a_png_without_iend_is_refused_and_a_wide_png_is_over_budget() {
+        let img = image::RgbImage::from_pixel(32, 32, image::Rgb([10, 20, 30]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        let png = out.into_inner();
+        assert!(decode_raster(&png, Sniffed::Png, &DecodeLimits::new(1 << 20)).is_ok());
+        assert!(matches!(
+            decode_raster(
+                &png[..png.len() - 12],
+                Sniffed::Png,
+                &DecodeLimits::new(1 << 20)
+            ),
+            Err(DecodeError::Truncated(_))
+        ));
+        // 16-bit RGBA needs 8 + 3 bytes a pixel: over the budget of 6 (+1 MiB) at the pixel limit.
+        let (w, h) = (1024u32, 1024u32);
+        let img =
+            image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(w, h, image::Rgba([1, 2, 3, 4]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        let png16 = out.into_inner();
+        let pixels = u64::from(w * h);
+        assert!(matches!(
+            decode_raster(&png16, Sniffed::Png, &DecodeLimits::new(pixels)),
+            Err(DecodeError::TooLarge(_))
+        ));
+        assert!(decode_raster(&png16, Sniffed::Png, &DecodeLimits::new(2 * pixels)).is_ok());
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = jpeg2000_dimensions(&bytes);
             if let Some(f) = sniff(&bytes) {
-                let _ = decode_raster(&bytes, f, 1 << 20);
+                let _ = decode_raster(&bytes, f, &DecodeLimits::new(1 << 20));
             }
         }
 
@@ -209,13 +377,13 @@ mod tests {
             let magic: &[u8] = match which {
                 0 => &[0xFF, 0xD8, 0xFF],
                 1 => &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A],
-                2 => &JP2_MAGIC,
+                2 => &JP2_SIGNATURE,
                 _ => &[0xFF, 0x4F, 0xFF, 0x51],
             };
             let mut bytes = magic.to_vec();
             bytes.extend_from_slice(&tail);
             if let Some(f) = sniff(&bytes) {
-                let _ = decode_raster(&bytes, f, 1 << 20);
+                let _ = decode_raster(&bytes, f, &DecodeLimits::new(1 << 20));
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 mod engine;
+pub mod jp2gate;
 pub mod models;
 pub mod quality;
 pub mod template;
@@ -18,7 +19,7 @@ pub mod template;
 pub use calibration::{CalibrationTable, Threshold};
 pub use cli::{run_calibrate, run_face_command, CalibrateArgs, FaceCommand};
 pub use config::{FaceConfig, QualityRules};
-pub use engine::{accepted_format, Bench, FaceEngine};
+pub use engine::{accepted_format, Bench, FaceEngine, PoolStats};
 pub use models::FaceInitError;
 pub use quality::{QualityCheck, QualityFailure, QualityReport, QualityResult};
 pub use template::{ModelMismatch, Template, TemplateDecodeError};
@@ -72,11 +73,18 @@ pub struct FaceAnalysis {
 }
 
 /// Why an image could not be analysed. HTTP mapping (by the lead): Overloaded → 503 + Retry-After,
-/// DeadlineExceeded → 503, NotReady → 503, UnsupportedMediaType → 415, TooLarge → 413, Undecodable → 400.
+/// DeadlineExceeded → 503, NotReady → 503, UnsupportedMediaType → 415, TooLarge → 413, Undecodable → 400
+/// or 422 (a truncated image is `Undecodable` with a detail starting "truncated"; a chip photo's errors →
+/// 422 invalid_card_data with the detail; the JPEG 2000 gate's refusals arrive as `Undecodable`, or
+/// `TooLarge` for the dimensions rule, with a detail naming the rule), TenantQueueFull → 429 rate_limited
+/// + Retry-After, WorkerPanicked → 500 internal, Internal → 500.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaceError {
     #[error("the face engine is overloaded; retry after {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
+    /// This tenant already holds its share (`face.tenant_queue_share`) of the queue; others are served.
+    #[error("this tenant's share of the face queue is full; retry after {retry_after_secs} s")]
+    TenantQueueFull { retry_after_secs: u64 },
     #[error("the face analysis did not finish before its deadline")]
     DeadlineExceeded,
     #[error("the face engine is still warming up")]
@@ -87,6 +95,9 @@ pub enum FaceError {
     TooLarge { detail: String },
     #[error("image cannot be decoded: {detail}")]
     Undecodable { detail: String },
+    /// The worker running this job panicked; the job is answered with this, the worker is replaced.
+    #[error("the face worker failed on this image")]
+    WorkerPanicked,
     #[error("internal error in the face engine")]
     Internal,
 }

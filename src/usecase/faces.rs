@@ -33,6 +33,12 @@ fn selfie_error(e: FaceError, what: &str) -> UseCaseError {
         FaceError::Internal => {
             UseCaseError::internal(anyhow::anyhow!("face engine failed on {what}"))
         }
+        FaceError::TenantQueueFull { retry_after_secs } => {
+            UseCaseError::RateLimited { retry_after_secs }
+        }
+        FaceError::WorkerPanicked => {
+            UseCaseError::internal(anyhow::anyhow!("face worker panicked on {what}"))
+        }
     }
 }
 
@@ -55,17 +61,16 @@ pub async fn analyze(
     chip: Option<Bytes>,
     frames: &[Bytes],
 ) -> Result<FaceWork, UseCaseError> {
-    let _ = tenant_id;
     let selfie_job = async {
         engine
-            .analyze(selfie, ImageKind::Selfie)
+            .analyze_for(tenant_id, selfie, ImageKind::Selfie)
             .await
             .map_err(|e| selfie_error(e, "selfie"))
     };
     let chip_job = async {
         match chip {
             Some(bytes) => engine
-                .analyze(bytes, ImageKind::ChipPhoto)
+                .analyze_for(tenant_id, bytes, ImageKind::ChipPhoto)
                 .await
                 .map(Some)
                 .map_err(chip_error),
@@ -75,7 +80,7 @@ pub async fn analyze(
     let frame_jobs = futures::future::join_all(frames.iter().map(|frame| async move {
         let digest: [u8; 32] = Sha256::digest(frame).into();
         engine
-            .analyze(frame.clone(), ImageKind::Selfie)
+            .analyze_for(tenant_id, frame.clone(), ImageKind::Selfie)
             .await
             .map(|a| (digest, a))
             .map_err(|e| selfie_error(e, "liveness_frame"))
