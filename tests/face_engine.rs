@@ -617,14 +617,18 @@ fn templates_of_different_models_refuse_to_compare() {
     // Stored templates keep their model tag.
     let back = jpki_face::face::Template::from_bytes(&a.to_bytes()).expect("round trip");
     assert_eq!(back, a);
-    assert!(e.model_label().starts_with("sface-2021dec@0ba9fbfa01b5"));
+    // The label names the file that computed the template: the derived SFace (models/manifest.toml).
+    let m = jpki_face::face::models::manifest().expect("manifest");
+    assert_eq!(
+        e.model_label(),
+        format!("sface-2021dec@{}", &m.recognizer.sha256[..12])
+    );
+    assert!(e.model_label().starts_with("sface-2021dec@ae6a6ac44d2b"));
 }
 
 fn copy_models(dir: &Path, corrupt_detector: bool) {
-    for f in [
-        "face_detection_yunet_2023mar.onnx",
-        "face_recognition_sface_2021dec.onnx",
-    ] {
+    let m = jpki_face::face::models::manifest().expect("manifest");
+    for f in [&m.detector.file, &m.recognizer.file] {
         let mut bytes = std::fs::read(root().join("models").join(f)).expect("model fetched");
         if corrupt_detector && f.contains("yunet") {
             let last = bytes.len() - 1;
@@ -642,10 +646,25 @@ fn the_engine_refuses_to_start_on_a_model_hash_mismatch_or_missing_files() {
     cfg.models_dir = dir.path().to_path_buf();
     match FaceEngine::start(&cfg) {
         Err(FaceInitError::HashMismatch { path, .. }) => {
-            assert!(path.ends_with("face_detection_yunet_2023mar.onnx"))
+            assert!(path.ends_with("face_detection_yunet_2023mar.dynamic.onnx"))
         }
         other => panic!("expected a hash mismatch, got {other:?}"),
     }
+    // The originals under the derived files' names are refused too: start-up checks the derived hashes.
+    let orig = tempfile::tempdir().unwrap();
+    let m = jpki_face::face::models::manifest().expect("manifest");
+    for e in [&m.detector, &m.recognizer] {
+        let o = e.original.as_ref().expect("a derived model names its original");
+        std::fs::copy(root().join("models").join(&o.file), orig.path().join(&e.file)).unwrap();
+    }
+    cfg.models_dir = orig.path().to_path_buf();
+    assert!(
+        matches!(
+            FaceEngine::start(&cfg),
+            Err(FaceInitError::HashMismatch { .. })
+        ),
+        "an original file in place of its derived file must not start"
+    );
     let empty = tempfile::tempdir().unwrap();
     cfg.models_dir = empty.path().to_path_buf();
     let err = FaceEngine::start(&cfg).unwrap_err();
@@ -666,5 +685,145 @@ fn the_engine_refuses_to_start_on_a_model_hash_mismatch_or_missing_files() {
             ),
             "{err:?}"
         );
+    }
+}
+
+/// The derived model files (models/manifest.toml, made by scripts/fetch-models.sh) compute what the
+/// pinned originals compute: YuNet's detections at the original's fixed 640×640 input and SFace's
+/// embedding of the same aligned crop, within 1e-4, on sample portraits.
+#[test]
+fn derived_models_give_the_originals_outputs() {
+    use jpki_face::face::{align, detect, models};
+    let m = models::manifest().expect("manifest");
+    let dir = root().join("models");
+    let (det, rec) = (&m.detector, &m.recognizer);
+    let (det_o, rec_o) = (det.original.as_ref().unwrap(), rec.original.as_ref().unwrap());
+    for (file, sha) in [
+        (&det.file, &det.sha256),
+        (&rec.file, &rec.sha256),
+        (&det_o.file, &det_o.sha256),
+        (&rec_o.file, &rec_o.sha256),
+    ] {
+        assert_eq!(
+            &models::sha256_file(&dir.join(file)).expect("fetched: run scripts/fetch-models.sh"),
+            sha,
+            "{file}"
+        );
+    }
+    let cfg = config(1, 4);
+    let env = models::environment(&cfg.effective_ort_library()).expect("runtime");
+    let mut derived = models::Models::load(&env, &dir.join(&det.file), &dir.join(&rec.file)).unwrap();
+    let mut original =
+        models::Models::load(&env, &dir.join(&det_o.file), &dir.join(&rec_o.file)).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    let mut compared = 0;
+    for name in names.iter().step_by(names.len() / 12) {
+        let img = decode(&sample(name));
+        let lb = detect::letterbox_square(&img, 640);
+        let a = original.detect_letterboxed(&lb, 0.5, 0.3).unwrap();
+        let b = derived.detect_letterboxed(&lb, 0.5, 0.3).unwrap();
+        assert_eq!(a.len(), b.len(), "{name}");
+        assert!(!a.is_empty(), "{name}: a face");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x.score - y.score).abs() < 1e-4, "{name}");
+            let (px, py) = (x.landmarks.as_flattened(), y.landmarks.as_flattened());
+            for (p, q) in px.iter().chain(&x.bbox).zip(py.iter().chain(&y.bbox)) {
+                // Original pixels: 1e-4 of the 640 input is well below this.
+                assert!((p - q).abs() < 1e-3, "{name}: {p} vs {q}");
+            }
+        }
+        let sim = align::estimate(&a[0].landmarks, &align::TEMPLATE).unwrap();
+        let crop = align::warp(&img, &sim).unwrap();
+        let ea = original.embed(&crop).unwrap();
+        let eb = derived.embed(&crop).unwrap();
+        let worst = ea.iter().zip(&eb).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        let norm = ea.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(worst / norm < 1e-4, "{name}: SFace differs by {worst} (norm {norm})");
+        compared += 1;
+    }
+    assert!(compared >= 10);
+}
+
+/// The detector input sized to the photo (multiples of 32, longer side at most 640) finds the same
+/// faces with the same landmarks as the 640×640 letterbox, and the templates made from the two agree:
+/// on the calibration photos named here and on every sample portrait.
+#[test]
+fn detection_sized_to_the_photo_keeps_the_landmarks() {
+    use jpki_face::face::{align, detect, models};
+    let m = models::manifest().expect("manifest");
+    let dir = root().join("models");
+    let cfg = config(1, 4);
+    let env = models::environment(&cfg.effective_ort_library()).expect("runtime");
+    let mut models = models::Models::load(
+        &env,
+        &dir.join(&m.detector.file),
+        &dir.join(&m.recognizer.file),
+    )
+    .unwrap();
+    let mut images: Vec<(String, RgbImage)> = [
+        "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+        "asianfaces_cn_102/asianfaces_cn_102_102_1.jpg",
+    ]
+    .iter()
+    .map(|rel| (rel.to_string(), decode(&calibration_image(rel))))
+    .collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    images.extend(names.iter().map(|n| (n.clone(), decode(&sample(n)))));
+    let caps: Vec<usize> = std::env::var("FACE_DET_CAPS")
+        .map(|v| v.split(',').map(|c| c.parse().unwrap()).collect())
+        .unwrap_or_else(|_| vec![detect::MAX_SIDE]);
+    for cap in caps {
+        let (mut worst_lm, mut sum_lm, mut worst_cos, mut n, mut pixels) = (0f32, 0f32, 1f32, 0, 0usize);
+        for (name, img) in &images {
+            let sized = detect::letterbox_sized(img, detect::MIN_SIDE, cap);
+            assert_eq!((sized.width % 32, sized.height % 32), (0, 0));
+            assert!(sized.width.max(sized.height) <= cap);
+            pixels += sized.width * sized.height;
+            let a = models
+                .detect_letterboxed(&detect::letterbox_square(img, 640), 0.5, 0.3)
+                .unwrap();
+            let b = models.detect_letterboxed(&sized, 0.5, 0.3).unwrap();
+            let (Some(a), Some(b)) = (a.first(), b.first()) else {
+                panic!("{name}: a face at 640 ({}) and sized ({})", a.len(), b.len());
+            };
+            let eye = ((a.landmarks[1][0] - a.landmarks[0][0]).powi(2)
+                + (a.landmarks[1][1] - a.landmarks[0][1]).powi(2))
+            .sqrt()
+            .max(1.0);
+            for (p, q) in a.landmarks.iter().zip(&b.landmarks) {
+                let d = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt() / eye;
+                worst_lm = worst_lm.max(d);
+                sum_lm += d / 5.0;
+            }
+            let emb = |f: &detect::Detection, models: &mut models::Models| {
+                let sim = align::estimate(&f.landmarks, &align::TEMPLATE).unwrap();
+                let mut v = models.embed(&align::warp(img, &sim).unwrap()).unwrap();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                v
+            };
+            let (ea, eb) = (emb(a, &mut models), emb(b, &mut models));
+            worst_cos = worst_cos.min(ea.iter().zip(&eb).map(|(x, y)| x * y).sum());
+            n += 1;
+        }
+        let mean_lm = sum_lm / n as f32;
+        eprintln!(
+            "cap {cap}: {n} photos, mean input {:.0}% of 640x640; landmark shift / inter-eye: mean {mean_lm:.4}, worst {worst_lm:.4}; lowest cosine to the 640x640 template {worst_cos:.4}",
+            100.0 * pixels as f32 / (n * 640 * 640) as f32
+        );
+        if cap == detect::MAX_SIDE {
+            assert!(mean_lm < 0.05, "mean landmark shift {mean_lm}");
+            assert!(worst_cos > 0.9, "lowest cosine {worst_cos}");
+        }
     }
 }

@@ -134,9 +134,100 @@ impl CalibrationTable {
     }
 }
 
-pub const RULE: &str = "threshold(FMR) = the empirical quantile when FMR x impostors >= 10; otherwise the max of (a) the \
-empirical quantile when FMR x impostors >= 1, else just above the highest impostor score; (b) a normal fit to the impostor scores with 95% upper confidence limits on mean and sd; \
-(c) an exponential tail fitted to the top 10% of impostor scores";
+pub const RULE: &str = "threshold(FMR) = the empirical one (the smallest 4-decimal value with at most FMR x impostors at or above it) \
+whenever FMR x impostors >= 10; below that, a generalised Pareto tail (probability-weighted moments, shape never below 0) fitted to the \
+highest TAIL impostor scores, and never below the empirical bound";
+
+/// How many of the highest impostor scores the tail model is fitted to (fewer if there are fewer).
+pub const TAIL: usize = 500;
+
+/// Scores of a calibration run: all pairs, and the pairs of which both images are in a labelled subset.
+#[derive(Debug, Default, Clone)]
+pub struct Scores {
+    pub genuine: Vec<f32>,
+    pub impostor: Vec<f32>,
+    pub subset_genuine: Vec<f32>,
+    pub subset_impostor: Vec<f32>,
+    pub rejected: usize,
+}
+
+impl Scores {
+    pub fn push(&mut self, score: f32, same: bool, in_subset: bool) {
+        match (same, in_subset) {
+            (true, false) => self.genuine.push(score),
+            (false, false) => self.impostor.push(score),
+            (true, true) => {
+                self.genuine.push(score);
+                self.subset_genuine.push(score);
+            }
+            (false, true) => {
+                self.impostor.push(score);
+                self.subset_impostor.push(score);
+            }
+        }
+    }
+}
+
+/// Wilson score interval for `k` successes in `n` trials at 95 % (z = 1.96).
+pub fn wilson(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n, z) = (k as f64, n as f64, 1.96f64);
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The smallest value on the 4-decimal grid that is strictly above `score` (as the f32 comparison sees it).
+fn grid_above(score: f32) -> f32 {
+    let mut t = ((f64::from(score) * 10_000.0).floor() + 1.0) / 10_000.0;
+    while (t as f32) <= score {
+        t += 1e-4;
+    }
+    t as f32
+}
+
+/// A generalised Pareto tail over `u` fitted by probability-weighted moments (Hosking & Wallis 1987) to
+/// the exceedances `y` (ascending): returns (sigma, xi). The shape is not allowed below 0 (the
+/// exponential tail): a light, bounded tail is never extrapolated as such.
+fn gpd_pwm(y: &[f64]) -> (f64, f64) {
+    let n = y.len() as f64;
+    let a0 = y.iter().sum::<f64>() / n;
+    let a1 = y
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (1.0 - (i as f64 + 1.0 - 0.35) / n) * v)
+        .sum::<f64>()
+        / n;
+    let d = a0 - 2.0 * a1;
+    if d <= 1e-12 {
+        return (a0.max(1e-6), 0.0);
+    }
+    // Hosking's k = -xi.
+    let k = a0 / d - 2.0;
+    let xi = (-k).max(0.0);
+    let sigma = if xi == 0.0 { a0 } else { 2.0 * a0 * a1 / d };
+    (sigma.max(1e-6), xi)
+}
+
+/// The tail model's threshold for `fmr`, from impostor scores sorted descending.
+fn tail_threshold(imp_desc: &[f64], fmr: f64) -> f64 {
+    let m = imp_desc.len();
+    let n_t = TAIL.min(m.saturating_sub(1)).max(1);
+    let u = imp_desc.get(n_t).copied().unwrap_or(0.0);
+    let mut y: Vec<f64> = imp_desc[..n_t].iter().map(|v| v - u).collect();
+    y.reverse();
+    let (sigma, xi) = gpd_pwm(&y);
+    let p_u = n_t as f64 / m.max(1) as f64;
+    let ratio = (p_u / fmr).max(1.0);
+    if xi < 1e-9 {
+        u + sigma * ratio.ln()
+    } else {
+        u + sigma / xi * (ratio.powf(xi) - 1.0)
+    }
+}
 
 /// Builds the table from genuine and impostor scores (cosine).
 pub fn build(
@@ -146,44 +237,26 @@ pub fn build(
     data: &str,
     rejected: usize,
 ) -> CalibrationTable {
-    let mut imp: Vec<f64> = impostor.iter().map(|&v| f64::from(v)).collect();
-    imp.sort_by(|a, b| b.total_cmp(a)); // descending
+    let mut imp32: Vec<f32> = impostor.to_vec();
+    imp32.sort_by(|a, b| b.total_cmp(a)); // descending
+    let imp: Vec<f64> = imp32.iter().map(|&v| f64::from(v)).collect();
     let m = imp.len().max(1) as f64;
-    let mean = imp.iter().sum::<f64>() / m;
-    let sd = (imp.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0)).sqrt();
-    // 95% one-sided upper limits: mean + 1.645 sd/√M; sd·(1 + 1.645/√(2(M−1))) (normal approximation of χ²).
-    let mean_up = mean + 1.645 * sd / m.sqrt();
-    let sd_up = sd * (1.0 + 1.645 / (2.0 * (m - 1.0)).max(1.0).sqrt());
-    // Exponential tail above the 90th percentile u: P(S ≥ t) = 0.1·exp(−(t−u)/β), β = mean excess.
-    let k_tail = ((m * 0.1) as usize).max(1).min(imp.len());
-    let u = imp.get(k_tail.saturating_sub(1)).copied().unwrap_or(0.0);
-    let beta = if k_tail > 0 {
-        (imp[..k_tail].iter().map(|v| v - u).sum::<f64>() / k_tail as f64).max(1e-6)
-    } else {
-        1e-6
-    };
-    let p_u = k_tail as f64 / m;
-    let top = imp.first().copied().unwrap_or(0.0);
 
     let mut points = Vec::new();
-    for (fmr, z) in TARGETS {
-        let k = (fmr * m).floor() as usize;
-        let empirical = if k >= 1 {
-            // At most k impostors at or above: just above the (k+1)-th largest.
-            imp.get(k).copied().unwrap_or(top) + 1e-4
-        } else {
-            top + 1e-4
+    for (fmr, _) in TARGETS {
+        let k = (fmr * m + 1e-9).floor() as usize;
+        // At most k impostors at or above: just above the (k+1)-th largest.
+        let empirical = match imp32.get(k) {
+            Some(&s) => grid_above(s),
+            None => -1.0,
         };
-        let gaussian = mean_up + z * sd_up;
-        let tail = u + beta * (p_u / fmr).ln().max(0.0);
-        // With at least 10 impostor pairs above it the quantile is measured well enough to use as is;
-        // below that, whichever of the data and the two tail models is strictest.
-        let (t, method) = if k >= 10 {
+        let (t32, method) = if k >= 10 {
             (empirical, PointMethod::Empirical)
         } else {
-            (empirical.max(gaussian).max(tail), PointMethod::Extrapolated)
+            let tail = tail_threshold(&imp, fmr);
+            let t = ((tail * 10_000.0).ceil() / 10_000.0) as f32;
+            (t.max(empirical), PointMethod::Extrapolated)
         };
-        let t32 = ((t * 10_000.0).ceil() / 10_000.0) as f32;
         let fnmr =
             genuine.iter().filter(|&&g| g < t32).count() as f64 / genuine.len().max(1) as f64;
         let measured_fmr = impostor.iter().filter(|&&i| i >= t32).count() as f64 / m;
@@ -202,25 +275,133 @@ pub fn build(
         genuine_pairs: genuine.len(),
         impostor_pairs: impostor.len(),
         rejected_pairs: rejected,
-        rule: RULE.to_string(),
+        rule: RULE.replace("TAIL", &TAIL.to_string()),
         point: points,
     }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2} %", v * 100.0)
+}
+
+/// A markdown report of a calibration run: per target FMR the threshold, the FMR measured there and the
+/// FNMR, each with a 95 % Wilson interval, on all pairs and on the labelled subset.
+pub fn report(
+    table: &CalibrationTable,
+    scores: &Scores,
+    rejected_images: &[(String, usize)],
+    images: usize,
+    subset_name: &str,
+) -> String {
+    let mut s = String::new();
+    let (ng, ni) = (scores.genuine.len(), scores.impostor.len());
+    let _ = writeln!(
+        s,
+        "# Calibration report: {} on {}\n\n{images} images; {ng} genuine and {ni} impostor pairs scored, {} pairs left out (an image failed quality).\n",
+        table.model, table.data, scores.rejected
+    );
+    if !rejected_images.is_empty() {
+        let _ = writeln!(s, "| images left out (first failed check) | images |\n|---|---|");
+        for (code, n) in rejected_images {
+            let _ = writeln!(s, "| `{code}` | {n} |");
+        }
+        let _ = writeln!(s);
+    }
+    let stats = |v: &[f32]| {
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let sd = (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        format!("mean {mean:.3}, sd {sd:.3}, lowest {lo:.3}, highest {hi:.3}")
+    };
+    let _ = writeln!(
+        s,
+        "Genuine scores: {}. Impostor scores: {}.\n",
+        stats(&scores.genuine),
+        stats(&scores.impostor)
+    );
+    let _ = writeln!(
+        s,
+        "| target FMR | threshold | method | impostors ≥ threshold (FMR, 95 % CI) | FNMR (95 % CI) |\n|---|---|---|---|---|"
+    );
+    for p in &table.point {
+        let fa = scores.impostor.iter().filter(|&&v| v >= p.threshold).count();
+        let fr = scores.genuine.iter().filter(|&&v| v < p.threshold).count();
+        let (flo, fhi) = wilson(fa, ni);
+        let (rlo, rhi) = wilson(fr, ng);
+        let _ = writeln!(
+            s,
+            "| {:e} | {:.4} | {:?} | {fa} ({:.1e}, {:.1e}–{:.1e}) | {} ({}–{}; {fr}/{ng}) |",
+            p.target_fmr,
+            p.threshold,
+            p.method,
+            fa as f64 / ni.max(1) as f64,
+            flo,
+            fhi,
+            pct(fr as f64 / ng.max(1) as f64),
+            pct(rlo),
+            pct(rhi)
+        );
+    }
+    let (sg, si) = (scores.subset_genuine.len(), scores.subset_impostor.len());
+    if sg + si > 0 {
+        let _ = writeln!(
+            s,
+            "\n{subset_name} subset (both images in it): {sg} genuine, {si} impostor pairs; genuine {}; impostor {}.\n",
+            stats(&scores.subset_genuine),
+            stats(&scores.subset_impostor)
+        );
+        let _ = writeln!(
+            s,
+            "| target FMR | threshold | {subset_name} impostors ≥ threshold (95 % CI) | {subset_name} FNMR (95 % CI) |\n|---|---|---|---|"
+        );
+        for p in &table.point {
+            let fa = scores.subset_impostor.iter().filter(|&&v| v >= p.threshold).count();
+            let fr = scores.subset_genuine.iter().filter(|&&v| v < p.threshold).count();
+            let (flo, fhi) = wilson(fa, si);
+            let (rlo, rhi) = wilson(fr, sg);
+            let _ = writeln!(
+                s,
+                "| {:e} | {:.4} | {fa}/{si} ({:.1e}–{:.1e}) | {} ({}–{}; {fr}/{sg}) |",
+                p.target_fmr,
+                p.threshold,
+                flo,
+                fhi,
+                pct(fr as f64 / sg.max(1) as f64),
+                pct(rlo),
+                pct(rhi)
+            );
+        }
+    }
+    s
 }
 
 /// A DET curve (FNMR against FMR, both log scale) as a standalone SVG, with the table's points marked.
 pub fn det_svg(genuine: &[f32], impostor: &[f32], table: &CalibrationTable) -> String {
     let (w, h, l, r, t, b) = (640.0, 480.0, 70.0, 20.0, 40.0, 60.0);
-    let (xmin, xmax, ymin, ymax) = (1e-4f64.log10(), 0.0f64, 1e-3f64.log10(), 0.0f64);
-    let px = |fmr: f64| l + (fmr.max(1e-4).log10() - xmin) / (xmax - xmin) * (w - l - r);
+    let (xmin, xmax, ymin, ymax) = (1e-6f64.log10(), 0.0f64, 1e-3f64.log10(), 0.0f64);
+    let px = |fmr: f64| l + (fmr.max(1e-6).log10() - xmin) / (xmax - xmin) * (w - l - r);
     let py = |fnmr: f64| t + (1.0 - (fnmr.max(1e-3).log10() - ymin) / (ymax - ymin)) * (h - t - b);
-    let mut thresholds: Vec<f32> = genuine.iter().chain(impostor).copied().collect();
+    // Thresholds at log-spaced impostor ranks (the low-FMR end is where the decisions are) and at
+    // evenly spaced genuine ranks; rates by binary search in the sorted scores.
+    let mut imp: Vec<f32> = impostor.to_vec();
+    imp.sort_by(|a, b| a.total_cmp(b));
+    let mut gen: Vec<f32> = genuine.to_vec();
+    gen.sort_by(|a, b| a.total_cmp(b));
+    let (ng, ni) = (gen.len().max(1) as f64, imp.len().max(1) as f64);
+    let mut thresholds: Vec<f32> = Vec::new();
+    let mut k = 1f64;
+    while (k as usize) <= imp.len() {
+        thresholds.push(imp[imp.len() - k as usize]);
+        k = (k * 1.02).max(k + 1.0);
+    }
+    thresholds.extend(gen.iter().step_by((gen.len() / 400).max(1)));
     thresholds.sort_by(|a, b| a.total_cmp(b));
     thresholds.dedup();
-    let (ng, ni) = (genuine.len().max(1) as f64, impostor.len().max(1) as f64);
     let mut path = String::new();
-    for th in thresholds.iter().step_by((thresholds.len() / 800).max(1)) {
-        let fmr = impostor.iter().filter(|&&s| s >= *th).count() as f64 / ni;
-        let fnmr = genuine.iter().filter(|&&s| s < *th).count() as f64 / ng;
+    for th in &thresholds {
+        let fmr = (imp.len() - imp.partition_point(|&v| v < *th)) as f64 / ni;
+        let fnmr = gen.partition_point(|&v| v < *th) as f64 / ng;
         if fmr <= 0.0 || fnmr <= 0.0 {
             continue;
         }
@@ -247,7 +428,7 @@ pub fn det_svg(genuine: &[f32], impostor: &[f32], table: &CalibrationTable) -> S
         table.genuine_pairs,
         table.impostor_pairs
     );
-    for e in -4..=0 {
+    for e in -6..=0 {
         let x = px(10f64.powi(e));
         let _ = writeln!(
             s,
@@ -288,7 +469,7 @@ pub fn det_svg(genuine: &[f32], impostor: &[f32], table: &CalibrationTable) -> S
         r##"<path d="{path}" fill="none" stroke="#1f5fbf" stroke-width="2"/>"##
     );
     for p in &table.point {
-        if p.target_fmr < 1e-4 {
+        if p.target_fmr < 1e-6 {
             continue;
         }
         let (x, y) = (px(p.target_fmr), py(p.fnmr));
@@ -352,5 +533,71 @@ mod tests {
     fn committed_table_parses() {
         let t = CalibrationTable::committed().expect("committed table is valid");
         assert!(t.threshold_for_fmr(1e-5).score >= t.threshold_for_fmr(1e-4).score);
+        // Every cross-identity pair was scored: FMR 1e-4 is measured, not extrapolated.
+        assert!(t.impostor_pairs as f64 * 1e-4 >= 10.0, "{}", t.impostor_pairs);
+        for p in &t.point {
+            let measurable = p.target_fmr * t.impostor_pairs as f64 >= 10.0;
+            assert_eq!(p.method == PointMethod::Empirical, measurable, "{p:?}");
+            assert!(p.measured_fmr <= p.target_fmr, "{p:?}");
+        }
+    }
+
+    /// Deterministic, roughly normal impostor scores (sum of 12 uniforms from a fixed LCG).
+    fn normalish(n: usize, mean: f64, sd: f64, seed: u64) -> Vec<f32> {
+        let mut x = seed;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| (mean + sd * ((0..12).map(|_| next()).sum::<f64>() - 6.0)) as f32)
+            .collect()
+    }
+
+    #[test]
+    fn the_threshold_is_the_measured_one_wherever_ten_impostors_lie_above_it() {
+        let impostor = normalish(200_000, 0.09, 0.09, 7);
+        let genuine = normalish(2_000, 0.65, 0.11, 8);
+        let t = build(&genuine, &impostor, "m", "d", 0);
+        let above = |th: f32| impostor.iter().filter(|&&v| v >= th).count();
+        for p in &t.point {
+            let k = (p.target_fmr * impostor.len() as f64 + 1e-9).floor() as usize;
+            // Never more impostors at or above than the target allows.
+            assert!(above(p.threshold) <= k, "{p:?}");
+            if k >= 10 {
+                assert_eq!(p.method, PointMethod::Empirical, "{p:?}");
+                // Exactly the measured quantile: one grid step lower lets too many impostors through.
+                assert!(above(p.threshold - 1e-4) > k, "{p:?}");
+                assert_eq!(p.measured_fmr, above(p.threshold) as f64 / 200_000.0);
+            } else {
+                assert_eq!(p.method, PointMethod::Extrapolated, "{p:?}");
+            }
+        }
+        // 200,000 impostors measure FMR down to 1e-4 (20 above), not 1e-5 (2 above).
+        let at = |f: f64| t.point.iter().find(|p| p.target_fmr == f).unwrap();
+        assert_eq!(at(1e-4).method, PointMethod::Empirical);
+        assert_eq!(at(1e-5).method, PointMethod::Extrapolated);
+        assert!(at(1e-5).threshold > at(1e-4).threshold);
+    }
+
+    #[test]
+    fn the_tail_model_extrapolates_a_normal_tail_close_to_its_true_quantile() {
+        // A normal N(0.09, 0.09²) has its 1e-5 upper quantile at 0.09 + 4.265·0.09 = 0.474. Fitted on
+        // 200,000 draws, the tail model lands near it and never far below it.
+        let impostor = normalish(200_000, 0.09, 0.09, 11);
+        let t = build(&[0.9], &impostor, "m", "d", 0);
+        let p5 = t.point.iter().find(|p| p.target_fmr == 1e-5).unwrap();
+        assert!(p5.threshold > 0.44 && p5.threshold < 0.56, "{p5:?}");
+    }
+
+    #[test]
+    fn wilson_intervals() {
+        let (lo, hi) = wilson(0, 100);
+        assert!(lo == 0.0 && (hi - 0.037).abs() < 0.001, "{hi}");
+        let (lo, hi) = wilson(50, 100);
+        assert!((lo - 0.404).abs() < 0.001 && (hi - 0.596).abs() < 0.001, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
     }
 }

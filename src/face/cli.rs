@@ -21,15 +21,20 @@ pub enum FaceCommand {
 /// `jpki-face calibrate …`
 #[derive(Debug, clap::Args)]
 pub struct CalibrateArgs {
-    /// Labelled pair list: `a<TAB>b<TAB>same`, one header line.
-    #[arg(long)]
-    pub pairs: PathBuf,
-    /// Folder the pair paths are relative to.
+    /// Folder of the images: one sub-folder per identity (`<identity>/<file>`), or the folder the
+    /// `--pairs` paths are relative to.
     #[arg(long)]
     pub images: PathBuf,
-    /// Where the calibration table and the DET plot are written.
+    /// Only score the pairs of this list (`a<TAB>b<TAB>same`, one header line). Without it every pair of
+    /// images is scored: same folder = genuine, different folders = impostor.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Where the calibration table, the DET plot and the report are written.
     #[arg(long)]
     pub out: PathBuf,
+    /// How the table and the report name the data set.
+    #[arg(long, default_value = "LFW-gray + web photos")]
+    pub data: String,
 }
 
 fn start(settings: &crate::config::Settings) -> anyhow::Result<FaceEngine> {
@@ -123,12 +128,16 @@ enum Embedded {
     Rejected(String),
 }
 
-pub fn run_calibrate(
-    args: CalibrateArgs,
-    settings: &crate::config::Settings,
-) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.pairs)
-        .with_context(|| format!("reading {}", args.pairs.display()))?;
+/// A labelled pair of image paths (relative to `--images`).
+struct Pair {
+    a: String,
+    b: String,
+    same: bool,
+}
+
+fn read_pair_list(path: &Path) -> anyhow::Result<Vec<Pair>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -136,35 +145,210 @@ pub fn run_calibrate(
         }
         let cols: Vec<&str> = line.split('\t').collect();
         let [a, b, same] = cols[..] else {
-            bail!("{}:{}: want a<TAB>b<TAB>same", args.pairs.display(), n + 1);
+            bail!("{}:{}: want a<TAB>b<TAB>same", path.display(), n + 1);
         };
         let same = match same.trim() {
             "1" | "true" => true,
             "0" | "false" => false,
             other => bail!(
                 "{}:{}: `same` must be 1 or 0, not {other:?}",
-                args.pairs.display(),
+                path.display(),
                 n + 1
             ),
         };
-        pairs.push((a.to_string(), b.to_string(), same));
+        pairs.push(Pair {
+            a: a.to_string(),
+            b: b.to_string(),
+            same,
+        });
     }
-    let mut images: Vec<String> = pairs
-        .iter()
-        .flat_map(|(a, b, _)| [a.clone(), b.clone()])
-        .collect();
+    Ok(pairs)
+}
+
+/// Every image under `<root>/<identity>/`, sorted, as (relative path, identity).
+fn list_identity_folders(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    const EXT: [&str; 6] = ["jpg", "jpeg", "png", "webp", "jp2", "j2k"];
+    let mut images = Vec::new();
+    for dir in std::fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
+        let dir = dir?;
+        if !dir.path().is_dir() {
+            continue;
+        }
+        let identity = dir.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(dir.path())? {
+            let f = f?;
+            let name = f.file_name().to_string_lossy().into_owned();
+            let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+            if f.path().is_file() && EXT.contains(&ext.as_str()) {
+                images.push((format!("{identity}/{name}"), identity.clone()));
+            }
+        }
+    }
     images.sort();
-    images.dedup();
+    Ok(images)
+}
+
+/// Paths flagged in a column of `<root>/manifest.tsv` (header line; `path` and e.g. `east_asian`
+/// columns, 1 = in the subset), if the file has that column.
+fn subset_from_manifest(root: &Path, column: &str) -> Option<std::collections::HashSet<String>> {
+    let text = std::fs::read_to_string(root.join("manifest.tsv")).ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split('\t').collect();
+    let path_col = header.iter().position(|h| *h == "path")?;
+    let flag_col = header.iter().position(|h| *h == column)?;
+    Some(
+        lines
+            .filter_map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                (c.get(flag_col).map(|v| v.trim()) == Some("1"))
+                    .then(|| c.get(path_col).map(|p| p.to_string()))
+                    .flatten()
+            })
+            .collect(),
+    )
+}
+
+pub fn run_calibrate(
+    args: CalibrateArgs,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<()> {
+    let listed = match &args.pairs {
+        Some(p) => Some(read_pair_list(p)?),
+        None => None,
+    };
+    let images: Vec<String> = match &listed {
+        Some(pairs) => {
+            let mut v: Vec<String> = pairs
+                .iter()
+                .flat_map(|p| [p.a.clone(), p.b.clone()])
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        None => list_identity_folders(&args.images)?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect(),
+    };
+    if images.is_empty() {
+        bail!("no images found under {}", args.images.display());
+    }
 
     let engine = start(settings)?;
     eprintln!(
-        "calibrate: {} pairs, {} images, {} workers",
-        pairs.len(),
+        "calibrate: {} images, {}, {} workers",
         images.len(),
+        match &listed {
+            Some(p) => format!("{} listed pairs", p.len()),
+            None => "every pair (identity = folder)".to_string(),
+        },
         engine.workers()
     );
     let started = std::time::Instant::now();
-    // Each image is embedded once; feeder threads keep every worker busy (analyze_blocking waits for room).
+    let results = embed_all(&engine, &args.images, &images);
+    eprintln!(
+        "calibrate: embedded {} images in {:.1} s",
+        images.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let subset = subset_from_manifest(&args.images, "east_asian");
+    let in_subset = |p: &str| subset.as_ref().is_some_and(|s| s.contains(p));
+    let mut scores = calibration::Scores::default();
+    let mut rejected_images: HashMap<String, usize> = HashMap::new();
+    for (path, r) in &results {
+        if let Embedded::Rejected(code) = r {
+            let _ = path;
+            *rejected_images.entry(code.clone()).or_default() += 1;
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut score_pair = |a: &str, b: &str, same: bool, out: &mut dyn Write| -> anyhow::Result<()> {
+        let same_s = u8::from(same);
+        match (results.get(a), results.get(b)) {
+            (Some(Embedded::Template(ta)), Some(Embedded::Template(tb))) => {
+                let score = engine.compare(ta, tb)?;
+                writeln!(out, "{a} {b} {same_s} {score:.4}")?;
+                scores.push(score, same, in_subset(a) && in_subset(b));
+            }
+            (ra, rb) => {
+                scores.rejected += 1;
+                let code = [ra, rb]
+                    .into_iter()
+                    .find_map(|r| match r {
+                        Some(Embedded::Rejected(c)) => Some(c.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "missing".into());
+                writeln!(out, "{a} {b} {same_s} {code}")?;
+            }
+        }
+        Ok(())
+    };
+    match &listed {
+        Some(pairs) => {
+            for p in pairs {
+                score_pair(&p.a, &p.b, p.same, &mut out)?;
+            }
+        }
+        None => {
+            let identity = |p: &str| p.split('/').next().unwrap_or("").to_string();
+            for (i, a) in images.iter().enumerate() {
+                for b in &images[i + 1..] {
+                    score_pair(a, b, identity(a) == identity(b), &mut out)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if scores.genuine.is_empty() || scores.impostor.is_empty() {
+        bail!("calibration needs both genuine and impostor pairs with faces");
+    }
+    let table = calibration::build(
+        &scores.genuine,
+        &scores.impostor,
+        &engine.model_label(),
+        &args.data,
+        scores.rejected,
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let table_path = args.out.join("face-calibration.toml");
+    std::fs::write(&table_path, table.to_toml())?;
+    // Sanity: what we wrote must load as the engine will load it.
+    CalibrationTable::parse(&table.to_toml()).map_err(anyhow::Error::msg)?;
+    std::fs::write(
+        args.out.join("face-det.svg"),
+        calibration::det_svg(&scores.genuine, &scores.impostor, &table),
+    )?;
+    let mut rejected: Vec<(String, usize)> = rejected_images.into_iter().collect();
+    rejected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    std::fs::write(
+        args.out.join("report.md"),
+        calibration::report(&table, &scores, &rejected, images.len(), "East-Asian"),
+    )?;
+    eprintln!(
+        "calibrate: {} genuine, {} impostor, {} rejected pairs; wrote {}, face-det.svg and report.md",
+        scores.genuine.len(),
+        scores.impostor.len(),
+        scores.rejected,
+        table_path.display()
+    );
+    for p in &table.point {
+        eprintln!(
+            "  FMR {:>7.0e}: threshold {:.4}  FNMR {:.4}  measured FMR {:.2e}  ({:?})",
+            p.target_fmr, p.threshold, p.fnmr, p.measured_fmr, p.method
+        );
+    }
+    Ok(())
+}
+
+/// Analyses each image once on the pool; feeder threads keep every worker busy (analyze_blocking waits
+/// for room).
+fn embed_all(engine: &FaceEngine, root: &Path, images: &[String]) -> HashMap<String, Embedded> {
     let results: Mutex<HashMap<String, Embedded>> = Mutex::new(HashMap::new());
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -172,7 +356,7 @@ pub fn run_calibrate(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(rel) = images.get(i) else { break };
-                let r = match std::fs::read(args.images.join(rel)) {
+                let r = match std::fs::read(root.join(rel)) {
                     Err(e) => Embedded::Rejected(format!("unreadable ({e})")),
                     Ok(bytes) => {
                         match engine.analyze_blocking(Bytes::from(bytes), ImageKind::Selfie) {
@@ -200,75 +384,7 @@ pub fn run_calibrate(
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    eprintln!(
-        "calibrate: embedded {} images in {:.1} s",
-        images.len(),
-        started.elapsed().as_secs_f64()
-    );
-
-    let (mut genuine, mut impostor, mut rejected) = (Vec::new(), Vec::new(), 0usize);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for (a, b, same) in &pairs {
-        let same_s = if *same { 1 } else { 0 };
-        match (results.get(a), results.get(b)) {
-            (Some(Embedded::Template(ta)), Some(Embedded::Template(tb))) => {
-                let score = engine.compare(ta, tb)?;
-                writeln!(out, "{a} {b} {same_s} {score:.4}")?;
-                if *same {
-                    genuine.push(score);
-                } else {
-                    impostor.push(score);
-                }
-            }
-            (ra, rb) => {
-                rejected += 1;
-                let code = [ra, rb]
-                    .into_iter()
-                    .find_map(|r| match r {
-                        Some(Embedded::Rejected(c)) => Some(c.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "missing".into());
-                writeln!(out, "{a} {b} {same_s} {code}")?;
-            }
-        }
-    }
-    if genuine.is_empty() || impostor.is_empty() {
-        bail!("calibration needs both genuine and impostor pairs with faces");
-    }
-    let table = calibration::build(
-        &genuine,
-        &impostor,
-        &engine.model_label(),
-        "LFW-gray + web photos",
-        rejected,
-    );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let table_path = args.out.join("face-calibration.toml");
-    std::fs::write(&table_path, table.to_toml())?;
-    // Sanity: what we wrote must load as the engine will load it.
-    CalibrationTable::parse(&table.to_toml()).map_err(anyhow::Error::msg)?;
-    std::fs::write(
-        args.out.join("face-det.svg"),
-        calibration::det_svg(&genuine, &impostor, &table),
-    )?;
-    eprintln!(
-        "calibrate: {} genuine, {} impostor, {} rejected pairs; wrote {} and face-det.svg",
-        genuine.len(),
-        impostor.len(),
-        rejected,
-        table_path.display()
-    );
-    for p in &table.point {
-        eprintln!(
-            "  FMR {:>7.0e}: threshold {:.4}  FNMR {:.4}  measured FMR {:.5}  ({:?})",
-            p.target_fmr, p.threshold, p.fnmr, p.measured_fmr, p.method
-        );
-    }
-    Ok(())
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 fn error_code(e: &FaceError) -> &'static str {

@@ -1,10 +1,19 @@
-//! YuNet pre- and post-processing: letterbox into the 640×640 BGR input, decode the three strides'
-//! outputs into boxes + 5 landmarks, non-maximum suppression. The ONNX call itself is in `models`.
+//! YuNet pre- and post-processing: letterbox into a BGR input sized to the photo, decode the three
+//! strides' outputs into boxes + 5 landmarks, non-maximum suppression. The ONNX call itself is in `models`.
+//!
+//! The derived YuNet file (models/manifest.toml) takes any input whose sides are multiples of 32. The
+//! input is the photo scaled so its longer side lies in [`MIN_SIDE`, `MAX_SIDE`] (aspect kept), each
+//! side rounded up to a multiple of 32 with zero padding right and bottom: a 3:4 selfie runs at 480×640
+//! instead of 640×640, at the same scale as before. Landmarks are mapped back to original pixels by the
+//! same scale. Small photos are still scaled up to 640: detecting a 250×250 news photo at its own size
+//! (256×256) lost landmark precision that showed in the FNMR gate (docs/accuracy.md).
 
 use image::RgbImage;
 
-/// YuNet's fixed input side.
-pub const INPUT: usize = 640;
+/// The largest detector input side (YuNet's training size).
+pub const MAX_SIDE: usize = 640;
+/// Photos smaller than this (longer side) are scaled up to it.
+pub const MIN_SIDE: usize = 640;
 pub const STRIDES: [usize; 3] = [8, 16, 32];
 
 /// One detected face in original-image pixels.
@@ -17,24 +26,62 @@ pub struct Detection {
     pub score: f32,
 }
 
-/// The letterboxed input tensor (1×3×640×640, BGR, 0..255) and the scale that maps back.
+/// The letterboxed input tensor (1×3×height×width, BGR, 0..255) and the scale that maps back.
 pub struct Letterbox {
     pub data: Vec<f32>,
     pub scale: f32,
+    /// Input width and height, multiples of 32.
+    pub width: usize,
+    pub height: usize,
 }
 
-/// Resizes the image to fit 640×640 (padding right/bottom with zeros) by bilinear sampling, straight into
-/// planar BGR floats: one pass, no intermediate image.
+/// The scale and the input size (width, height; multiples of 32) for a `w`×`h` photo.
+pub fn input_size(w: usize, h: usize, min_side: usize, max_side: usize) -> (f32, usize, usize) {
+    let long = w.max(h).max(1) as f32;
+    let scale = (min_side as f32 / long).max(1.0).min(max_side as f32 / long);
+    let up32 = |v: usize| (v.div_ceil(32) * 32).clamp(32, max_side.max(32));
+    let ow = ((w as f32 * scale).round() as usize).max(1);
+    let oh = ((h as f32 * scale).round() as usize).max(1);
+    (scale, up32(ow), up32(oh))
+}
+
+/// [`letterbox_sized`] with the default input sizing.
 pub fn letterbox(img: &RgbImage) -> Letterbox {
+    letterbox_sized(img, MIN_SIDE, MAX_SIDE)
+}
+
+/// Resizes the image by [`input_size`]'s scale into a zero-padded input by bilinear sampling, straight
+/// into planar BGR floats: one pass, no intermediate image.
+pub fn letterbox_sized(img: &RgbImage, min_side: usize, max_side: usize) -> Letterbox {
+    let (scale, iw, ih) = input_size(
+        img.width() as usize,
+        img.height() as usize,
+        min_side,
+        max_side,
+    );
+    letterbox_into(img, scale, iw, ih)
+}
+
+/// The fixed square input of the original YuNet file (`side`×`side`, 640 upstream): for comparisons.
+pub fn letterbox_square(img: &RgbImage, side: usize) -> Letterbox {
+    let (w, h) = (img.width().max(1) as f32, img.height().max(1) as f32);
+    letterbox_into(img, (side as f32 / w).min(side as f32 / h), side, side)
+}
+
+fn letterbox_into(img: &RgbImage, scale: f32, iw: usize, ih: usize) -> Letterbox {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let plane = INPUT * INPUT;
+    let plane = iw * ih;
     let mut data = vec![0f32; 3 * plane];
     if w == 0 || h == 0 {
-        return Letterbox { data, scale: 1.0 };
+        return Letterbox {
+            data,
+            scale: 1.0,
+            width: iw,
+            height: ih,
+        };
     }
-    let scale = (INPUT as f32 / w as f32).min(INPUT as f32 / h as f32);
-    let ow = ((w as f32 * scale).round() as usize).clamp(1, INPUT);
-    let oh = ((h as f32 * scale).round() as usize).clamp(1, INPUT);
+    let ow = ((w as f32 * scale).round() as usize).clamp(1, iw);
+    let oh = ((h as f32 * scale).round() as usize).clamp(1, ih);
     let raw = img.as_raw();
     let inv = 1.0 / scale;
     // Horizontal sample positions are the same for every row: compute them once.
@@ -46,8 +93,7 @@ pub fn letterbox(img: &RgbImage) -> Letterbox {
         })
         .collect();
     // Bilinear sampling is separable: blend the two source rows once per output row (w pixels), then
-    // sample that blended row horizontally (ow pixels). Half the arithmetic of blending four source
-    // pixels per output pixel when upscaling, which is the common case (selfies are small here).
+    // sample that blended row horizontally (ow pixels).
     let (b_plane, rest) = data.split_at_mut(plane);
     let (g_plane, r_plane) = rest.split_at_mut(plane);
     let mut blended = vec![0f32; w * 3];
@@ -61,7 +107,7 @@ pub fn letterbox(img: &RgbImage) -> Letterbox {
         for ((v, &a), &b) in blended.iter_mut().zip(r0).zip(r1) {
             *v = f32::from(a) + (f32::from(b) - f32::from(a)) * fy;
         }
-        let row = y * INPUT;
+        let row = y * iw;
         let (bs, gs, rs) = (
             &mut b_plane[row..row + ow],
             &mut g_plane[row..row + ow],
@@ -75,10 +121,15 @@ pub fn letterbox(img: &RgbImage) -> Letterbox {
             bs[x] = p[2] + (q[2] - p[2]) * fx;
         }
     }
-    Letterbox { data, scale }
+    Letterbox {
+        data,
+        scale,
+        width: iw,
+        height: ih,
+    }
 }
 
-/// The raw outputs of one stride: `cls`, `obj` (N), `bbox` (N×4), `kps` (N×10), N = (640/s)².
+/// The raw outputs of one stride: `cls`, `obj` (N), `bbox` (N×4), `kps` (N×10), N = (width/s)·(height/s).
 pub struct StrideOutput<'a> {
     pub stride: usize,
     pub cls: &'a [f32],
@@ -90,6 +141,7 @@ pub struct StrideOutput<'a> {
 /// Decodes the strides into detections above `threshold`, in original pixels, after NMS; best first.
 pub fn decode(
     outputs: &[StrideOutput<'_>],
+    input: (usize, usize),
     scale: f32,
     threshold: f32,
     nms_iou: f32,
@@ -97,8 +149,8 @@ pub fn decode(
     let mut found = Vec::new();
     for out in outputs {
         let s = out.stride as f32;
-        let cols = INPUT / out.stride;
-        let n = cols * cols;
+        let cols = input.0 / out.stride;
+        let n = cols * (input.1 / out.stride);
         if out.cls.len() < n
             || out.obj.len() < n
             || out.bbox.len() < n * 4
@@ -174,21 +226,51 @@ mod tests {
 
     #[test]
     fn letterbox_keeps_aspect_and_pads_right_bottom() {
-        let img = RgbImage::from_pixel(320, 160, image::Rgb([10, 20, 30]));
-        let lb = letterbox(&img);
-        assert_eq!(lb.scale, 2.0);
-        let plane = INPUT * INPUT;
+        let img = RgbImage::from_pixel(320, 150, image::Rgb([10, 20, 30]));
+        let lb = letterbox_sized(&img, 256, 640);
+        assert_eq!((lb.scale, lb.width, lb.height), (1.0, 320, 160));
+        let plane = lb.width * lb.height;
+        assert_eq!(lb.data.len(), 3 * plane);
         // Inside: BGR order.
         assert_eq!(lb.data[0], 30.0);
         assert_eq!(lb.data[plane], 20.0);
         assert_eq!(lb.data[2 * plane], 10.0);
-        // Below row 320: padding.
-        assert_eq!(lb.data[400 * INPUT + 10], 0.0);
+        // Below row 150: padding.
+        assert_eq!(lb.data[155 * lb.width + 10], 0.0);
+        assert_eq!(lb.data[149 * lb.width + 10], 30.0);
+    }
+
+    #[test]
+    fn input_is_sized_to_the_photo_in_multiples_of_32() {
+        // The defaults: longer side 640, the other one rounded up to a multiple of 32.
+        assert_eq!(input_size(300, 400, MIN_SIDE, MAX_SIDE), (1.6, 480, 640));
+        assert_eq!(input_size(600, 800, MIN_SIDE, MAX_SIDE), (0.8, 480, 640));
+        assert_eq!(input_size(250, 250, MIN_SIDE, MAX_SIDE), (2.56, 640, 640));
+        assert_eq!(input_size(640, 455, MIN_SIDE, MAX_SIDE), (1.0, 640, 480));
+        // With a lower minimum: native size, rounded up; small ones scaled up to the minimum.
+        assert_eq!(input_size(300, 400, 256, 640), (1.0, 320, 416));
+        assert_eq!(input_size(250, 250, 256, 640), (1.0, 256, 256));
+        assert_eq!(input_size(128, 64, 256, 640), (2.0, 256, 128));
+        // A 12-megapixel selfie: scaled down to the cap, aspect kept.
+        let (s, w, h) = input_size(4000, 3000, 256, 640);
+        assert!((s - 0.16).abs() < 1e-6 && (w, h) == (640, 480), "{s} {w} {h}");
+        // The cap itself, and a degenerate strip.
+        assert_eq!(input_size(640, 640, 256, 640), (1.0, 640, 640));
+        assert_eq!(input_size(5000, 1, 256, 640).1, 640);
+        assert_eq!(input_size(5000, 1, 256, 640).2, 32);
+    }
+
+    #[test]
+    fn letterbox_scales_down_large_photos_into_the_cap() {
+        let img = RgbImage::from_pixel(1280, 960, image::Rgb([200, 100, 50]));
+        let lb = letterbox_sized(&img, 256, 640);
+        assert_eq!((lb.scale, lb.width, lb.height), (0.5, 640, 480));
+        assert!(lb.data.iter().take(640 * 480).all(|&v| v == 50.0));
     }
 
     #[test]
     fn decode_maps_anchor_back_and_nms_merges() {
-        let cols = INPUT / 32;
+        let cols = 640 / 32;
         let n = cols * cols;
         let mut cls = vec![0.0; n];
         let mut obj = vec![0.0; n];
@@ -208,7 +290,7 @@ mod tests {
             bbox: &bbox,
             kps: &kps,
         };
-        let dets = decode(&[out], 2.0, 0.5, 0.3);
+        let dets = decode(&[out], (640, 640), 2.0, 0.5, 0.3);
         assert_eq!(dets.len(), 1);
         let d = dets[0];
         assert!((d.score - 0.9).abs() < 1e-6);

@@ -2,7 +2,7 @@
 //! per-worker sessions, and the raw YuNet / SFace calls.
 
 use super::align::{AlignedFace, SIDE};
-use super::detect::{self, Detection, StrideOutput, INPUT};
+use super::detect::{self, Detection, StrideOutput};
 use image::RgbImage;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -15,6 +15,8 @@ use std::sync::Mutex;
 /// `models/manifest.toml`, compiled in so a binary checks the exact files it was built for.
 pub const MANIFEST_TOML: &str = include_str!("../../models/manifest.toml");
 
+/// A file the service loads. For the two models it is derived from `original` by the recipe `derive`
+/// (scripts/fetch-models.sh); `sha256` always pins the file that is loaded.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ManifestEntry {
     pub id: String,
@@ -22,6 +24,19 @@ pub struct ManifestEntry {
     pub bytes: u64,
     pub sha256: String,
     pub license: String,
+    pub source: String,
+    #[serde(default)]
+    pub derive: Option<String>,
+    #[serde(default)]
+    pub original: Option<OriginalEntry>,
+}
+
+/// The pinned upstream file a derived model is made from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OriginalEntry {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
     pub source: String,
 }
 
@@ -186,7 +201,8 @@ impl Models {
         threshold: f32,
         nms_iou: f32,
     ) -> Result<Vec<Detection>, ort::Error> {
-        let input = TensorRef::from_array_view(([1usize, 3, INPUT, INPUT], lb.data.as_slice()))?;
+        let input =
+            TensorRef::from_array_view(([1usize, 3, lb.height, lb.width], lb.data.as_slice()))?;
         let outputs = self.detector.run(ort::inputs!["input" => input])?;
         let get = |name: String| -> Result<&[f32], ort::Error> {
             let v = outputs
@@ -204,7 +220,13 @@ impl Models {
                 kps: get(format!("kps_{s}"))?,
             });
         }
-        Ok(detect::decode(&strides, lb.scale, threshold, nms_iou))
+        Ok(detect::decode(
+            &strides,
+            (lb.width, lb.height),
+            lb.scale,
+            threshold,
+            nms_iou,
+        ))
     }
 
     /// Runs SFace on an aligned crop; returns the raw (not yet normalised) 128-d embedding.
