@@ -7,7 +7,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 python3
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN scripts/fetch-models.sh && cargo build --release --bin jpki-face
+# The production image leaves the test-card generator out (the default-on `devcard` feature).
+RUN scripts/fetch-models.sh && cargo build --release --no-default-features --bin jpki-face
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

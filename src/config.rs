@@ -260,6 +260,19 @@ impl Settings {
         if self.crypto.kek_id.is_empty() {
             return Err(ConfigError::key("crypto.kek_id", "must not be empty"));
         }
+        if self.environment == Environment::Production {
+            for (key, value) in [
+                ("face.test_panic_marker", &self.face.test_panic_marker),
+                ("face.test_stall_marker", &self.face.test_stall_marker),
+            ] {
+                if value.is_some() {
+                    return Err(ConfigError::key(
+                        key,
+                        "a test-only fault hook; refused when environment = \"production\"",
+                    ));
+                }
+            }
+        }
         if self.environment == Environment::Production && self.crypto.kek.is_none() {
             return Err(ConfigError::key(
                 "crypto.kek",
@@ -297,6 +310,15 @@ mod tests {
         assert!(e.to_string().contains("sessions.ttl_secs"), "{e}");
         let e = Settings::from_toml_overrides("[crypto]\nkek = \"c2hvcnQ=\"").unwrap_err();
         assert!(e.to_string().contains("crypto.kek"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_the_face_fault_hooks() {
+        let e = Settings::from_toml_overrides(
+            "environment = \"production\"\n[crypto]\nkek = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n[face]\ntest_panic_marker = \"ffd8\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("face.test_panic_marker"), "{e}");
     }
 
     #[test]

@@ -771,3 +771,325 @@ pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<
         Err(UseCaseError::NotFound)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::{
+        CardDataCheck, CardDataResult, CertificateCheck, CertificateResult, ConsistencyCheck,
+        ConsistencyResult, HojoBindingCheck, HojoBindingResult, HojoCheck, HojoResult,
+        PresenceCheck, PresenceResult, Sex,
+    };
+    use crate::face::{ImageKind, QualityCheck, QualityFailure, QualityResult};
+    use crate::jlis::{self, RevocationReason};
+    use crate::liveness::LivenessResult;
+    use chrono::Utc;
+
+    fn card() -> CardReport {
+        CardReport {
+            card_data: CardDataCheck {
+                result: CardDataResult::Valid,
+                issuer_key_id: "9000023/001".into(),
+            },
+            card_present: PresenceCheck {
+                result: PresenceResult::Valid,
+            },
+            certificate: CertificateCheck {
+                result: CertificateResult::Valid,
+                serial: "0A".into(),
+                issuer: "CN=test".into(),
+                not_after: Utc::now(),
+                unknown_critical_extensions: Vec::new(),
+            },
+            hojo: Some(HojoCheck {
+                result: HojoResult::Valid,
+                issuer_key_id: "9000033/001".into(),
+            }),
+            consistency: ConsistencyCheck {
+                result: ConsistencyResult::Match,
+                mismatched: Vec::new(),
+            },
+            hojo_binding: HojoBindingCheck {
+                result: HojoBindingResult::Bound,
+                certificate_mismatched: Vec::new(),
+                kenmen_mismatched: Vec::new(),
+            },
+            identity: card::Identity {
+                name: "山田　太郎".into(),
+                name_alt: String::new(),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1, 2).unwrap(),
+                sex: Sex::Male,
+                address: "東京都".into(),
+                address_alt: String::new(),
+            },
+            chip_photo: Vec::new(),
+            card_expiry_unauthenticated: None,
+            revocation_target: None,
+        }
+    }
+
+    fn quality(kind: ImageKind, failed: &[QualityCheck]) -> QualityReport {
+        QualityReport {
+            result: if failed.is_empty() {
+                QualityResult::Pass
+            } else {
+                QualityResult::Fail
+            },
+            faces: 1,
+            face_width_px: Some(200),
+            brightness: Some(0.5),
+            sharpness: Some(0.8),
+            yaw_deg: Some(0.0),
+            pitch_deg: Some(0.0),
+            failed: failed
+                .iter()
+                .map(|&check| QualityFailure { check, kind })
+                .collect(),
+            inter_eye_px: Some(60.0),
+            roll_deg: Some(0.0),
+            glare: Some(0.0),
+            detection_score: Some(0.9),
+        }
+    }
+
+    fn faces(score: Option<f32>) -> FaceEvidence {
+        FaceEvidence {
+            selfie_quality: quality(ImageKind::Selfie, &[]),
+            chip_quality: Some(quality(ImageKind::ChipPhoto, &[])),
+            liveness: LivenessReport::skipped(),
+            score,
+        }
+    }
+
+    fn validity(status: jlis::Status) -> ValidityReport {
+        ValidityReport {
+            status,
+            method: jlis::Method::Ocsp,
+            checked_at: Utc::now(),
+            this_update: Utc::now(),
+            next_update: None,
+            responder: None,
+            from_cache: false,
+        }
+    }
+
+    const POLICY: fn() -> MatchPolicy = || MatchPolicy {
+        threshold: 0.5,
+        target_fmr: 1e-4,
+        model: "sface@abc".into(),
+    };
+
+    fn reasons(d: &Decision) -> Vec<String> {
+        d.reasons.iter().map(|r| r.code().into_owned()).collect()
+    }
+
+    #[test]
+    fn everything_passing_is_verified_and_keeps_no_certificate_details_in_the_record() {
+        let good = validity(jlis::Status::Good);
+        let d = decide(
+            &card(),
+            Some(&good),
+            Some(&faces(Some(0.7))),
+            LivenessMode::Off,
+            &POLICY(),
+        );
+        assert_eq!(d.status, EnrollmentStatus::Verified);
+        assert!(d.reasons.is_empty());
+        assert_eq!(d.checks.face_match.result, FaceMatchResult::Match);
+        assert_eq!(
+            d.checks.certificate.serial, None,
+            "details are sealed apart"
+        );
+        assert_eq!(d.checks.revocation.result, status::RevocationResult::Good);
+    }
+
+    #[test]
+    fn every_card_failure_has_its_reason_and_skips_the_faces() {
+        let cases: Vec<(Box<dyn Fn(&mut CardReport)>, &str)> = vec![
+            (
+                Box::new(|c| c.card_data.result = CardDataResult::InvalidSignature),
+                "invalid_signature",
+            ),
+            (
+                Box::new(|c| c.card_data.result = CardDataResult::UnknownIssuer),
+                "unknown_issuer",
+            ),
+            (
+                Box::new(|c| c.card_present.result = PresenceResult::InvalidSignature),
+                "card_not_present",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::UntrustedChain),
+                "untrusted_certificate",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::WrongIssuer),
+                "certificate_wrong_issuer",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::RootNotCa),
+                "certificate_root_not_ca",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::RootNotValid),
+                "certificate_root_not_valid",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::Expired),
+                "certificate_expired",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::NotYetValid),
+                "certificate_not_yet_valid",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::UnknownCriticalExtension),
+                "certificate_unknown_critical_extension",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::BadKeyUsage),
+                "certificate_bad_key_usage",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::PolicyMissing),
+                "certificate_policy_missing",
+            ),
+            (
+                Box::new(|c| c.certificate.result = CertificateResult::InvalidSignature),
+                "invalid_jpki_signature",
+            ),
+            (
+                Box::new(|c| c.hojo.as_mut().unwrap().result = HojoResult::InvalidSignature),
+                "invalid_hojo_signature",
+            ),
+            (
+                Box::new(|c| c.hojo.as_mut().unwrap().result = HojoResult::UnknownIssuer),
+                "unknown_hojo_issuer",
+            ),
+            (
+                Box::new(|c| c.hojo_binding.result = HojoBindingResult::HojoRequired),
+                "hojo_required",
+            ),
+            (
+                Box::new(|c| c.hojo_binding.result = HojoBindingResult::Mismatch),
+                "hojo_mismatch",
+            ),
+            (
+                Box::new(|c| c.consistency.result = ConsistencyResult::Mismatch),
+                "identity_mismatch",
+            ),
+        ];
+        for (spoil, code) in cases {
+            let mut c = card();
+            spoil(&mut c);
+            let d = decide(&c, None, None, LivenessMode::PoseSequence, &POLICY());
+            assert_eq!(d.status, EnrollmentStatus::Rejected, "{code}");
+            assert_eq!(reasons(&d), vec![code.to_string()]);
+            assert_eq!(
+                d.checks.selfie_quality, None,
+                "{code}: the selfie was not looked at"
+            );
+            assert_eq!(d.checks.liveness.result, LivenessResult::NotEvaluated);
+            assert_eq!(d.checks.face_match.result, FaceMatchResult::NotCompared);
+            assert_eq!(
+                d.checks.revocation.result,
+                status::RevocationResult::NotChecked
+            );
+        }
+    }
+
+    #[test]
+    fn revocation_answers_have_their_reasons() {
+        for (status, code) in [
+            (
+                jlis::Status::Revoked {
+                    reason: RevocationReason::KeyCompromise,
+                    revoked_at: Utc::now(),
+                },
+                "certificate_revoked",
+            ),
+            (
+                jlis::Status::Revoked {
+                    reason: RevocationReason::AffiliationChanged,
+                    revoked_at: Utc::now(),
+                },
+                "identity_changed",
+            ),
+            (jlis::Status::Unknown, "certificate_status_unknown"),
+        ] {
+            let v = validity(status);
+            let d = decide(
+                &card(),
+                Some(&v),
+                Some(&faces(Some(0.9))),
+                LivenessMode::Off,
+                &POLICY(),
+            );
+            assert_eq!(d.status, EnrollmentStatus::Rejected);
+            assert_eq!(reasons(&d), vec![code.to_string()]);
+        }
+    }
+
+    #[test]
+    fn every_face_reason_code() {
+        let good = validity(jlis::Status::Good);
+        let no_match = decide(
+            &card(),
+            Some(&good),
+            Some(&faces(Some(0.49))),
+            LivenessMode::Off,
+            &POLICY(),
+        );
+        assert_eq!(reasons(&no_match), vec!["face_mismatch"]);
+        assert_eq!(no_match.checks.face_match.score, Some(0.49));
+        let at = decide(
+            &card(),
+            Some(&good),
+            Some(&faces(Some(0.5))),
+            LivenessMode::Off,
+            &POLICY(),
+        );
+        assert_eq!(
+            at.status,
+            EnrollmentStatus::Verified,
+            "the threshold itself matches"
+        );
+        let none = decide(
+            &card(),
+            Some(&good),
+            Some(&faces(None)),
+            LivenessMode::Off,
+            &POLICY(),
+        );
+        assert_eq!(reasons(&none), vec!["face_not_compared"]);
+        let mut live = faces(Some(0.9));
+        live.liveness.result = LivenessResult::Fail;
+        let d = decide(
+            &card(),
+            Some(&good),
+            Some(&live),
+            LivenessMode::PoseSequence,
+            &POLICY(),
+        );
+        assert_eq!(reasons(&d), vec!["liveness_failed"]);
+        for kind in [ImageKind::Selfie, ImageKind::ChipPhoto] {
+            for check in QualityCheck::ALL {
+                let mut f = faces(None);
+                match kind {
+                    ImageKind::Selfie => f.selfie_quality = quality(kind, &[check]),
+                    ImageKind::ChipPhoto => f.chip_quality = Some(quality(kind, &[check])),
+                }
+                let d = decide(&card(), Some(&good), Some(&f), LivenessMode::Off, &POLICY());
+                let code = QualityFailure { check, kind }.code();
+                assert_eq!(reasons(&d), vec![code, "face_not_compared".to_string()]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_reason_code_is_reachable_by_decide() {
+        // The codes above cover the whole vocabulary (Reason::all_codes).
+        let covered = 18 + 3 + 3 + 2 * QualityCheck::ALL.len();
+        assert_eq!(Reason::all_codes().len(), covered);
+    }
+}

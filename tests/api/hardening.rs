@@ -313,3 +313,61 @@ async fn a_slow_client_is_cut_off_at_the_header_timeout() {
     let ok = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// A worker panic (injected by the engine's test-only hook) answers that one request 500, the worker
+/// is replaced, `/readyz` is ready again and the next request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_panic_is_one_500_and_the_pool_heals() {
+    let cards = cards();
+    let mut options = cards.app_options(Backend::Sqlite);
+    // Its own engine (one worker), with the fault hook: an image starting with these bytes panics.
+    options.own_face_engine = true;
+    options.toml.push_str(
+        "[face]\nworkers = 1\njob_deadline_ms = 300000\ntest_panic_marker = \"ffd8ff50414e4943\"\n",
+    );
+    let app = spawn_app_with(options).await;
+    let id = enroll_person_a(&app).await;
+    let mut poison = hex::decode("ffd8ff50414e4943").unwrap();
+    poison.extend_from_slice(&[0u8; 64]);
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "selfie",
+            reqwest::multipart::Part::bytes(poison)
+                .file_name("s.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        )
+        .text("enrollment_id", id.clone());
+    let response = app
+        .client
+        .post(app.url("/v1/transactions/verify"))
+        .bearer_auth(&app.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 500, "internal_error").await;
+    assert_eq!(
+        app.count(CountedTable::Verifications).await,
+        0,
+        "nothing stored"
+    );
+    // The pool heals: ready again, and the next request is decided.
+    let mut ready = false;
+    for _ in 0..100 {
+        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "/readyz recovers after the worker is replaced");
+    let response = post_verify(&app, &app.api_key, A_LATER, &[("enrollment_id", id)]).await;
+    assert_eq!(response.status(), 200);
+    let stats = app.ctx.face.stats();
+    assert!(
+        stats.worker_panics >= 1 && stats.worker_restarts >= 1,
+        "{stats:?}"
+    );
+}

@@ -83,6 +83,8 @@ pub struct AppOptions {
     pub db_url: Option<String>,
     /// A validity checker to use instead of the configured one.
     pub validity: Option<std::sync::Arc<dyn jpki_face::jlis::ValidityChecker>>,
+    /// Start a face engine from the settings instead of sharing the process's one.
+    pub own_face_engine: bool,
 }
 
 impl AppOptions {
@@ -92,6 +94,7 @@ impl AppOptions {
             toml: String::new(),
             db_url: None,
             validity: None,
+            own_face_engine: false,
         }
     }
 }
@@ -114,7 +117,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
     let violations = Violations::default();
     let components = Components {
-        face: Some(shared_face_engine()),
+        face: (!options.own_face_engine).then(shared_face_engine),
         validity: options.validity.clone(),
         observer: Some(validating_observer(violations.clone())),
     };
