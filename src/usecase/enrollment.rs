@@ -905,7 +905,8 @@ mod tests {
 
     #[test]
     fn every_card_failure_has_its_reason_and_skips_the_faces() {
-        let cases: Vec<(Box<dyn Fn(&mut CardReport)>, &str)> = vec![
+        type Spoil = Box<dyn Fn(&mut CardReport)>;
+        let cases: Vec<(Spoil, &str)> = vec![
             (
                 Box::new(|c| c.card_data.result = CardDataResult::InvalidSignature),
                 "invalid_signature",
