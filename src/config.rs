@@ -3,22 +3,18 @@
 //! Environment variables are `JPKI_FACE__SECTION__KEY` (double underscores separate the levels).
 //! Everything is validated in [`Settings::load`]; each error names the key it is about.
 
+pub use crate::crypto::{CryptoSettings, PreviousKek};
+pub use crate::domain::Environment;
 use crate::redact::Secret;
+pub use crate::telemetry::{LogFormat, LogSettings};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The documented defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Development,
-    Production,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -81,41 +77,11 @@ pub struct SessionSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct CryptoSettings {
-    /// Base64 of 32 bytes.
-    #[serde(default)]
-    pub kek: Option<Secret<String>>,
-    pub kek_id: String,
-    #[serde(default)]
-    pub previous_keks: Vec<PreviousKek>,
-    pub dev_key_file: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PreviousKek {
-    pub id: String,
-    pub key: Secret<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
 pub struct IdempotencySettings {
     pub ttl_secs: u64,
     /// How long a reservation of a running request holds its key; after that, a request that died
     /// is assumed gone and a retry may take the key over. Longer than any request can run.
     pub reservation_secs: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogSettings {
-    pub filter: String,
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Pretty,
 }
 
 /// A configuration error; the message always names the key.

@@ -6,14 +6,17 @@
 //! The associated data binds tenant, enrollment and record kind, so a ciphertext moved to another
 //! row or another kind fails to open. Deleting the wrapped DEK destroys every record it sealed.
 
-use crate::config::{CryptoSettings, Environment};
+use crate::domain::Environment;
+use crate::redact::Secret;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::RngCore;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 const FORMAT_V1: u8 = 1;
@@ -40,6 +43,24 @@ pub enum CryptoError {
     Malformed,
     #[error("key file: {0}")]
     KeyFile(String),
+}
+
+/// `[crypto]`: owned here; `config` only layers and aggregates it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CryptoSettings {
+    /// Base64 of 32 bytes.
+    #[serde(default)]
+    pub kek: Option<Secret<String>>,
+    pub kek_id: String,
+    #[serde(default)]
+    pub previous_keks: Vec<PreviousKek>,
+    pub dev_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PreviousKek {
+    pub id: String,
+    pub key: Secret<String>,
 }
 
 /// What a sealed record is; part of the associated data.

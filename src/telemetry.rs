@@ -3,10 +3,24 @@
 //! Nothing personal is logged: request logs carry method, route, status, latency, request id and
 //! tenant id; secrets and personal data are wrapped in [`crate::redact::Secret`].
 
-use crate::config::{LogFormat, LogSettings};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+/// `[log]`: owned here; `config` only layers and aggregates it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
 
 /// Installs the global subscriber once; later calls (tests start many apps) are no-ops.
 pub fn init_logging(cfg: &LogSettings) {

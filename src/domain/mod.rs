@@ -16,6 +16,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Where the service runs: production refuses development conveniences (generated keys, static
+/// J-LIS mode, test fault hooks). Here, not in `config`, so every subsystem can see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
 /// Milliseconds since the Unix epoch: how the store keeps time, identically on both backends.
 pub type Millis = i64;
 

@@ -331,7 +331,7 @@ pub enum BuildError {
 /// Builds the checker selected by `cfg.mode`, with the system clock.
 pub fn build_checker(
     cfg: &JlisConfig,
-    env: crate::config::Environment,
+    env: crate::domain::Environment,
 ) -> Result<Arc<dyn ValidityChecker>, BuildError> {
     build_checker_with_clock(cfg, env, Arc::new(SystemClock))
 }
@@ -341,7 +341,7 @@ pub fn build_checker(
 /// CRL mode starts its background refresh task when called inside a Tokio runtime.
 pub fn build_checker_with_clock(
     cfg: &JlisConfig,
-    env: crate::config::Environment,
+    env: crate::domain::Environment,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn ValidityChecker>, BuildError> {
     cfg.validate()?;
@@ -349,7 +349,7 @@ pub fn build_checker_with_clock(
         Mode::Ocsp => Ok(Arc::new(ocsp::OcspChecker::new(cfg, clock)?)),
         Mode::Crl => Ok(crl::CrlChecker::start(cfg, clock)?),
         Mode::Static => {
-            if env == crate::config::Environment::Production {
+            if env == crate::domain::Environment::Production {
                 return Err(BuildError::StaticInProduction);
             }
             tracing::warn!(
@@ -489,9 +489,9 @@ mod tests {
             mode: Mode::Static,
             ..JlisConfig::default()
         };
-        let err = build_checker(&cfg, crate::config::Environment::Production).err();
+        let err = build_checker(&cfg, crate::domain::Environment::Production).err();
         assert!(matches!(err, Some(BuildError::StaticInProduction)));
-        let ok = build_checker(&cfg, crate::config::Environment::Development).unwrap();
+        let ok = build_checker(&cfg, crate::domain::Environment::Development).unwrap();
         assert_eq!(ok.method(), Method::Static);
     }
 
