@@ -34,7 +34,7 @@ fn limits(ctx: &ApiContext) -> PartLimits {
         (upload::EnrollmentMultipart = "multipart/form-data"),
         (upload::EnrollmentJson = "application/json"),
     ), description = "With a client token: `card`, `selfie`, `liveness_frame`…; with an API key also `session_id`."),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a retry with the same key and request replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key: a retry with the same key and request replays the first answer")),
     responses(
         (status = 201, description = "Decided: `status` is `verified` or `rejected` with `reasons`", body = EnrollmentDocument),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request"),

@@ -64,7 +64,7 @@ pub struct TransactionSessionRequest {
 
 /// Open a session.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key; the first answer is replayed for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key; the first answer is replayed for 24 h")),
     responses(
         (status = 201, body = CreatedSession),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request"),

@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         (upload::VerifyMultipart = "multipart/form-data"),
         (upload::VerifyJson = "application/json"),
     ), description = "With a client token of a transaction session: `selfie` (+ `liveness_frame`… if asked); with an API key also `enrollment_id`."),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key")),
     responses(
         (status = 200, description = "Decided (also when the answer is no)", body = VerificationDocument),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request"),
