@@ -63,6 +63,10 @@ async fn good_revoked_and_identity_changed_from_one_download() {
     assert_eq!(c.method(), Method::Crl);
 
     let good = check(&c, &p.good).await.expect("decided");
+    // The background refresh's start-up download may overlap this first on-demand one (seen on a
+    // loaded machine); from here on the fresh CRL is reused.
+    let after_first = server.count();
+    assert!((1..=2).contains(&after_first), "{after_first}");
     assert_eq!(good.status, Status::Good);
     assert_eq!(good.method, Method::Crl);
     assert!(good.next_update.is_some_and(|nu| nu > good.this_update));
@@ -92,7 +96,11 @@ async fn good_revoked_and_identity_changed_from_one_download() {
     ));
     assert_eq!(ac.failure_code(), Some("identity_changed"));
     assert!(kc.from_cache && ac.from_cache, "later checks reuse the CRL");
-    assert_eq!(server.count(), 1, "the CRL is downloaded once while fresh");
+    assert_eq!(
+        server.count(),
+        after_first,
+        "the CRL is not downloaded again while fresh"
+    );
 }
 
 #[tokio::test]
