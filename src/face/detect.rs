@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(input_size(640, 455, MIN_SIDE, MAX_SIDE), (1.0, 640, 480));
         // With a lower minimum: native size, rounded up; small ones scaled up to the minimum.
         assert_eq!(input_size(300, 400, 256, 640), (1.0, 320, 416));
-        assert_eq!(input_size(250, 250, 256, 640), (1.0, 256, 256));
+        assert_eq!(input_size(250, 250, 256, 640), (1.024, 256, 256));
         assert_eq!(input_size(128, 64, 256, 640), (2.0, 256, 128));
         // A 12-megapixel selfie: scaled down to the cap, aspect kept.
         let (s, w, h) = input_size(4000, 3000, 256, 640);
