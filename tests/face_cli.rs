@@ -162,7 +162,11 @@ fn calibrate_scores_every_pair_of_the_identity_folders() {
         .iter()
         .map(|f| format!("{f}\t{}\n", u8::from(f.starts_with("asianfaces"))))
         .collect();
-    std::fs::write(set.join("manifest.tsv"), format!("path\teast_asian\n{manifest}")).unwrap();
+    std::fs::write(
+        set.join("manifest.tsv"),
+        format!("path\teast_asian\n{manifest}"),
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
     let out = jpki_face()
         .arg("calibrate")
@@ -196,7 +200,10 @@ fn calibrate_scores_every_pair_of_the_identity_folders() {
     let table = std::fs::read_to_string(out_dir.join("face-calibration.toml")).unwrap();
     let t = jpki_face::face::CalibrationTable::parse(&table).expect("table loads");
     assert_eq!((t.genuine_pairs, t.impostor_pairs), (genuine, impostor));
-    assert_eq!(t.genuine_pairs + t.impostor_pairs + t.rejected_pairs, n * (n - 1) / 2);
+    assert_eq!(
+        t.genuine_pairs + t.impostor_pairs + t.rejected_pairs,
+        n * (n - 1) / 2
+    );
     let report = std::fs::read_to_string(out_dir.join("report.md")).expect("report written");
     assert!(report.contains("East-Asian subset"), "{report}");
     assert!(report.contains("95 % CI"), "{report}");

@@ -654,8 +654,15 @@ fn the_engine_refuses_to_start_on_a_model_hash_mismatch_or_missing_files() {
     let orig = tempfile::tempdir().unwrap();
     let m = jpki_face::face::models::manifest().expect("manifest");
     for e in [&m.detector, &m.recognizer] {
-        let o = e.original.as_ref().expect("a derived model names its original");
-        std::fs::copy(root().join("models").join(&o.file), orig.path().join(&e.file)).unwrap();
+        let o = e
+            .original
+            .as_ref()
+            .expect("a derived model names its original");
+        std::fs::copy(
+            root().join("models").join(&o.file),
+            orig.path().join(&e.file),
+        )
+        .unwrap();
     }
     cfg.models_dir = orig.path().to_path_buf();
     assert!(
@@ -697,7 +704,10 @@ fn derived_models_give_the_originals_outputs() {
     let m = models::manifest().expect("manifest");
     let dir = root().join("models");
     let (det, rec) = (&m.detector, &m.recognizer);
-    let (det_o, rec_o) = (det.original.as_ref().unwrap(), rec.original.as_ref().unwrap());
+    let (det_o, rec_o) = (
+        det.original.as_ref().unwrap(),
+        rec.original.as_ref().unwrap(),
+    );
     for (file, sha) in [
         (&det.file, &det.sha256),
         (&rec.file, &rec.sha256),
@@ -712,7 +722,8 @@ fn derived_models_give_the_originals_outputs() {
     }
     let cfg = config(1, 4);
     let env = models::environment(&cfg.effective_ort_library()).expect("runtime");
-    let mut derived = models::Models::load(&env, &dir.join(&det.file), &dir.join(&rec.file)).unwrap();
+    let mut derived =
+        models::Models::load(&env, &dir.join(&det.file), &dir.join(&rec.file)).unwrap();
     let mut original =
         models::Models::load(&env, &dir.join(&det_o.file), &dir.join(&rec_o.file)).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(dir.join("samples"))
@@ -741,9 +752,16 @@ fn derived_models_give_the_originals_outputs() {
         let crop = align::warp(&img, &sim).unwrap();
         let ea = original.embed(&crop).unwrap();
         let eb = derived.embed(&crop).unwrap();
-        let worst = ea.iter().zip(&eb).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        let worst = ea
+            .iter()
+            .zip(&eb)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
         let norm = ea.iter().map(|v| v * v).sum::<f32>().sqrt();
-        assert!(worst / norm < 1e-4, "{name}: SFace differs by {worst} (norm {norm})");
+        assert!(
+            worst / norm < 1e-4,
+            "{name}: SFace differs by {worst} (norm {norm})"
+        );
         compared += 1;
     }
     assert!(compared >= 10);

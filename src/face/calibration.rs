@@ -301,7 +301,10 @@ pub fn report(
         table.model, table.data, scores.rejected
     );
     if !rejected_images.is_empty() {
-        let _ = writeln!(s, "| images left out (first failed check) | images |\n|---|---|");
+        let _ = writeln!(
+            s,
+            "| images left out (first failed check) | images |\n|---|---|"
+        );
         for (code, n) in rejected_images {
             let _ = writeln!(s, "| `{code}` | {n} |");
         }
@@ -310,8 +313,15 @@ pub fn report(
     let stats = |v: &[f32]| {
         let n = v.len().max(1) as f64;
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-        let sd = (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let sd = (v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        let (lo, hi) = v
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         format!("mean {mean:.3}, sd {sd:.3}, lowest {lo:.3}, highest {hi:.3}")
     };
     let _ = writeln!(
@@ -325,7 +335,11 @@ pub fn report(
         "| target FMR | threshold | method | impostors ≥ threshold (FMR, 95 % CI) | FNMR (95 % CI) |\n|---|---|---|---|---|"
     );
     for p in &table.point {
-        let fa = scores.impostor.iter().filter(|&&v| v >= p.threshold).count();
+        let fa = scores
+            .impostor
+            .iter()
+            .filter(|&&v| v >= p.threshold)
+            .count();
         let fr = scores.genuine.iter().filter(|&&v| v < p.threshold).count();
         let (flo, fhi) = wilson(fa, ni);
         let (rlo, rhi) = wilson(fr, ng);
@@ -356,8 +370,16 @@ pub fn report(
             "| target FMR | threshold | {subset_name} impostors ≥ threshold (95 % CI) | {subset_name} FNMR (95 % CI) |\n|---|---|---|---|"
         );
         for p in &table.point {
-            let fa = scores.subset_impostor.iter().filter(|&&v| v >= p.threshold).count();
-            let fr = scores.subset_genuine.iter().filter(|&&v| v < p.threshold).count();
+            let fa = scores
+                .subset_impostor
+                .iter()
+                .filter(|&&v| v >= p.threshold)
+                .count();
+            let fr = scores
+                .subset_genuine
+                .iter()
+                .filter(|&&v| v < p.threshold)
+                .count();
             let (flo, fhi) = wilson(fa, si);
             let (rlo, rhi) = wilson(fr, sg);
             let _ = writeln!(
@@ -534,7 +556,11 @@ mod tests {
         let t = CalibrationTable::committed().expect("committed table is valid");
         assert!(t.threshold_for_fmr(1e-5).score >= t.threshold_for_fmr(1e-4).score);
         // Every cross-identity pair was scored: FMR 1e-4 is measured, not extrapolated.
-        assert!(t.impostor_pairs as f64 * 1e-4 >= 10.0, "{}", t.impostor_pairs);
+        assert!(
+            t.impostor_pairs as f64 * 1e-4 >= 10.0,
+            "{}",
+            t.impostor_pairs
+        );
         for p in &t.point {
             let measurable = p.target_fmr * t.impostor_pairs as f64 >= 10.0;
             assert_eq!(p.method == PointMethod::Empirical, measurable, "{p:?}");
@@ -597,7 +623,10 @@ mod tests {
         let (lo, hi) = wilson(0, 100);
         assert!(lo == 0.0 && (hi - 0.037).abs() < 0.001, "{hi}");
         let (lo, hi) = wilson(50, 100);
-        assert!((lo - 0.404).abs() < 0.001 && (hi - 0.596).abs() < 0.001, "{lo} {hi}");
+        assert!(
+            (lo - 0.404).abs() < 0.001 && (hi - 0.596).abs() < 0.001,
+            "{lo} {hi}"
+        );
         assert_eq!(wilson(0, 0), (0.0, 1.0));
     }
 }

@@ -265,28 +265,29 @@ pub fn run_calibrate(
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut score_pair = |a: &str, b: &str, same: bool, out: &mut dyn Write| -> anyhow::Result<()> {
-        let same_s = u8::from(same);
-        match (results.get(a), results.get(b)) {
-            (Some(Embedded::Template(ta)), Some(Embedded::Template(tb))) => {
-                let score = engine.compare(ta, tb)?;
-                writeln!(out, "{a} {b} {same_s} {score:.4}")?;
-                scores.push(score, same, in_subset(a) && in_subset(b));
+    let mut score_pair =
+        |a: &str, b: &str, same: bool, out: &mut dyn Write| -> anyhow::Result<()> {
+            let same_s = u8::from(same);
+            match (results.get(a), results.get(b)) {
+                (Some(Embedded::Template(ta)), Some(Embedded::Template(tb))) => {
+                    let score = engine.compare(ta, tb)?;
+                    writeln!(out, "{a} {b} {same_s} {score:.4}")?;
+                    scores.push(score, same, in_subset(a) && in_subset(b));
+                }
+                (ra, rb) => {
+                    scores.rejected += 1;
+                    let code = [ra, rb]
+                        .into_iter()
+                        .find_map(|r| match r {
+                            Some(Embedded::Rejected(c)) => Some(c.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "missing".into());
+                    writeln!(out, "{a} {b} {same_s} {code}")?;
+                }
             }
-            (ra, rb) => {
-                scores.rejected += 1;
-                let code = [ra, rb]
-                    .into_iter()
-                    .find_map(|r| match r {
-                        Some(Embedded::Rejected(c)) => Some(c.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "missing".into());
-                writeln!(out, "{a} {b} {same_s} {code}")?;
-            }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     match &listed {
         Some(pairs) => {
             for p in pairs {

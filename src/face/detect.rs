@@ -38,7 +38,9 @@ pub struct Letterbox {
 /// The scale and the input size (width, height; multiples of 32) for a `w`×`h` photo.
 pub fn input_size(w: usize, h: usize, min_side: usize, max_side: usize) -> (f32, usize, usize) {
     let long = w.max(h).max(1) as f32;
-    let scale = (min_side as f32 / long).max(1.0).min(max_side as f32 / long);
+    let scale = (min_side as f32 / long)
+        .max(1.0)
+        .min(max_side as f32 / long);
     let up32 = |v: usize| (v.div_ceil(32) * 32).clamp(32, max_side.max(32));
     let ow = ((w as f32 * scale).round() as usize).max(1);
     let oh = ((h as f32 * scale).round() as usize).max(1);
@@ -253,7 +255,10 @@ mod tests {
         assert_eq!(input_size(128, 64, 256, 640), (2.0, 256, 128));
         // A 12-megapixel selfie: scaled down to the cap, aspect kept.
         let (s, w, h) = input_size(4000, 3000, 256, 640);
-        assert!((s - 0.16).abs() < 1e-6 && (w, h) == (640, 480), "{s} {w} {h}");
+        assert!(
+            (s - 0.16).abs() < 1e-6 && (w, h) == (640, 480),
+            "{s} {w} {h}"
+        );
         // The cap itself, and a degenerate strip.
         assert_eq!(input_size(640, 640, 256, 640), (1.0, 640, 640));
         assert_eq!(input_size(5000, 1, 256, 640).1, 640);
