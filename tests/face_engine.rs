@@ -801,8 +801,8 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
         .map(|v| v.split(',').map(|c| c.parse().unwrap()).collect())
         .unwrap_or_else(|_| vec![detect::MAX_SIDE]);
     for cap in caps {
-        let (mut worst_lm, mut sum_lm, mut worst_cos, mut n, mut pixels) =
-            (0f32, 0f32, 1f32, 0, 0usize);
+        let (mut worst_lm, mut sum_lm, mut worst_cos, mut n, mut pixels, mut lost) =
+            (0f32, 0f32, 1f32, 0, 0usize, 0);
         for (name, img) in &images {
             let sized = detect::letterbox_sized(img, detect::MIN_SIDE, cap);
             assert_eq!((sized.width % 32, sized.height % 32), (0, 0));
@@ -813,11 +813,14 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
                 .unwrap();
             let b = models.detect_letterboxed(&sized, 0.5, 0.3).unwrap();
             let (Some(a), Some(b)) = (a.first(), b.first()) else {
-                panic!(
+                assert!(
+                    cap != detect::MAX_SIDE,
                     "{name}: a face at 640 ({}) and sized ({})",
                     a.len(),
                     b.len()
                 );
+                lost += 1;
+                continue;
             };
             let eye = ((a.landmarks[1][0] - a.landmarks[0][0]).powi(2)
                 + (a.landmarks[1][1] - a.landmarks[0][1]).powi(2))
@@ -841,12 +844,14 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
         }
         let mean_lm = sum_lm / n as f32;
         eprintln!(
-            "cap {cap}: {n} photos, mean input {:.0}% of 640x640; landmark shift / inter-eye: mean {mean_lm:.4}, worst {worst_lm:.4}; lowest cosine to the 640x640 template {worst_cos:.4}",
-            100.0 * pixels as f32 / (n * 640 * 640) as f32
+            "cap {cap}: {n} photos ({lost} faces lost), mean input {:.0}% of 640x640; landmark shift / inter-eye: mean {mean_lm:.4}, worst {worst_lm:.4}; lowest cosine to the 640x640 template {worst_cos:.4}",
+            100.0 * pixels as f32 / (n.max(1) * 640 * 640) as f32
         );
         if cap == detect::MAX_SIDE {
-            assert!(mean_lm < 0.05, "mean landmark shift {mean_lm}");
-            assert!(worst_cos > 0.9, "lowest cosine {worst_cos}");
+            // Measured: mean 0.0001, worst 0.011 of the inter-eye distance; lowest cosine 0.996.
+            assert!(mean_lm < 0.005, "mean landmark shift {mean_lm}");
+            assert!(worst_lm < 0.05, "worst landmark shift {worst_lm}");
+            assert!(worst_cos > 0.99, "lowest cosine {worst_cos}");
         }
     }
 }

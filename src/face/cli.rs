@@ -200,9 +200,11 @@ fn subset_from_manifest(root: &Path, column: &str) -> Option<std::collections::H
         lines
             .filter_map(|l| {
                 let c: Vec<&str> = l.split('\t').collect();
-                (c.get(flag_col).map(|v| v.trim()) == Some("1"))
-                    .then(|| c.get(path_col).map(|p| p.to_string()))
-                    .flatten()
+                if c.get(flag_col).map(|v| v.trim()) == Some("1") {
+                    c.get(path_col).map(|p| p.to_string())
+                } else {
+                    None
+                }
             })
             .collect(),
     )
@@ -257,9 +259,8 @@ pub fn run_calibrate(
     let in_subset = |p: &str| subset.as_ref().is_some_and(|s| s.contains(p));
     let mut scores = calibration::Scores::default();
     let mut rejected_images: HashMap<String, usize> = HashMap::new();
-    for (path, r) in &results {
+    for r in results.values() {
         if let Embedded::Rejected(code) = r {
-            let _ = path;
             *rejected_images.entry(code.clone()).or_default() += 1;
         }
     }
