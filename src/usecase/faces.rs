@@ -29,7 +29,10 @@ fn selfie_error(e: FaceError, what: &str) -> UseCaseError {
         FaceError::TooLarge { detail } => {
             UseCaseError::PayloadTooLarge(format!("{what}: {detail}"))
         }
-        FaceError::Undecodable { detail } => UseCaseError::Malformed(format!("{what}: {detail}")),
+        // Not a picture we can read (truncated, corrupt, lying header): refused, never decoded partly.
+        FaceError::Undecodable { detail } => {
+            UseCaseError::UnsupportedMediaType(format!("{what}: {detail}"))
+        }
         FaceError::Internal => {
             UseCaseError::internal(anyhow::anyhow!("face engine failed on {what}"))
         }
