@@ -780,9 +780,10 @@ mod tests {
         ConsistencyResult, HojoBindingCheck, HojoBindingResult, HojoCheck, HojoResult,
         PresenceCheck, PresenceResult, Sex,
     };
-    use crate::face::{ImageKind, QualityCheck, QualityFailure, QualityResult};
+    use crate::face::{ImageKind, QualityCheck, QualityFailure};
     use crate::jlis::{self, RevocationReason};
     use crate::liveness::LivenessResult;
+    use crate::usecase::test_support::quality;
     use chrono::Utc;
 
     fn card() -> CardReport {
@@ -825,30 +826,6 @@ mod tests {
             chip_photo: Vec::new(),
             card_expiry_unauthenticated: None,
             revocation_target: None,
-        }
-    }
-
-    fn quality(kind: ImageKind, failed: &[QualityCheck]) -> QualityReport {
-        QualityReport {
-            result: if failed.is_empty() {
-                QualityResult::Pass
-            } else {
-                QualityResult::Fail
-            },
-            faces: 1,
-            face_width_px: Some(200),
-            brightness: Some(0.5),
-            sharpness: Some(0.8),
-            yaw_deg: Some(0.0),
-            pitch_deg: Some(0.0),
-            failed: failed
-                .iter()
-                .map(|&check| QualityFailure { check, kind })
-                .collect(),
-            inter_eye_px: Some(60.0),
-            roll_deg: Some(0.0),
-            glare: Some(0.0),
-            detection_score: Some(0.9),
         }
     }
 

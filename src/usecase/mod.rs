@@ -145,3 +145,34 @@ pub(crate) fn secs_until(until: crate::domain::Millis) -> u64 {
 pub fn round4(x: f32) -> f64 {
     (f64::from(x) * 10_000.0).round() / 10_000.0
 }
+
+/// Fixtures shared by the decision tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::face::{ImageKind, QualityCheck, QualityFailure, QualityReport, QualityResult};
+
+    /// A quality report of `kind` failing exactly `failed` (passing when empty).
+    pub fn quality(kind: ImageKind, failed: &[QualityCheck]) -> QualityReport {
+        QualityReport {
+            result: if failed.is_empty() {
+                QualityResult::Pass
+            } else {
+                QualityResult::Fail
+            },
+            faces: 1,
+            face_width_px: Some(200),
+            brightness: Some(0.5),
+            sharpness: Some(0.8),
+            yaw_deg: Some(0.0),
+            pitch_deg: Some(0.0),
+            failed: failed
+                .iter()
+                .map(|&check| QualityFailure { check, kind })
+                .collect(),
+            inter_eye_px: Some(60.0),
+            roll_deg: Some(0.0),
+            glare: Some(0.0),
+            detection_score: Some(0.9),
+        }
+    }
+}

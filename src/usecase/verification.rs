@@ -311,35 +311,12 @@ async fn scores(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::face::{ImageKind, QualityCheck, QualityFailure};
+    use crate::face::{ImageKind, QualityCheck};
     use crate::liveness::LivenessResult;
 
-    pub(crate) fn quality(pass: bool) -> QualityReport {
-        QualityReport {
-            result: if pass {
-                QualityResult::Pass
-            } else {
-                QualityResult::Fail
-            },
-            faces: 1,
-            face_width_px: Some(200),
-            brightness: Some(0.5),
-            sharpness: Some(0.8),
-            yaw_deg: Some(0.0),
-            pitch_deg: Some(0.0),
-            failed: if pass {
-                Vec::new()
-            } else {
-                vec![QualityFailure {
-                    check: QualityCheck::Blurry,
-                    kind: ImageKind::Selfie,
-                }]
-            },
-            inter_eye_px: Some(60.0),
-            roll_deg: Some(0.0),
-            glare: Some(0.0),
-            detection_score: Some(0.9),
-        }
+    fn quality(pass: bool) -> QualityReport {
+        let failed: &[QualityCheck] = if pass { &[] } else { &[QualityCheck::Blurry] };
+        crate::usecase::test_support::quality(ImageKind::Selfie, failed)
     }
 
     fn live(result: LivenessResult) -> LivenessReport {
