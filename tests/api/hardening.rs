@@ -326,6 +326,10 @@ async fn a_worker_panic_is_one_500_and_the_pool_heals() {
         "[face]\nworkers = 1\njob_deadline_ms = 300000\ntest_panic_marker = \"ffd8ff50414e4943\"\n",
     );
     let app = spawn_app_with(options).await;
+    // Its own engine warms up first (503 not_ready until then).
+    let face = app.ctx.face.clone();
+    let warm = tokio::task::spawn_blocking(move || face.wait_ready(Duration::from_secs(120)));
+    assert!(warm.await.unwrap(), "the engine warms up");
     let id = enroll_person_a(&app).await;
     let mut poison = hex::decode("ffd8ff50414e4943").unwrap();
     poison.extend_from_slice(&[0u8; 64]);
