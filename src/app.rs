@@ -118,8 +118,58 @@ impl Application {
             header_timeout: Duration::from_secs(server.header_timeout_secs),
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         };
+        let jobs = BackgroundJobs::start(&self.context);
         let router = http::router(self.context);
-        http::serve::serve(self.listener, router, limits, shutdown).await
+        let served = http::serve::serve(self.listener, router, limits, shutdown).await;
+        jobs.stop().await;
+        served
+    }
+}
+
+/// The periodic work of a replica: the webhook delivery worker, the scheduled status checks and
+/// the retention job. Each stops at the shutdown signal after finishing what it is doing.
+pub struct BackgroundJobs {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BackgroundJobs {
+    pub fn start(ctx: &ApiContext) -> Self {
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let settings = &ctx.settings;
+        let mut tasks = Vec::new();
+        if settings.webhooks.worker_enabled {
+            let worker = crate::webhooks::deliver::Worker {
+                store: ctx.store.clone(),
+                keys: ctx.keys.clone(),
+                settings: settings.webhooks.clone(),
+                environment: settings.environment,
+            };
+            tasks.push(tokio::spawn(worker.run(shutdown.subscribe())));
+        }
+        if settings.status_checks.enabled {
+            let scheduler = crate::usecase::scheduled::Scheduler {
+                svc: ctx.services(),
+            };
+            tasks.push(tokio::spawn(scheduler.run(shutdown.subscribe())));
+        }
+        if settings.retention.enabled {
+            tasks.push(tokio::spawn(crate::usecase::retention::run(
+                ctx.services(),
+                shutdown.subscribe(),
+            )));
+        }
+        Self { shutdown, tasks }
+    }
+
+    /// Signals the jobs and waits for them (bounded: an attempt in flight has its own timeout).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+                tracing::warn!("a background job did not stop within 30 s");
+            }
+        }
     }
 }
 
@@ -249,7 +299,7 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
                         &name,
                         TenantSettings {
                             liveness,
-                            require_hojo: None,
+                            ..TenantSettings::default()
                         },
                     )
                     .await?;

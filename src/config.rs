@@ -35,6 +35,12 @@ pub struct Settings {
     pub liveness: crate::liveness::LivenessConfig,
     #[serde(default)]
     pub verification: VerificationSettings,
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
+    #[serde(default)]
+    pub status_checks: crate::usecase::scheduled::StatusCheckSettings,
+    #[serde(default)]
+    pub retention: crate::usecase::retention::RetentionSettings,
 }
 
 /// `[verification]`: transaction-time re-verification.
@@ -149,6 +155,11 @@ impl Settings {
             crate::jlis::BuildError::Config { key, why } => ConfigError::key(key, why),
             other => ConfigError(other.to_string()),
         })?;
+        self.webhooks
+            .validate()
+            .and_then(|()| self.status_checks.validate())
+            .and_then(|()| self.retention.validate())
+            .map_err(|(key, why)| ConfigError::key(key, why))?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")

@@ -8,6 +8,7 @@
 //! - [`face`]: image decoding, the ONNX models, quality, templates, the worker pool;
 //! - [`store`]: the storage trait and its Postgres and SQLite implementations;
 //! - [`crypto`]: envelope encryption and crypto-shredding;
+//! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
 //! - [`devcard`]: the test-card generator (development only).
 #![deny(unsafe_code)]
 
@@ -28,3 +29,4 @@ pub mod redact;
 pub mod store;
 pub mod telemetry;
 pub mod usecase;
+pub mod webhooks;

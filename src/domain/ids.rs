@@ -97,6 +97,21 @@ id_type!(
     VerificationId,
     "ver"
 );
+id_type!(
+    /// A webhook endpoint of a tenant: `whk_…`.
+    WebhookId,
+    "whk"
+);
+id_type!(
+    /// A webhook event (the id receivers de-duplicate by): `evt_…`.
+    EventId,
+    "evt"
+);
+id_type!(
+    /// One event's delivery to one endpoint: `dlv_…`.
+    DeliveryId,
+    "dlv"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 pub mod ids;
 pub mod vocab;
 
-pub use ids::{EnrollmentId, SessionId, TenantId, VerificationId};
+pub use ids::{DeliveryId, EnrollmentId, EventId, SessionId, TenantId, VerificationId, WebhookId};
 pub use vocab::{EnrollmentStatus, Reason, Reasons, TemplateSource, VerificationDecision};
 
 use crate::redact::Secret;
@@ -39,7 +39,7 @@ pub fn rfc3339(ms: Millis) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b

@@ -14,6 +14,7 @@ pub mod serve;
 pub mod sessions;
 pub mod transactions;
 pub mod upload;
+pub mod webhooks;
 
 pub use auth::{Caller, TenantAuth};
 pub use error::{ApiError, ApiResult};
@@ -91,6 +92,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(sessions::router())
         .merge(enrollments::router())
         .merge(transactions::router())
+        .merge(webhooks::router())
         .merge(ops::router())
 }
 

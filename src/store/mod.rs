@@ -98,6 +98,16 @@ pub struct TenantSettings {
     /// Require the 入力補助AP records and bind them to the certificate and the 券面AP (default on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_hojo: Option<bool>,
+    /// Scheduled status checks: seconds between two checks of one enrollment (`status_checks.interval_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_check_interval_secs: Option<u64>,
+    /// Retention overrides (`[retention]`); `Some(0)` for `shred_inactive_after_secs` means never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shred_inactive_after_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_retention_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +266,169 @@ pub struct RecordedVerification {
     pub locked_now: bool,
 }
 
+/// A webhook event, written to the outbox in the transaction of the change that caused it and fanned
+/// out there to every enabled endpoint of the tenant subscribed to its type.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// `evt_…`: receivers de-duplicate by it.
+    pub id: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    /// The exact JSON body sent (ids and statuses only).
+    pub payload: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWebhookEndpoint {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// The signing secret sealed under the KEK.
+    pub secret_sealed: Vec<u8>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookEndpointRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret_sealed: Secret<Vec<u8>>,
+    pub previous_secret_sealed: Option<Secret<Vec<u8>>>,
+    pub previous_secret_expires_at: Option<Millis>,
+    pub consecutive_failures: i64,
+    pub disabled_at: Option<Millis>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    /// Attempts since the retry budget started (creation or the last manual retry).
+    pub window_attempts: i64,
+    pub window_start: Millis,
+    pub next_attempt_at: Millis,
+    pub created_at: Millis,
+    pub delivered_at: Option<Millis>,
+}
+
+/// One attempt as recorded: never the receiver's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub n: i64,
+    pub at: Millis,
+    pub status_code: Option<i64>,
+    pub error_class: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// A due delivery claimed by this worker (leased), with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: DeliveryRow,
+    pub payload: String,
+    pub endpoint: WebhookEndpointRow,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    Retry { next_attempt_at: Millis },
+    /// The retry budget is spent: the delivery failed.
+    GiveUp,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub tenant_id: String,
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    pub attempt: AttemptRow,
+    pub outcome: AttemptOutcome,
+    /// The endpoint is disabled when this many deliveries in a row failed (0: never).
+    pub disable_after_failed_deliveries: i64,
+}
+
+/// An enrollment whose scheduled status check is due, claimed (leased) by this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedCheck {
+    pub tenant_id: String,
+    pub enrollment_id: String,
+    pub next_status_check_at: Millis,
+}
+
+/// Cut-off times (rows older are purged) of one tenant's retention run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionCutoffs {
+    /// Rejected enrollments (their decision records) created before this.
+    pub rejected_before: Option<Millis>,
+    /// Verification records created before this.
+    pub verifications_before: Option<Millis>,
+    /// Sessions expired before this that no enrollment or verification refers to.
+    pub sessions_expired_before: Millis,
+    /// Idempotency rows expired before this.
+    pub idempotency_expired_before: Millis,
+    /// Webhook events (and their deliveries) created before this, once no delivery is pending.
+    pub webhook_events_before: Millis,
+}
+
+/// Rows one retention run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeCounts {
+    pub rejected_enrollments: u64,
+    pub verifications: u64,
+    pub sessions: u64,
+    pub idempotency_keys: u64,
+    pub webhook_events: u64,
+}
+
+impl PurgeCounts {
+    pub fn total(&self) -> u64 {
+        self.rejected_enrollments
+            + self.verifications
+            + self.sessions
+            + self.idempotency_keys
+            + self.webhook_events
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
@@ -302,6 +475,7 @@ pub trait Store: Send + Sync + 'static {
         enrollment: &NewEnrollment,
         audit: &AuditEvent,
         answer: Option<&Completion>,
+        events: &[OutboxEvent],
     ) -> StoreResult<()>;
     async fn get_enrollment(&self, tenant_id: &str, id: &str)
         -> StoreResult<Option<EnrollmentRow>>;
@@ -324,6 +498,7 @@ pub trait Store: Send + Sync + 'static {
         document: &str,
         audit: &AuditEvent,
         now: Millis,
+        events: &[OutboxEvent],
     ) -> StoreResult<bool>;
     /// Crypto-shreds: drops the wrapped data key, the sealed records and the templates; keeps a
     /// tombstone row and appends the audit event. Returns false if there was nothing to delete.
@@ -333,12 +508,14 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         audit: &AuditEvent,
         now: Millis,
+        events: &[OutboxEvent],
     ) -> StoreResult<bool>;
     /// One write transaction, with the enrollment's row locked (`FOR UPDATE` on PostgreSQL, the
     /// immediate transaction on SQLite): read the lockout counters as they are now, apply `attempt`
     /// by `policy`, consume the session if any, insert the verification, append the audit event(s),
     /// store the idempotent answer. A match that finds the enrollment locked by a concurrent
     /// attempt writes nothing and fails with `Locked`: no write clears a lock it did not see.
+    /// `if_locked` goes to the outbox only when this attempt sets the lock.
     async fn record_verification(
         &self,
         v: &NewVerification,
@@ -346,6 +523,7 @@ pub trait Store: Send + Sync + 'static {
         policy: &LockoutPolicy,
         audit: &AuditEvent,
         answer: Option<&Completion>,
+        if_locked: &[OutboxEvent],
     ) -> StoreResult<RecordedVerification>;
 
     /// Reserves an Idempotency-Key for a request with this fingerprint (see [`Reservation`]). A
@@ -363,6 +541,104 @@ pub trait Store: Send + Sync + 'static {
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>>;
+
+    // Webhook endpoints (a tenant's own; every read is scoped by tenant).
+    async fn create_webhook(&self, w: &NewWebhookEndpoint, audit: &AuditEvent) -> StoreResult<()>;
+    async fn list_webhooks(&self, tenant_id: &str) -> StoreResult<Vec<WebhookEndpointRow>>;
+    async fn get_webhook(&self, tenant_id: &str, id: &str)
+        -> StoreResult<Option<WebhookEndpointRow>>;
+    /// Soft-deletes (deliveries stay visible to the audit); false if there was none.
+    async fn delete_webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        audit: &AuditEvent,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Replaces the secret; the old one is kept (and signed with) until `previous_expires_at`.
+    async fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret_sealed: &[u8],
+        previous_expires_at: Millis,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// The endpoint's deliveries, newest first, each with its attempts (oldest first).
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>>;
+    /// A manual retry: the delivery is due now with a fresh retry budget. `None` if there is none.
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        delivery_id: &str,
+        audit: &AuditEvent,
+        now: Millis,
+    ) -> StoreResult<Option<DeliveryRow>>;
+    /// Claims up to `limit` due deliveries of enabled endpoints for `lease_ms` (SKIP LOCKED on
+    /// PostgreSQL, so replicas never claim the same row).
+    async fn claim_deliveries(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and its outcome; disables the endpoint (with an audit event) when its
+    /// failed deliveries in a row reach the limit. Returns whether it was disabled now.
+    async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<bool>;
+
+    // Scheduled status checks.
+    /// Verified (or status-unknown) enrollments that have no check scheduled yet.
+    async fn unscheduled_status_checks(&self, limit: i64) -> StoreResult<Vec<(String, String)>>;
+    /// Sets the first check time of an enrollment that has none (a concurrent replica may have).
+    async fn schedule_status_check(
+        &self,
+        tenant_id: &str,
+        enrollment_id: &str,
+        at: Millis,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` due checks for `lease_ms` (SKIP LOCKED on PostgreSQL).
+    async fn claim_status_checks(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedCheck>>;
+    /// Ends a claimed check: the lease is dropped and the next check set.
+    async fn finish_status_check(
+        &self,
+        tenant_id: &str,
+        enrollment_id: &str,
+        next_at: Millis,
+    ) -> StoreResult<()>;
+    /// Checks due now and checks due before `overdue_before`.
+    async fn status_check_backlog(
+        &self,
+        now: Millis,
+        overdue_before: Millis,
+    ) -> StoreResult<(i64, i64)>;
+
+    // Retention.
+    /// Live enrollments whose last verification (or creation) is older than `before`.
+    async fn inactive_enrollments(
+        &self,
+        tenant_id: &str,
+        before: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// One transaction: purges what the cut-offs name and, if anything went, appends
+    /// `retention.purged` with the counts to the audit chain.
+    async fn purge(
+        &self,
+        tenant_id: &str,
+        cutoffs: &RetentionCutoffs,
+        now: Millis,
+    ) -> StoreResult<PurgeCounts>;
 }
 
 /// How an API key to revoke is named.
@@ -381,6 +657,8 @@ pub enum CountedTable {
     Verifications,
     Audit,
     IdempotencyKeys,
+    WebhookEvents,
+    WebhookDeliveries,
 }
 
 impl CountedTable {
@@ -392,6 +670,8 @@ impl CountedTable {
             CountedTable::Verifications => "verifications",
             CountedTable::Audit => "audit_log",
             CountedTable::IdempotencyKeys => "idempotency_keys",
+            CountedTable::WebhookEvents => "webhook_events",
+            CountedTable::WebhookDeliveries => "webhook_deliveries",
         }
     }
 }

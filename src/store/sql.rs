@@ -104,8 +104,15 @@ where
 const SESSION_COLUMNS: &str = "id, tenant_id, purpose, subject_ref, enrollment_id, context, nonce, liveness, created_at, expires_at, consumed_at, client_token_hash";
 const ENROLLMENT_COLUMNS: &str = "id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, failed_count, failure_window_start, locked_until, created_at, updated_at";
 
+const WEBHOOK_COLUMNS: &str = "id, tenant_id, url, events, secret_sealed, previous_secret_sealed, previous_secret_expires_at, consecutive_failures, disabled_at, disabled_reason, created_at";
+const DELIVERY_COLUMNS: &str = "d.id, d.tenant_id, d.endpoint_id, d.event_id, e.type, d.state, d.attempts, d.window_attempts, d.window_start, d.next_attempt_at, d.created_at, d.delivered_at";
+
+fn events_of(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("webhook events: {e}")))
+}
+
 macro_rules! sql_store {
-    ($store:ident, $db:ty, begin = $begin:expr, audit_lock = $audit_lock:expr, for_update = $for_update:expr, migrator = $migrator:expr, name = $name:expr) => {
+    ($store:ident, $db:ty, begin = $begin:expr, audit_lock = $audit_lock:expr, for_update = $for_update:expr, skip_locked = $skip_locked:expr, migrator = $migrator:expr, name = $name:expr) => {
         impl $store {
             async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, $db>> {
                 Ok(self.pool.begin_with($begin).await?)
@@ -183,6 +190,80 @@ macro_rules! sql_store {
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
+            }
+
+            /// The outbox: the event, and one pending delivery per enabled endpoint of the tenant that
+            /// subscribed to its type, inside the caller's transaction. No subscriber: nothing is written.
+            async fn outbox_in(conn: &mut <$db as sqlx::Database>::Connection, events: &[OutboxEvent]) -> StoreResult<()> {
+                for ev in events {
+                    let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL AND deleted_at IS NULL ORDER BY id")
+                        .bind(&ev.tenant_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let mut targets = Vec::new();
+                    for r in &rows {
+                        let subscribed: Vec<String> = events_of(&r.try_get::<String, _>("events")?)?;
+                        if subscribed.iter().any(|t| *t == ev.event_type) {
+                            targets.push(r.try_get::<String, _>("id")?);
+                        }
+                    }
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    sqlx::query("INSERT INTO webhook_events (id, tenant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&ev.id)
+                        .bind(&ev.tenant_id)
+                        .bind(&ev.event_type)
+                        .bind(&ev.payload)
+                        .bind(ev.created_at)
+                        .execute(&mut *conn)
+                        .await?;
+                    for endpoint in targets {
+                        sqlx::query("INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_id, state, attempts, window_attempts, window_start, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5)")
+                            .bind(crate::domain::DeliveryId::new().as_str())
+                            .bind(&ev.tenant_id)
+                            .bind(endpoint)
+                            .bind(&ev.id)
+                            .bind(ev.created_at)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            fn webhook_from(r: &<$db as sqlx::Database>::Row) -> StoreResult<WebhookEndpointRow> {
+                Ok(WebhookEndpointRow {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    url: r.try_get("url")?,
+                    events: events_of(&r.try_get::<String, _>("events")?)?,
+                    secret_sealed: Secret::new(r.try_get("secret_sealed")?),
+                    previous_secret_sealed: r.try_get::<Option<Vec<u8>>, _>("previous_secret_sealed")?.map(Secret::new),
+                    previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+                    consecutive_failures: r.try_get("consecutive_failures")?,
+                    disabled_at: r.try_get("disabled_at")?,
+                    disabled_reason: r.try_get("disabled_reason")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn delivery_from(r: &<$db as sqlx::Database>::Row) -> StoreResult<DeliveryRow> {
+                let state: String = r.try_get("state")?;
+                Ok(DeliveryRow {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    endpoint_id: r.try_get("endpoint_id")?,
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("type")?,
+                    state: DeliveryState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("delivery state {state:?}")))?,
+                    attempts: r.try_get("attempts")?,
+                    window_attempts: r.try_get("window_attempts")?,
+                    window_start: r.try_get("window_start")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    created_at: r.try_get("created_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                })
             }
 
             async fn append_audit_in(conn: &mut <$db as sqlx::Database>::Connection, ev: &AuditEvent) -> StoreResult<()> {
@@ -343,7 +424,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent, answer: Option<&Completion>) -> StoreResult<()> {
+            async fn create_enrollment(&self, e: &NewEnrollment, audit: &AuditEvent, answer: Option<&Completion>, events: &[OutboxEvent]) -> StoreResult<()> {
                 let mut tx = self.begin().await?;
                 Self::consume_session_in(&mut tx, &e.tenant_id, &e.session_id, e.created_at).await?;
                 let (kek_id, wrapped) = match &e.wrapped_key {
@@ -381,6 +462,7 @@ macro_rules! sql_store {
                 if let Some(answer) = answer {
                     Self::complete_idempotency_in(&mut tx, answer, e.created_at).await?;
                 }
+                Self::outbox_in(&mut tx, events).await?;
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -422,7 +504,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
                     .bind(status.as_str())
@@ -436,13 +518,14 @@ macro_rules! sql_store {
                 if n == 0 {
                     return Ok(false);
                 }
+                Self::outbox_in(&mut tx, events).await?;
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
             #[tracing::instrument(skip_all)]
-            async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = 'deleted', document = '{}', subject_ref = NULL, identity_sealed = NULL, revocation_sealed = NULL, kek_id = NULL, wrapped_dek = NULL, deleted_at = $1, updated_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL")
                     .bind(now)
@@ -462,13 +545,14 @@ macro_rules! sql_store {
                 ] {
                     sqlx::query(statement).bind(tenant_id).bind(id).execute(&mut *tx).await?;
                 }
+                Self::outbox_in(&mut tx, events).await?;
                 Self::append_audit_in(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
             #[tracing::instrument(skip_all)]
-            async fn record_verification(&self, v: &NewVerification, attempt: Attempt, policy: &LockoutPolicy, audit: &AuditEvent, answer: Option<&Completion>) -> StoreResult<RecordedVerification> {
+            async fn record_verification(&self, v: &NewVerification, attempt: Attempt, policy: &LockoutPolicy, audit: &AuditEvent, answer: Option<&Completion>, if_locked: &[OutboxEvent]) -> StoreResult<RecordedVerification> {
                 let mut tx = self.begin().await?;
                 let sql = format!("SELECT failed_count, failure_window_start, locked_until FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{}", $for_update);
                 let row = sqlx::query(&sql)
@@ -524,6 +608,7 @@ macro_rules! sql_store {
                         at: now,
                     };
                     Self::append_audit_in(&mut tx, &locked).await?;
+                    Self::outbox_in(&mut tx, if_locked).await?;
                 }
                 tx.commit().await?;
                 Ok(RecordedVerification { lockout: next, locked_now })
@@ -635,10 +720,371 @@ macro_rules! sql_store {
                     })
                     .collect()
             }
+
+            #[tracing::instrument(skip_all)]
+            async fn create_webhook(&self, w: &NewWebhookEndpoint, audit: &AuditEvent) -> StoreResult<()> {
+                let events = serde_json::to_string(&w.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut tx = self.begin().await?;
+                sqlx::query("INSERT INTO webhook_endpoints (id, tenant_id, url, events, secret_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&w.id)
+                    .bind(&w.tenant_id)
+                    .bind(&w.url)
+                    .bind(events)
+                    .bind(w.secret_sealed.as_slice())
+                    .bind(w.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn list_webhooks(&self, tenant_id: &str) -> StoreResult<Vec<WebhookEndpointRow>> {
+                let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id");
+                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::webhook_from).collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_webhook(&self, tenant_id: &str, id: &str) -> StoreResult<Option<WebhookEndpointRow>> {
+                let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL");
+                let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::webhook_from).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn delete_webhook(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, secret_sealed = $2, previous_secret_sealed = NULL WHERE tenant_id = $3 AND id = $4 AND deleted_at IS NULL")
+                    .bind(now)
+                    .bind(Vec::<u8>::new())
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                // What was still to be sent to it is not sent any more.
+                sqlx::query("UPDATE webhook_deliveries SET state = 'failed', lease_until = NULL WHERE tenant_id = $1 AND endpoint_id = $2 AND state = 'pending'")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn rotate_webhook_secret(&self, tenant_id: &str, id: &str, secret_sealed: &[u8], previous_expires_at: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, previous_secret_expires_at = $1, secret_sealed = $2 WHERE tenant_id = $3 AND id = $4 AND deleted_at IS NULL")
+                    .bind(previous_expires_at)
+                    .bind(secret_sealed)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn list_deliveries(&self, tenant_id: &str, endpoint_id: &str, limit: i64) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>> {
+                let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.tenant_id = $1 AND d.endpoint_id = $2 ORDER BY d.created_at DESC, d.id LIMIT $3");
+                let rows = sqlx::query(&sql).bind(tenant_id).bind(endpoint_id).bind(limit).fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let d = Self::delivery_from(r)?;
+                    let attempts = sqlx::query("SELECT n, at, status_code, error_class, duration_ms FROM webhook_attempts WHERE delivery_id = $1 ORDER BY n")
+                        .bind(&d.id)
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|a| Ok(AttemptRow {
+                            n: a.try_get("n")?,
+                            at: a.try_get("at")?,
+                            status_code: a.try_get("status_code")?,
+                            error_class: a.try_get("error_class")?,
+                            duration_ms: a.try_get("duration_ms")?,
+                        }))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    out.push((d, attempts));
+                }
+                Ok(out)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn retry_delivery(&self, tenant_id: &str, endpoint_id: &str, delivery_id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<Option<DeliveryRow>> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, window_start = $1, window_attempts = 0, lease_until = NULL WHERE tenant_id = $2 AND endpoint_id = $3 AND id = $4 AND state <> 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $2 AND deleted_at IS NULL)")
+                    .bind(now)
+                    .bind(tenant_id)
+                    .bind(endpoint_id)
+                    .bind(delivery_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    // Retrying by hand says the receiver is back: its endpoint is enabled again.
+                    sqlx::query("UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL, consecutive_failures = 0 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
+                        .bind(tenant_id)
+                        .bind(endpoint_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::append_audit_in(&mut tx, audit).await?;
+                }
+                let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.tenant_id = $1 AND d.endpoint_id = $2 AND d.id = $3 AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND deleted_at IS NULL)");
+                let row = sqlx::query(&sql).bind(tenant_id).bind(endpoint_id).bind(delivery_id).fetch_optional(&mut *tx).await?;
+                let row = row.as_ref().map(Self::delivery_from).transpose()?;
+                tx.commit().await?;
+                Ok(row)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn claim_deliveries(&self, now: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
+                const DUE: &str = "state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL AND deleted_at IS NULL)";
+                // A cheap look first: an idle poll takes no write lock.
+                let peek = format!("SELECT id FROM webhook_deliveries WHERE {DUE} LIMIT 1");
+                if sqlx::query(&peek).bind(now).fetch_optional(&self.pool).await?.is_none() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.begin().await?;
+                let sql = format!("SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT $2{}", $skip_locked);
+                let ids: Vec<String> = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("id"))
+                    .collect::<Result<_, _>>()?;
+                for id in &ids {
+                    sqlx::query("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2")
+                        .bind(now + lease_ms)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                let mut claimed = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let sql = format!("SELECT {DELIVERY_COLUMNS}, e.payload FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1");
+                    let row = sqlx::query(&sql).bind(&id).fetch_one(&self.pool).await?;
+                    let delivery = Self::delivery_from(&row)?;
+                    let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+                    let endpoint = sqlx::query(&sql).bind(&delivery.endpoint_id).fetch_one(&self.pool).await?;
+                    claimed.push(ClaimedDelivery {
+                        payload: row.try_get("payload")?,
+                        endpoint: Self::webhook_from(&endpoint)?,
+                        delivery,
+                    });
+                }
+                Ok(claimed)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let a = &r.attempt;
+                sqlx::query("INSERT INTO webhook_attempts (delivery_id, n, at, status_code, error_class, duration_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_id, n) DO NOTHING")
+                    .bind(&r.delivery_id)
+                    .bind(a.n)
+                    .bind(a.at)
+                    .bind(a.status_code)
+                    .bind(&a.error_class)
+                    .bind(a.duration_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                let (state, next, delivered_at) = match r.outcome {
+                    AttemptOutcome::Delivered => ("delivered", a.at, Some(a.at)),
+                    AttemptOutcome::Retry { next_attempt_at } => ("pending", next_attempt_at, None),
+                    AttemptOutcome::GiveUp => ("failed", a.at, None),
+                };
+                sqlx::query("UPDATE webhook_deliveries SET state = $1, attempts = $2, window_attempts = window_attempts + 1, next_attempt_at = $3, delivered_at = $4, lease_until = NULL WHERE id = $5")
+                    .bind(state)
+                    .bind(a.n)
+                    .bind(next)
+                    .bind(delivered_at)
+                    .bind(&r.delivery_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut disabled_now = false;
+                match r.outcome {
+                    AttemptOutcome::Delivered => {
+                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
+                            .bind(&r.endpoint_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    AttemptOutcome::Retry { .. } => {}
+                    AttemptOutcome::GiveUp => {
+                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1")
+                            .bind(&r.endpoint_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        if r.disable_after_failed_deliveries > 0 {
+                            let n = sqlx::query("UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = 'consecutive_failures' WHERE id = $2 AND disabled_at IS NULL AND consecutive_failures >= $3")
+                                .bind(a.at)
+                                .bind(&r.endpoint_id)
+                                .bind(r.disable_after_failed_deliveries)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                            if n == 1 {
+                                disabled_now = true;
+                                let audit = AuditEvent {
+                                    tenant_id: r.tenant_id.clone(),
+                                    event: "webhook.disabled".into(),
+                                    subject: r.endpoint_id.clone(),
+                                    details: serde_json::json!({"reason": "consecutive_failures", "failed_deliveries": r.disable_after_failed_deliveries, "last_delivery_id": r.delivery_id}),
+                                    at: a.at,
+                                };
+                                Self::append_audit_in(&mut tx, &audit).await?;
+                            }
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(disabled_now)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn unscheduled_status_checks(&self, limit: i64) -> StoreResult<Vec<(String, String)>> {
+                let rows = sqlx::query("SELECT tenant_id, id FROM enrollments WHERE status IN ('verified', 'status_unknown') AND deleted_at IS NULL AND next_status_check_at IS NULL ORDER BY created_at, id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("id")?))).collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn schedule_status_check(&self, tenant_id: &str, enrollment_id: &str, at: Millis) -> StoreResult<()> {
+                sqlx::query("UPDATE enrollments SET next_status_check_at = $1 WHERE tenant_id = $2 AND id = $3 AND next_status_check_at IS NULL")
+                    .bind(at)
+                    .bind(tenant_id)
+                    .bind(enrollment_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn claim_status_checks(&self, now: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<ClaimedCheck>> {
+                const DUE: &str = "status IN ('verified', 'status_unknown') AND deleted_at IS NULL AND next_status_check_at <= $1 AND (status_check_lease_until IS NULL OR status_check_lease_until <= $1)";
+                let peek = format!("SELECT id FROM enrollments WHERE {DUE} LIMIT 1");
+                if sqlx::query(&peek).bind(now).fetch_optional(&self.pool).await?.is_none() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.begin().await?;
+                let sql = format!("SELECT tenant_id, id, next_status_check_at FROM enrollments WHERE {DUE} ORDER BY next_status_check_at, id LIMIT $2{}", $skip_locked);
+                let claimed: Vec<ClaimedCheck> = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| Ok(ClaimedCheck {
+                        tenant_id: r.try_get("tenant_id")?,
+                        enrollment_id: r.try_get("id")?,
+                        next_status_check_at: r.try_get("next_status_check_at")?,
+                    }))
+                    .collect::<StoreResult<_>>()?;
+                for c in &claimed {
+                    sqlx::query("UPDATE enrollments SET status_check_lease_until = $1 WHERE tenant_id = $2 AND id = $3")
+                        .bind(now + lease_ms)
+                        .bind(&c.tenant_id)
+                        .bind(&c.enrollment_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn finish_status_check(&self, tenant_id: &str, enrollment_id: &str, next_at: Millis) -> StoreResult<()> {
+                sqlx::query("UPDATE enrollments SET next_status_check_at = $1, status_check_lease_until = NULL WHERE tenant_id = $2 AND id = $3")
+                    .bind(next_at)
+                    .bind(tenant_id)
+                    .bind(enrollment_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn status_check_backlog(&self, now: Millis, overdue_before: Millis) -> StoreResult<(i64, i64)> {
+                let row = sqlx::query("SELECT COALESCE(SUM(CASE WHEN next_status_check_at <= $1 THEN 1 ELSE 0 END), 0) AS due, COALESCE(SUM(CASE WHEN next_status_check_at <= $2 THEN 1 ELSE 0 END), 0) AS overdue FROM enrollments WHERE status IN ('verified', 'status_unknown') AND deleted_at IS NULL")
+                    .bind(now)
+                    .bind(overdue_before)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((row.try_get("due")?, row.try_get("overdue")?))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn inactive_enrollments(&self, tenant_id: &str, before: Millis, limit: i64) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query("SELECT e.id FROM enrollments e WHERE e.tenant_id = $1 AND e.deleted_at IS NULL AND e.wrapped_dek IS NOT NULL AND e.created_at < $2 AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.tenant_id = $1 AND v.enrollment_id = e.id AND v.created_at >= $2) ORDER BY e.created_at, e.id LIMIT $3")
+                    .bind(tenant_id)
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn purge(&self, tenant_id: &str, c: &RetentionCutoffs, now: Millis) -> StoreResult<PurgeCounts> {
+                let mut tx = self.begin().await?;
+                let mut counts = PurgeCounts::default();
+                if let Some(before) = c.verifications_before {
+                    counts.verifications = sqlx::query("DELETE FROM verifications WHERE tenant_id = $1 AND created_at < $2")
+                        .bind(tenant_id).bind(before).execute(&mut *tx).await?.rows_affected();
+                }
+                if let Some(before) = c.rejected_before {
+                    // A rejected enrollment holds no personal data: its decision record is the row.
+                    let doomed = "SELECT id FROM enrollments WHERE tenant_id = $1 AND status = 'rejected' AND created_at < $2 AND id NOT IN (SELECT enrollment_id FROM verifications WHERE tenant_id = $1)";
+                    sqlx::query(&format!("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND resource_id IN ({doomed})"))
+                        .bind(tenant_id).bind(before).execute(&mut *tx).await?;
+                    counts.rejected_enrollments = sqlx::query(&format!("DELETE FROM enrollments WHERE tenant_id = $1 AND id IN ({doomed})"))
+                        .bind(tenant_id).bind(before).execute(&mut *tx).await?.rows_affected();
+                }
+                counts.sessions = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND expires_at < $2 AND id NOT IN (SELECT session_id FROM enrollments WHERE tenant_id = $1) AND id NOT IN (SELECT session_id FROM verifications WHERE tenant_id = $1 AND session_id IS NOT NULL)")
+                    .bind(tenant_id).bind(c.sessions_expired_before).execute(&mut *tx).await?.rows_affected();
+                counts.idempotency_keys = sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND expires_at < $2")
+                    .bind(tenant_id).bind(c.idempotency_expired_before).execute(&mut *tx).await?.rows_affected();
+                let old_events = "SELECT id FROM webhook_events WHERE tenant_id = $1 AND created_at < $2 AND id NOT IN (SELECT event_id FROM webhook_deliveries WHERE tenant_id = $1 AND state = 'pending')";
+                sqlx::query(&format!("DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND event_id IN ({old_events})"))
+                    .bind(tenant_id).bind(c.webhook_events_before).execute(&mut *tx).await?;
+                counts.webhook_events = sqlx::query(&format!("DELETE FROM webhook_events WHERE tenant_id = $1 AND id IN ({old_events})"))
+                    .bind(tenant_id).bind(c.webhook_events_before).execute(&mut *tx).await?.rows_affected();
+                if counts.total() > 0 {
+                    let audit = AuditEvent {
+                        tenant_id: tenant_id.to_string(),
+                        event: "retention.purged".into(),
+                        subject: tenant_id.to_string(),
+                        details: serde_json::json!({"counts": counts}),
+                        at: now,
+                    };
+                    Self::append_audit_in(&mut tx, &audit).await?;
+                }
+                tx.commit().await?;
+                Ok(counts)
+            }
         }
     };
 }
 
+// Postgres: plain BEGIN (READ COMMITTED); claims of due work skip rows another replica has locked.
 // Postgres: plain BEGIN (READ COMMITTED); a transaction-scoped advisory lock per tenant serialises
 // audit appends so two replicas never fork the chain.
 sql_store!(
@@ -647,6 +1093,7 @@ sql_store!(
     begin = "BEGIN",
     audit_lock = Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
     for_update = " FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
     migrator = PG_MIGRATOR,
     name = "postgres"
 );
@@ -658,6 +1105,7 @@ sql_store!(
     begin = "BEGIN IMMEDIATE",
     audit_lock = None,
     for_update = "",
+    skip_locked = "",
     migrator = SQLITE_MIGRATOR,
     name = "sqlite"
 );

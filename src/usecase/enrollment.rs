@@ -601,8 +601,19 @@ async fn store(
         serde_json::json!({"session_id": session.id, "status": decision.status, "reasons": record.reasons,
                "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result}),
     );
+    let kind = if verified {
+        super::webhooks::EventType::EnrollmentVerified
+    } else {
+        super::webhooks::EventType::EnrollmentRejected
+    };
+    let events = [super::webhooks::event_at(
+        &session.tenant_id,
+        kind,
+        serde_json::json!({"enrollment_id": id, "status": decision.status, "reasons": record.reasons}),
+        now,
+    )];
     svc.store
-        .create_enrollment(&enrollment, &audit, completion.as_ref())
+        .create_enrollment(&enrollment, &audit, completion.as_ref(), &events)
         .await?;
     metrics::counter!("enrollments_total", "status" => decision.status.as_str()).increment(1);
     Ok(answer)
@@ -754,16 +765,31 @@ pub async fn list(
 
 /// `DELETE /v1/enrollments/{id}`: crypto-shred, keep a tombstone and the audit event.
 pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<()> {
+    delete_by(svc, tenant_id, id, "request").await
+}
+
+/// Crypto-shreds an enrollment, asked by the RP (`request`) or by the retention job (`retention`).
+pub async fn delete_by(
+    svc: &Services,
+    tenant_id: &str,
+    id: &str,
+    cause: &'static str,
+) -> UseCaseResult<()> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let audit = AuditEvent::new(
         tenant_id,
         "enrollment.deleted",
         id.as_str(),
-        serde_json::json!({"shredded": true}),
+        serde_json::json!({"shredded": true, "cause": cause}),
     );
+    let events = [super::webhooks::event(
+        tenant_id,
+        super::webhooks::EventType::EnrollmentDeleted,
+        serde_json::json!({"enrollment_id": id, "status": EnrollmentStatus::Deleted, "cause": cause}),
+    )];
     if svc
         .store
-        .delete_enrollment(tenant_id, id.as_str(), &audit, now_millis())
+        .delete_enrollment(tenant_id, id.as_str(), &audit, now_millis(), &events)
         .await?
     {
         Ok(())

@@ -9,9 +9,12 @@
 pub mod enrollment;
 pub mod faces;
 pub mod idempotency;
+pub mod retention;
+pub mod scheduled;
 pub mod sessions;
 pub mod status;
 pub mod verification;
+pub mod webhooks;
 
 use crate::config::Settings;
 use crate::crypto::KeyRing;

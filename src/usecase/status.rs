@@ -151,11 +151,40 @@ pub fn unavailable(e: &jlis::JlisError) -> UseCaseError {
     }
 }
 
-/// A fresh validity check of a stored enrollment's certificate.
+/// Who asked for a status check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The RP, `POST /v1/enrollments/{id}/status-check`.
+    Manual,
+    /// The scheduler (`[status_checks]`).
+    Scheduled,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Scheduled => "scheduled",
+        }
+    }
+}
+
+/// A fresh validity check of a stored enrollment's certificate, asked by the RP.
 pub async fn check_enrollment(
     svc: &Services,
     tenant_id: &str,
     id: &str,
+) -> UseCaseResult<StatusCheckDocument> {
+    check_enrollment_by(svc, tenant_id, id, Trigger::Manual).await
+}
+
+/// The status check of both the RP's request and the scheduler: the same transitions, the same
+/// audit event, and `enrollment.status_changed` in the same transaction when the status changes.
+pub async fn check_enrollment_by(
+    svc: &Services,
+    tenant_id: &str,
+    id: &str,
+    trigger: Trigger,
 ) -> UseCaseResult<StatusCheckDocument> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let row = svc
@@ -184,7 +213,15 @@ pub async fn check_enrollment(
         "enrollment.status_checked",
         &row.id,
         serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
-                           "previous_status": row.status}),
+                           "previous_status": row.status, "trigger": trigger.as_str()}),
+    );
+    let events = super::webhooks::status_changed(
+        &row.tenant_id,
+        &row.id,
+        row.status,
+        status,
+        reason_of(&report),
+        trigger.as_str(),
     );
     let updated = svc
         .store
@@ -195,6 +232,7 @@ pub async fn check_enrollment(
             &record.to_json()?,
             &audit,
             now_millis(),
+            &events,
         )
         .await?;
     if !updated {

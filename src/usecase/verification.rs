@@ -261,6 +261,12 @@ async fn record(
             &svc.settings.verification.lockout,
             &audit,
             completion.as_ref(),
+            &[super::webhooks::event_at(
+                &enrollment.tenant_id,
+                super::webhooks::EventType::VerificationLocked,
+                serde_json::json!({"enrollment_id": enrollment.id, "verification_id": id}),
+                now,
+            )],
         )
         .await
         .map_err(|e| match e {

@@ -142,7 +142,8 @@ pub fn cards() -> &'static Cards {
         hierarchy
             .revoke(&a_affiliation_changed, CrlReason::AffiliationChanged)
             .expect("revoke");
-        let spare = std::sync::Mutex::new(vec![issue(A_CHIP), issue(A_CHIP)]);
+        // Two for the on-demand status-check tests, two for the scheduled-check tests (one per backend each).
+        let spare = std::sync::Mutex::new((0..4).map(|_| issue(A_CHIP)).collect::<Vec<_>>());
         let responder = start_responder(dir.path());
         Cards {
             hierarchy,

@@ -16,3 +16,4 @@ mod readiness;
 mod sessions;
 mod store_contract;
 mod transactions;
+mod webhooks;

@@ -23,7 +23,7 @@ pub async fn insert_enrollment(app: &TestApp, tenant_id: &str, status: &str) -> 
     );
     app.ctx
         .store
-        .create_enrollment(&enrollment, &audit, None)
+        .create_enrollment(&enrollment, &audit, None, &[])
         .await
         .expect("enrollment stored");
     enrollment.id
@@ -226,7 +226,7 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
         serde_json::json!({}),
     );
     assert!(!store
-        .delete_enrollment(&tenant_b, &enrollment, &audit, now_millis())
+        .delete_enrollment(&tenant_b, &enrollment, &audit, now_millis(), &[])
         .await
         .unwrap());
     assert!(!store
@@ -236,7 +236,8 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
             jpki_face::domain::EnrollmentStatus::Revoked,
             "{}",
             &audit,
-            now_millis()
+            now_millis(),
+            &[],
         )
         .await
         .unwrap());
@@ -263,12 +264,12 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         &first.id,
         serde_json::json!({}),
     );
-    store.create_enrollment(&first, &audit, None).await.unwrap();
+    store.create_enrollment(&first, &audit, None, &[]).await.unwrap();
     let audit_rows = app.count(CountedTable::Audit).await;
 
     let second = new_enrollment(&app, &app.tenant_id, &session, "verified");
     let err = store
-        .create_enrollment(&second, &audit, None)
+        .create_enrollment(&second, &audit, None, &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::SessionConsumed), "{err}");
@@ -289,7 +290,7 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         tokio::spawn(async move {
             let audit =
                 AuditEvent::new(&tenant, "enrollment.created", &e.id, serde_json::json!({}));
-            store.create_enrollment(&e, &audit, None).await
+            store.create_enrollment(&e, &audit, None, &[]).await
         })
     });
     let results = futures::future::join_all(attempts).await;
