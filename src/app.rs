@@ -166,7 +166,10 @@ impl BackgroundJobs {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a background job did not stop within 30 s");
             }
         }

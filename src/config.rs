@@ -299,6 +299,35 @@ mod tests {
     }
 
     #[test]
+    fn documented_defaults_of_webhooks_status_checks_and_retention_equal_the_code_defaults() {
+        let s = Settings::from_toml_overrides("").expect("defaults");
+        assert_eq!(s.webhooks, crate::webhooks::WebhookSettings::default());
+        assert_eq!(
+            s.status_checks,
+            crate::usecase::scheduled::StatusCheckSettings::default()
+        );
+        assert_eq!(
+            s.retention,
+            crate::usecase::retention::RetentionSettings::default()
+        );
+        for (toml, key) in [
+            ("[webhooks]\nmax_attempts = 0", "webhooks.max_attempts"),
+            ("[webhooks]\nlease_secs = 1", "webhooks.lease_secs"),
+            (
+                "[status_checks]\ninterval_secs = 0",
+                "status_checks.interval_secs",
+            ),
+            (
+                "[retention]\nrejected_retention_secs = 0",
+                "retention.rejected_retention_secs",
+            ),
+        ] {
+            let e = Settings::from_toml_overrides(toml).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn production_requires_a_kek() {
         let e = Settings::from_toml_overrides("environment = \"production\"").unwrap_err();
         assert!(e.to_string().contains("crypto.kek"), "{e}");

@@ -61,7 +61,9 @@ pub async fn list_webhooks(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
 ) -> ApiResult<Json<WebhookList>> {
-    Ok(Json(webhooks::list(&ctx.services(), &auth.tenant_id).await?))
+    Ok(Json(
+        webhooks::list(&ctx.services(), &auth.tenant_id).await?,
+    ))
 }
 
 /// One endpoint.
@@ -79,7 +81,9 @@ pub async fn get_webhook(
     auth: TenantAuth,
     PathOf(id): PathOf<String>,
 ) -> ApiResult<Json<WebhookDocument>> {
-    Ok(Json(webhooks::get(&ctx.services(), &auth.tenant_id, &id).await?))
+    Ok(Json(
+        webhooks::get(&ctx.services(), &auth.tenant_id, &id).await?,
+    ))
 }
 
 /// Delete an endpoint: nothing more is sent to it; its deliveries stay listed in the audit log.

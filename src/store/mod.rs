@@ -370,7 +370,9 @@ pub struct ClaimedDelivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
     Delivered,
-    Retry { next_attempt_at: Millis },
+    Retry {
+        next_attempt_at: Millis,
+    },
     /// The retry budget is spent: the delivery failed.
     GiveUp,
 }
@@ -490,6 +492,8 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: &str,
         enrollment_id: &str,
     ) -> StoreResult<Vec<StoredTemplate>>;
+    // The transaction's inputs, one by one, as for the other writes (the outbox events are the eighth).
+    #[allow(clippy::too_many_arguments)]
     async fn update_enrollment_status(
         &self,
         tenant_id: &str,
@@ -545,8 +549,11 @@ pub trait Store: Send + Sync + 'static {
     // Webhook endpoints (a tenant's own; every read is scoped by tenant).
     async fn create_webhook(&self, w: &NewWebhookEndpoint, audit: &AuditEvent) -> StoreResult<()>;
     async fn list_webhooks(&self, tenant_id: &str) -> StoreResult<Vec<WebhookEndpointRow>>;
-    async fn get_webhook(&self, tenant_id: &str, id: &str)
-        -> StoreResult<Option<WebhookEndpointRow>>;
+    async fn get_webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>>;
     /// Soft-deletes (deliveries stay visible to the audit); false if there was none.
     async fn delete_webhook(
         &self,

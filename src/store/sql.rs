@@ -504,6 +504,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
+            #[allow(clippy::too_many_arguments)]
             async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const SEVEN_YEARS_SECS: u64 = 220_903_200;
 
 /// `[retention]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RetentionSettings {
     /// Run the retention job in this process.
@@ -48,9 +48,18 @@ impl RetentionSettings {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for (key, v) in [
             ("retention.run_interval_secs", self.run_interval_secs),
-            ("retention.rejected_retention_secs", self.rejected_retention_secs),
-            ("retention.verification_retention_secs", self.verification_retention_secs),
-            ("retention.webhook_event_retention_secs", self.webhook_event_retention_secs),
+            (
+                "retention.rejected_retention_secs",
+                self.rejected_retention_secs,
+            ),
+            (
+                "retention.verification_retention_secs",
+                self.verification_retention_secs,
+            ),
+            (
+                "retention.webhook_event_retention_secs",
+                self.webhook_event_retention_secs,
+            ),
         ] {
             if v == 0 {
                 return Err((key, "must be at least 1".into()));
@@ -85,7 +94,9 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
     let cfg = &svc.settings.retention;
     let t = &tenant.settings;
     let mut report = RunReport::default();
-    let shred_after = t.shred_inactive_after_secs.unwrap_or(cfg.shred_inactive_after_secs);
+    let shred_after = t
+        .shred_inactive_after_secs
+        .unwrap_or(cfg.shred_inactive_after_secs);
     if shred_after > 0 {
         for id in svc
             .store
@@ -100,9 +111,17 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
         }
     }
     let cutoffs = RetentionCutoffs {
-        rejected_before: Some(now - secs(t.rejected_retention_secs.unwrap_or(cfg.rejected_retention_secs))),
+        rejected_before: Some(
+            now - secs(
+                t.rejected_retention_secs
+                    .unwrap_or(cfg.rejected_retention_secs),
+            ),
+        ),
         verifications_before: Some(
-            now - secs(t.verification_retention_secs.unwrap_or(cfg.verification_retention_secs)),
+            now - secs(
+                t.verification_retention_secs
+                    .unwrap_or(cfg.verification_retention_secs),
+            ),
         ),
         sessions_expired_before: now,
         idempotency_expired_before: now,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// `[status_checks]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct StatusCheckSettings {
     /// Run the scheduler in this process.
@@ -56,7 +56,10 @@ impl StatusCheckSettings {
             ("status_checks.interval_secs", self.interval_secs),
             ("status_checks.poll_interval_ms", self.poll_interval_ms),
             ("status_checks.lease_secs", self.lease_secs),
-            ("status_checks.retry_after_failure_secs", self.retry_after_failure_secs),
+            (
+                "status_checks.retry_after_failure_secs",
+                self.retry_after_failure_secs,
+            ),
         ] {
             if v == 0 {
                 return Err((key, "must be at least 1".into()));
@@ -129,7 +132,9 @@ impl Scheduler {
             let interval = intervals.get(tenant_id).copied().unwrap_or(default_ms);
             // A random first offset spreads the checks over the interval.
             let offset = (rand::random::<f64>() * interval as f64) as Millis;
-            store.schedule_status_check(tenant_id, id, now + offset).await?;
+            store
+                .schedule_status_check(tenant_id, id, now + offset)
+                .await?;
         }
         let (due, overdue) = store
             .status_check_backlog(now, now - (cfg.overdue_after_secs as Millis) * 1000)

@@ -196,9 +196,14 @@ pub struct DeliveryList {
 
 fn render(row: &WebhookEndpointRow, now: Millis) -> UseCaseResult<WebhookDocument> {
     Ok(WebhookDocument {
-        id: WebhookId::parse(&row.id).ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored webhook id")))?,
+        id: WebhookId::parse(&row.id)
+            .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored webhook id")))?,
         url: row.url.clone(),
-        events: row.events.iter().filter_map(|e| EventType::parse(e)).collect(),
+        events: row
+            .events
+            .iter()
+            .filter_map(|e| EventType::parse(e))
+            .collect(),
         enabled: row.disabled_at.is_none(),
         disabled_reason: row.disabled_reason.clone(),
         previous_secret_valid_until: row
@@ -230,17 +235,24 @@ fn render_delivery(d: &DeliveryRow, attempts: &[AttemptRow]) -> UseCaseResult<De
                 duration_ms: a.duration_ms,
             })
             .collect(),
-        next_attempt_at: (d.state == DeliveryState::Pending).then(|| domain::rfc3339(d.next_attempt_at)),
+        next_attempt_at: (d.state == DeliveryState::Pending)
+            .then(|| domain::rfc3339(d.next_attempt_at)),
         delivered_at: d.delivered_at.map(domain::rfc3339),
         created_at: domain::rfc3339(d.created_at),
     })
 }
 
-pub async fn create(svc: &Services, tenant_id: &str, req: CreateWebhook) -> UseCaseResult<WebhookCreated> {
+pub async fn create(
+    svc: &Services,
+    tenant_id: &str,
+    req: CreateWebhook,
+) -> UseCaseResult<WebhookCreated> {
     ssrf::check_url(&req.url, svc.settings.environment)
         .map_err(|e| UseCaseError::Malformed(format!("url: {e}")))?;
     if req.events.is_empty() {
-        return Err(UseCaseError::Malformed("events: at least one event type".into()));
+        return Err(UseCaseError::Malformed(
+            "events: at least one event type".into(),
+        ));
     }
     let mut events: Vec<EventType> = Vec::new();
     for e in req.events {
@@ -263,7 +275,9 @@ pub async fn create(svc: &Services, tenant_id: &str, req: CreateWebhook) -> UseC
         tenant_id: tenant_id.to_string(),
         url: req.url.clone(),
         events: events.iter().map(|e| e.as_str().to_string()).collect(),
-        secret_sealed: svc.keys.seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice()),
+        secret_sealed: svc
+            .keys
+            .seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice()),
         created_at: now,
     };
     let audit = AuditEvent::new(
@@ -312,7 +326,12 @@ pub async fn get(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<Web
 
 pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<()> {
     let id = parse_id(id)?;
-    let audit = AuditEvent::new(tenant_id, "webhook.deleted", id.as_str(), serde_json::json!({}));
+    let audit = AuditEvent::new(
+        tenant_id,
+        "webhook.deleted",
+        id.as_str(),
+        serde_json::json!({}),
+    );
     if svc
         .store
         .delete_webhook(tenant_id, id.as_str(), &audit, now_millis())
@@ -324,11 +343,17 @@ pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<
     }
 }
 
-pub async fn rotate_secret(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<SecretRotated> {
+pub async fn rotate_secret(
+    svc: &Services,
+    tenant_id: &str,
+    id: &str,
+) -> UseCaseResult<SecretRotated> {
     let id = parse_id(id)?;
     let key = sign::new_key();
     let until = now_millis() + (svc.settings.webhooks.secret_grace_secs as Millis) * 1000;
-    let sealed = svc.keys.seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice());
+    let sealed = svc
+        .keys
+        .seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice());
     let audit = AuditEvent::new(
         tenant_id,
         "webhook.secret_rotated",
@@ -358,9 +383,16 @@ pub async fn deliveries(
     let id = parse_id(id)?;
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(UseCaseError::Malformed("limit must be between 1 and 200".into()));
+        return Err(UseCaseError::Malformed(
+            "limit must be between 1 and 200".into(),
+        ));
     }
-    if svc.store.get_webhook(tenant_id, id.as_str()).await?.is_none() {
+    if svc
+        .store
+        .get_webhook(tenant_id, id.as_str())
+        .await?
+        .is_none()
+    {
         return Err(UseCaseError::NotFound);
     }
     Ok(DeliveryList {
@@ -391,7 +423,13 @@ pub async fn retry(
     );
     let row = svc
         .store
-        .retry_delivery(tenant_id, id.as_str(), delivery_id.as_str(), &audit, now_millis())
+        .retry_delivery(
+            tenant_id,
+            id.as_str(),
+            delivery_id.as_str(),
+            &audit,
+            now_millis(),
+        )
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render_delivery(&row, &[])

@@ -31,7 +31,12 @@ pub fn outcome(
         return AttemptOutcome::GiveUp;
     }
     let next = now
-        + delay_ms(window_attempts, cfg.backoff_base_ms, cfg.backoff_max_ms, jitter) as Millis;
+        + delay_ms(
+            window_attempts,
+            cfg.backoff_base_ms,
+            cfg.backoff_max_ms,
+            jitter,
+        ) as Millis;
     if next > window_start + (cfg.max_retry_secs as Millis) * 1000 {
         return AttemptOutcome::GiveUp;
     }
@@ -48,7 +53,9 @@ mod tests {
     fn doubles_up_to_the_cap_within_the_jitter_band() {
         let (base, max) = (10_000, 3_600_000);
         let lows: Vec<u64> = (1..=12).map(|n| delay_ms(n, base, max, 0.0)).collect();
-        let highs: Vec<u64> = (1..=12).map(|n| delay_ms(n, base, max, 0.999_999)).collect();
+        let highs: Vec<u64> = (1..=12)
+            .map(|n| delay_ms(n, base, max, 0.999_999))
+            .collect();
         assert_eq!(&lows[..4], &[5_000, 10_000, 20_000, 40_000]);
         assert_eq!(&highs[..4], &[9_999, 19_999, 39_999, 79_999]);
         // capped at one hour (half of it fixed)
@@ -58,7 +65,11 @@ mod tests {
             assert!(w[1] >= w[0], "never shorter than the previous wait");
         }
         assert_eq!(delay_ms(1_000, base, max, 0.0), 1_800_000, "no overflow");
-        assert_eq!(delay_ms(0, base, max, 0.0), 5_000, "the first retry at least");
+        assert_eq!(
+            delay_ms(0, base, max, 0.0),
+            5_000,
+            "the first retry at least"
+        );
     }
 
     #[test]
@@ -73,9 +84,15 @@ mod tests {
         assert_eq!(outcome(true, 5, 0, 0, &cfg, 0.5), AttemptOutcome::Delivered);
         assert_eq!(
             outcome(false, 1, 0, 0, &cfg, 0.0),
-            AttemptOutcome::Retry { next_attempt_at: 5_000 }
+            AttemptOutcome::Retry {
+                next_attempt_at: 5_000
+            }
         );
-        assert_eq!(outcome(false, 3, 0, 0, &cfg, 0.0), AttemptOutcome::GiveUp, "attempts spent");
+        assert_eq!(
+            outcome(false, 3, 0, 0, &cfg, 0.0),
+            AttemptOutcome::GiveUp,
+            "attempts spent"
+        );
         assert_eq!(
             outcome(false, 2, 0, 55_000, &cfg, 0.0),
             AttemptOutcome::GiveUp,

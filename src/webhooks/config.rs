@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct WebhookSettings {
     /// Run the delivery worker in this process.
@@ -100,7 +100,10 @@ impl WebhookSettings {
             ));
         }
         if self.max_endpoints_per_tenant == 0 {
-            return Err(("webhooks.max_endpoints_per_tenant", "must be at least 1".into()));
+            return Err((
+                "webhooks.max_endpoints_per_tenant",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -128,14 +128,17 @@ impl Worker {
     fn keys_of(&self, c: &ClaimedDelivery, now: Millis) -> anyhow::Result<Vec<Zeroizing<Vec<u8>>>> {
         let context = secret_context(&c.endpoint.tenant_id, &c.endpoint.id);
         let mut keys = vec![Zeroizing::new(
-            self.keys.open_system(&context, c.endpoint.secret_sealed.expose())?,
+            self.keys
+                .open_system(&context, c.endpoint.secret_sealed.expose())?,
         )];
         if let (Some(prev), Some(until)) = (
             &c.endpoint.previous_secret_sealed,
             c.endpoint.previous_secret_expires_at,
         ) {
             if until > now {
-                keys.push(Zeroizing::new(self.keys.open_system(&context, prev.expose())?));
+                keys.push(Zeroizing::new(
+                    self.keys.open_system(&context, prev.expose())?,
+                ));
             }
         }
         Ok(keys)
@@ -208,11 +211,13 @@ impl Worker {
             Ok(Err(_)) => failed("request"),
             Ok(Ok(status)) => AttemptResult {
                 status_code: Some(status),
-                error_class: (!(200..300).contains(&status)).then_some(if (300..400).contains(&status) {
-                    "redirect"
-                } else {
-                    "http_status"
-                }),
+                error_class: (!(200..300).contains(&status)).then_some(
+                    if (300..400).contains(&status) {
+                        "redirect"
+                    } else {
+                        "http_status"
+                    },
+                ),
             },
         }
     }

@@ -47,9 +47,7 @@ mod tests {
     #[test]
     fn signature_matches_the_standard_webhooks_example() {
         // The test vector of the Standard Webhooks specification's reference libraries.
-        let key = STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sig = signature(
             &key,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",

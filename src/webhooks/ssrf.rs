@@ -164,7 +164,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let o = ip.octets();
     let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    if s[..5] == [0; 5] && (s[5] == 0xffff || (s[5] == 0 && !ip.is_loopback() && !ip.is_unspecified())) {
+    if s[..5] == [0; 5]
+        && (s[5] == 0xffff || (s[5] == 0 && !ip.is_loopback() && !ip.is_unspecified()))
+    {
         return Some(tail);
     }
     if s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0; 4] {
@@ -187,14 +189,33 @@ mod tests {
     #[test]
     fn ipv4_ranges() {
         for private in [
-            "0.0.0.0", "10.1.2.3", "127.0.0.1", "100.64.0.1", "169.254.169.254", "172.16.0.1",
-            "172.31.255.255", "192.168.1.1", "192.0.0.8", "192.0.2.1", "198.18.0.1",
-            "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.250", "240.0.0.1",
+            "0.0.0.0",
+            "10.1.2.3",
+            "127.0.0.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
             "255.255.255.255",
         ] {
             assert!(!is_public(ip(private)), "{private} must be refused");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "203.0.114.1"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "203.0.114.1",
+        ] {
             assert!(is_public(ip(public)), "{public} is public");
         }
     }
@@ -202,16 +223,32 @@ mod tests {
     #[test]
     fn ipv6_ranges_and_embedded_ipv4() {
         for private in [
-            "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1",
-            "2001:db8::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "100::1",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
             // IPv4-mapped, -compatible, NAT64 and 6to4 forms of private addresses
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::10.0.0.1",
-            "64:ff9b::192.168.0.1", "2002:c0a8:0101::1", "2002:7f00:1::",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::10.0.0.1",
+            "64:ff9b::192.168.0.1",
+            "2002:c0a8:0101::1",
+            "2002:7f00:1::",
         ] {
             assert!(!is_public(ip(private)), "{private} must be refused");
         }
         for public in [
-            "2606:4700:4700::1111", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808",
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
             "2002:0808:0808::1",
         ] {
             assert!(is_public(ip(public)), "{public} is public");
@@ -222,17 +259,41 @@ mod tests {
     fn url_rules_by_environment() {
         use Environment::*;
         assert!(check_url("https://rp.example/hooks", Production).is_ok());
-        assert_eq!(check_url("http://rp.example/hooks", Production), Err(UrlRefused::Scheme));
-        assert_eq!(check_url("http://127.0.0.1:9/h", Production), Err(UrlRefused::Scheme));
+        assert_eq!(
+            check_url("http://rp.example/hooks", Production),
+            Err(UrlRefused::Scheme)
+        );
+        assert_eq!(
+            check_url("http://127.0.0.1:9/h", Production),
+            Err(UrlRefused::Scheme)
+        );
         assert!(check_url("http://127.0.0.1:9/h", Development).is_ok());
         assert!(check_url("http://[::1]:9/h", Development).is_ok());
         assert!(check_url("http://localhost:9/h", Development).is_ok());
-        assert_eq!(check_url("http://rp.example/h", Development), Err(UrlRefused::Scheme));
-        assert_eq!(check_url("https://10.0.0.1/h", Production), Err(UrlRefused::PrivateAddress));
-        assert_eq!(check_url("https://[::ffff:127.0.0.1]/h", Production), Err(UrlRefused::PrivateAddress));
-        assert_eq!(check_url("https://u:p@rp.example/h", Production), Err(UrlRefused::Credentials));
-        assert_eq!(check_url("ftp://rp.example/h", Development), Err(UrlRefused::Scheme));
-        assert_eq!(check_url("not a url", Development), Err(UrlRefused::Invalid));
+        assert_eq!(
+            check_url("http://rp.example/h", Development),
+            Err(UrlRefused::Scheme)
+        );
+        assert_eq!(
+            check_url("https://10.0.0.1/h", Production),
+            Err(UrlRefused::PrivateAddress)
+        );
+        assert_eq!(
+            check_url("https://[::ffff:127.0.0.1]/h", Production),
+            Err(UrlRefused::PrivateAddress)
+        );
+        assert_eq!(
+            check_url("https://u:p@rp.example/h", Production),
+            Err(UrlRefused::Credentials)
+        );
+        assert_eq!(
+            check_url("ftp://rp.example/h", Development),
+            Err(UrlRefused::Scheme)
+        );
+        assert_eq!(
+            check_url("not a url", Development),
+            Err(UrlRefused::Invalid)
+        );
     }
 
     #[test]
@@ -240,7 +301,10 @@ mod tests {
         let public: SocketAddr = "8.8.8.8:443".parse().unwrap();
         let private: SocketAddr = "10.0.0.1:443".parse().unwrap();
         assert_eq!(pick_public(&[public]), Ok(Some(public)));
-        assert_eq!(pick_public(&[public, private]), Err(UrlRefused::PrivateAddress));
+        assert_eq!(
+            pick_public(&[public, private]),
+            Err(UrlRefused::PrivateAddress)
+        );
         assert_eq!(pick_public(&[]), Err(UrlRefused::Unresolvable));
     }
 }

@@ -51,7 +51,13 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
         serde_json::json!({}),
     );
     assert!(store
-        .delete_enrollment(&app.tenant_id, &id, &audit, jpki_face::domain::now_millis(), &[])
+        .delete_enrollment(
+            &app.tenant_id,
+            &id,
+            &audit,
+            jpki_face::domain::now_millis(),
+            &[]
+        )
         .await
         .unwrap());
     assert!(store

@@ -264,7 +264,10 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         &first.id,
         serde_json::json!({}),
     );
-    store.create_enrollment(&first, &audit, None, &[]).await.unwrap();
+    store
+        .create_enrollment(&first, &audit, None, &[])
+        .await
+        .unwrap();
     let audit_rows = app.count(CountedTable::Audit).await;
 
     let second = new_enrollment(&app, &app.tenant_id, &session, "verified");
