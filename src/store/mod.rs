@@ -578,7 +578,8 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>>;
-    /// A manual retry: the delivery is due now with a fresh retry budget. `None` if there is none.
+    /// A manual retry: the delivery is due now with a fresh retry budget, and its endpoint enabled
+    /// again. `None` if there is none.
     async fn retry_delivery(
         &self,
         tenant_id: &str,
@@ -586,7 +587,7 @@ pub trait Store: Send + Sync + 'static {
         delivery_id: &str,
         audit: &AuditEvent,
         now: Millis,
-    ) -> StoreResult<Option<DeliveryRow>>;
+    ) -> StoreResult<Option<(DeliveryRow, Vec<AttemptRow>)>>;
     /// Claims up to `limit` due deliveries of enabled endpoints for `lease_ms` (SKIP LOCKED on
     /// PostgreSQL, so replicas never claim the same row).
     async fn claim_deliveries(

@@ -248,7 +248,23 @@ macro_rules! sql_store {
                 })
             }
 
-            fn delivery_from(r: &<$db as sqlx::Database>::Row) -> StoreResult<DeliveryRow> {
+            async fn attempts_in(conn: &mut <$db as sqlx::Database>::Connection, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+                sqlx::query("SELECT n, at, status_code, error_class, duration_ms FROM webhook_attempts WHERE delivery_id = $1 ORDER BY n")
+                    .bind(delivery_id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|a| Ok(AttemptRow {
+                        n: a.try_get("n")?,
+                        at: a.try_get("at")?,
+                        status_code: a.try_get("status_code")?,
+                        error_class: a.try_get("error_class")?,
+                        duration_ms: a.try_get("duration_ms")?,
+                    }))
+                    .collect()
+            }
+
+                        fn delivery_from(r: &<$db as sqlx::Database>::Row) -> StoreResult<DeliveryRow> {
                 let state: String = r.try_get("state")?;
                 Ok(DeliveryRow {
                     id: r.try_get("id")?,
@@ -803,28 +819,17 @@ macro_rules! sql_store {
                 let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.tenant_id = $1 AND d.endpoint_id = $2 ORDER BY d.created_at DESC, d.id LIMIT $3");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(endpoint_id).bind(limit).fetch_all(&self.pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
+                let mut conn = self.pool.acquire().await?;
                 for r in &rows {
                     let d = Self::delivery_from(r)?;
-                    let attempts = sqlx::query("SELECT n, at, status_code, error_class, duration_ms FROM webhook_attempts WHERE delivery_id = $1 ORDER BY n")
-                        .bind(&d.id)
-                        .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(|a| Ok(AttemptRow {
-                            n: a.try_get("n")?,
-                            at: a.try_get("at")?,
-                            status_code: a.try_get("status_code")?,
-                            error_class: a.try_get("error_class")?,
-                            duration_ms: a.try_get("duration_ms")?,
-                        }))
-                        .collect::<StoreResult<Vec<_>>>()?;
+                    let attempts = Self::attempts_in(&mut conn, &d.id).await?;
                     out.push((d, attempts));
                 }
                 Ok(out)
             }
 
             #[tracing::instrument(skip_all)]
-            async fn retry_delivery(&self, tenant_id: &str, endpoint_id: &str, delivery_id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<Option<DeliveryRow>> {
+            async fn retry_delivery(&self, tenant_id: &str, endpoint_id: &str, delivery_id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<Option<(DeliveryRow, Vec<AttemptRow>)>> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, window_start = $1, window_attempts = 0, lease_until = NULL WHERE tenant_id = $2 AND endpoint_id = $3 AND id = $4 AND state <> 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $2 AND deleted_at IS NULL)")
                     .bind(now)
@@ -845,7 +850,13 @@ macro_rules! sql_store {
                 }
                 let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.tenant_id = $1 AND d.endpoint_id = $2 AND d.id = $3 AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND deleted_at IS NULL)");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(endpoint_id).bind(delivery_id).fetch_optional(&mut *tx).await?;
-                let row = row.as_ref().map(Self::delivery_from).transpose()?;
+                let row = match row.as_ref().map(Self::delivery_from).transpose()? {
+                    Some(d) => {
+                        let attempts = Self::attempts_in(&mut tx, &d.id).await?;
+                        Some((d, attempts))
+                    }
+                    None => None,
+                };
                 tx.commit().await?;
                 Ok(row)
             }

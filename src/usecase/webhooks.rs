@@ -129,6 +129,17 @@ pub struct WebhookDocument {
     pub created_at: String,
 }
 
+/// A signing secret in an answer: serialised (shown this once), never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShownSecret(pub String);
+
+impl std::fmt::Debug for ShownSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// `201` of `POST /v1/webhooks`: the endpoint and its signing secret, shown this once.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookCreated {
@@ -138,16 +149,16 @@ pub struct WebhookCreated {
     pub enabled: bool,
     pub created_at: String,
     /// `whsec_<base64 of 32 bytes>`: the HMAC key is the decoded bytes.
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{43}=$")]
-    pub secret: String,
+    #[schema(value_type = String, pattern = "^whsec_[A-Za-z0-9+/]{43}=$")]
+    pub secret: ShownSecret,
 }
 
 /// The answer of `POST /v1/webhooks/{id}/rotate-secret`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretRotated {
     pub id: WebhookId,
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{43}=$")]
-    pub secret: String,
+    #[schema(value_type = String, pattern = "^whsec_[A-Za-z0-9+/]{43}=$")]
+    pub secret: ShownSecret,
     /// The previous secret signs too until then.
     pub previous_secret_valid_until: String,
 }
@@ -293,7 +304,7 @@ pub async fn create(
         events,
         enabled: true,
         created_at: domain::rfc3339(now),
-        secret: sign::secret_text(key.as_slice()),
+        secret: ShownSecret(sign::secret_text(key.as_slice())),
     })
 }
 
@@ -369,7 +380,7 @@ pub async fn rotate_secret(
     }
     Ok(SecretRotated {
         id,
-        secret: sign::secret_text(key.as_slice()),
+        secret: ShownSecret(sign::secret_text(key.as_slice())),
         previous_secret_valid_until: domain::rfc3339(until),
     })
 }
@@ -421,7 +432,7 @@ pub async fn retry(
         delivery_id.as_str(),
         serde_json::json!({"webhook_id": id}),
     );
-    let row = svc
+    let (row, attempts) = svc
         .store
         .retry_delivery(
             tenant_id,
@@ -432,5 +443,5 @@ pub async fn retry(
         )
         .await?
         .ok_or(UseCaseError::NotFound)?;
-    render_delivery(&row, &[])
+    render_delivery(&row, &attempts)
 }

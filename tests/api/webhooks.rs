@@ -20,6 +20,7 @@ crate::on_both_backends!(
     a_silent_receiver_gets_its_endpoint_disabled_after_the_limit,
     the_scheduled_check_finds_a_revoked_card_and_signals_it_once,
     retention_removes_what_it_should_and_nothing_else,
+    rejections_and_locks_are_signalled_once_each,
 );
 
 mod postgres_only {
@@ -459,6 +460,11 @@ async fn a_silent_receiver_gets_its_endpoint_disabled_after_the_limit(backend: B
     let retried: Value = response.json().await.unwrap();
     assert_eq!(retried["status"], "pending");
     assert_eq!(
+        retried["attempts"].as_array().unwrap().len(),
+        2,
+        "the earlier attempts stay listed"
+    );
+    assert_eq!(
         get_json(&app, &format!("/v1/webhooks/{id}")).await["enabled"],
         true
     );
@@ -594,12 +600,16 @@ async fn two_instances_check_each_enrollment_once_per_interval() {
     const INTERVAL: u64 = 3;
     let cards = cards();
     let (db_url, _) = fresh_pg_database().await;
-    let mut options = cards.app_options(Backend::Postgres);
-    options.toml.push_str(&schedule_toml(INTERVAL));
+    // Its own responder: `openssl ocsp` answers one request at a time, and the other tests' load on
+    // the shared one would turn checks into (unaudited) failures.
+    let responder = start_responder(cards.hierarchy.dir());
+    let toml = format!("{}{}", cards.toml(responder.port), schedule_toml(INTERVAL));
+    let mut options = AppOptions::new(Backend::Postgres);
+    options.toml = toml.clone();
     options.db_url = Some(db_url.clone());
     let one = spawn_app_with(options).await;
-    let mut options = cards.app_options(Backend::Postgres);
-    options.toml.push_str(&schedule_toml(INTERVAL));
+    let mut options = AppOptions::new(Backend::Postgres);
+    options.toml = toml;
     options.db_url = Some(db_url);
     let two = spawn_app_with(options).await;
     let a = enroll_person_a(&one).await;
@@ -755,4 +765,67 @@ async fn table_counts(app: &TestApp) -> [i64; 5] {
         app.count(CountedTable::Verifications).await,
         app.count(CountedTable::IdempotencyKeys).await,
     ]
+}
+
+async fn rejections_and_locks_are_signalled_once_each(backend: Backend) {
+    let cards = cards();
+    let mut options = cards.app_options(backend);
+    options.toml.push_str(&fast_webhooks(1000));
+    options
+        .toml
+        .push_str("[verification.lockout]\nmax_failures = 2\nwindow_secs = 600\nlock_secs = 120\n");
+    let app = spawn_app_with(options).await;
+    let receiver = Receiver::start(0).await;
+    let created = register(
+        &app,
+        &receiver.url,
+        &["enrollment.rejected", "verification.locked"],
+    )
+    .await;
+    let secret = created["secret"].as_str().unwrap().to_string();
+
+    // A verified enrollment is not subscribed to: nothing is sent for it.
+    let enrollment = enroll_person_a(&app).await;
+    let session = app.enrollment_session().await;
+    let card = cards.sign(&cards.a_key_compromise, &session);
+    let rejected: Value = post_enrollment(
+        &app,
+        session["client_token"].as_str().unwrap(),
+        &card,
+        A_SELFIE,
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rejected["status"], "rejected");
+    let id = ("enrollment_id", enrollment.clone());
+    for _ in 0..3 {
+        post_verify(&app, &app.api_key, B_SELFIE, std::slice::from_ref(&id)).await;
+    }
+    wait_until("both events", Duration::from_secs(20), || {
+        receiver.all().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.all();
+    assert_eq!(got.len(), 2, "one rejection, one lock");
+    for r in &got {
+        assert_well_formed(r);
+        assert!(signature_verifies(&secret, r));
+    }
+    let rejection = &receiver.of_type("enrollment.rejected")[0].json();
+    assert_eq!(rejection["data"]["enrollment_id"], rejected["id"]);
+    assert_eq!(rejection["data"]["status"], "rejected");
+    assert!(rejection["data"]["reasons"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("certificate_revoked")));
+    let lock = &receiver.of_type("verification.locked")[0].json();
+    assert_eq!(lock["data"]["enrollment_id"], enrollment.as_str());
+    assert!(lock["data"]["verification_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ver_"));
 }
