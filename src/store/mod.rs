@@ -6,13 +6,17 @@
 //! session) happen in one transaction.
 
 mod audit;
+mod ids;
 mod sql;
 
 pub use audit::{chain_hash, verify_chain, AuditEvent, AuditRow, ChainVerdict};
 pub use sql::{PgStore, SqliteStore};
 
 use crate::crypto::WrappedKey;
-use crate::domain::{EnrollmentStatus, Millis, Purpose};
+use crate::domain::{
+    EnrollmentId, EnrollmentStatus, Millis, Purpose, SessionId, TemplateSource, TenantId,
+    VerificationDecision, VerificationId,
+};
 use crate::lockout::{Attempt, LockoutPolicy};
 use crate::redact::Secret;
 use std::sync::Arc;
@@ -44,7 +48,10 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if is_transient(&e) {
+        if matches!(e, sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) {
+            // E.g. an id column whose value lost its prefix (see `ids`).
+            StoreError::Corrupt(e.to_string())
+        } else if is_transient(&e) {
             StoreError::Unavailable(e)
         } else {
             StoreError::Database(e)
@@ -84,7 +91,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub name: String,
     pub settings: TenantSettings,
     pub created_at: Millis,
@@ -102,11 +109,11 @@ pub struct TenantSettings {
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: SessionId,
+    pub tenant_id: TenantId,
     pub purpose: Purpose,
     pub subject_ref: Option<String>,
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     /// The RP's free-form context (JSON text), e.g. a transaction reference.
     pub context: Option<String>,
     pub client_token_hash: [u8; 32],
@@ -119,11 +126,11 @@ pub struct NewSession {
 
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: SessionId,
+    pub tenant_id: TenantId,
     pub purpose: Purpose,
     pub subject_ref: Option<String>,
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     pub context: Option<String>,
     pub nonce: Secret<Vec<u8>>,
     pub liveness: Option<String>,
@@ -142,7 +149,7 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct StoredTemplate {
     pub id: String,
-    pub source: String,
+    pub source: TemplateSource,
     pub model_id: String,
     pub model_hash: String,
     pub preprocessing_version: String,
@@ -151,9 +158,9 @@ pub struct StoredTemplate {
 
 #[derive(Debug, Clone)]
 pub struct NewEnrollment {
-    pub id: String,
-    pub tenant_id: String,
-    pub session_id: String,
+    pub id: EnrollmentId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
     pub subject_ref: Option<String>,
     pub status: EnrollmentStatus,
     /// The public decision record (checks, reasons): no personal data.
@@ -167,9 +174,9 @@ pub struct NewEnrollment {
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentRow {
-    pub id: String,
-    pub tenant_id: String,
-    pub session_id: String,
+    pub id: EnrollmentId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
     pub subject_ref: Option<String>,
     pub status: EnrollmentStatus,
     pub document: String,
@@ -185,11 +192,11 @@ pub struct EnrollmentRow {
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
-    pub id: String,
-    pub tenant_id: String,
-    pub enrollment_id: String,
-    pub session_id: Option<String>,
-    pub decision: String,
+    pub id: VerificationId,
+    pub tenant_id: TenantId,
+    pub enrollment_id: EnrollmentId,
+    pub session_id: Option<SessionId>,
+    pub decision: VerificationDecision,
     pub document: String,
     pub created_at: Millis,
 }
@@ -206,7 +213,7 @@ pub struct Lockout {
 /// client token, its session) and the method + route. Keys of different scopes never meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyScope {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `key:<api key id>` or `session:<session id>`, then `|`, then `POST /v1/…`.
     pub scope: String,
     pub key: String,
@@ -220,7 +227,7 @@ pub struct IdempotentResponse {
     pub body: Vec<u8>,
     /// `None`: sealed under the KEK. `Some(enrollment id)`: sealed under that enrollment's data key,
     /// so crypto-shredding the enrollment destroys it.
-    pub sealed_under: Option<String>,
+    pub sealed_under: Option<EnrollmentId>,
     /// The resource the answer created; deleting that resource deletes this answer.
     pub resource_id: Option<String>,
 }
@@ -266,12 +273,12 @@ pub trait Store: Send + Sync + 'static {
     async fn migrations_current(&self) -> StoreResult<bool>;
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
-    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
     async fn add_api_key(
         &self,
         key_id: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         key_hash: &[u8; 32],
         now: Millis,
     ) -> StoreResult<()>;
@@ -281,7 +288,7 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_hash(
         &self,
         key_hash: &[u8; 32],
-    ) -> StoreResult<Option<(String, String, [u8; 32])>>;
+    ) -> StoreResult<Option<(String, TenantId, [u8; 32])>>;
 
     async fn create_session(
         &self,
@@ -293,7 +300,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8; 32],
     ) -> StoreResult<Option<(Session, [u8; 32])>>;
-    async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>>;
+    async fn get_session(
+        &self,
+        tenant_id: &TenantId,
+        id: &SessionId,
+    ) -> StoreResult<Option<Session>>;
 
     /// One transaction: consume the session (fails with `SessionConsumed` if it was), insert the
     /// enrollment and its templates, append the audit event, store the idempotent answer if any.
@@ -303,23 +314,26 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
         answer: Option<&Completion>,
     ) -> StoreResult<()>;
-    async fn get_enrollment(&self, tenant_id: &str, id: &str)
-        -> StoreResult<Option<EnrollmentRow>>;
+    async fn get_enrollment(
+        &self,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
+    ) -> StoreResult<Option<EnrollmentRow>>;
     async fn list_enrollments(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         subject_ref: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<EnrollmentRow>>;
     async fn templates(
         &self,
-        tenant_id: &str,
-        enrollment_id: &str,
+        tenant_id: &TenantId,
+        enrollment_id: &EnrollmentId,
     ) -> StoreResult<Vec<StoredTemplate>>;
     async fn update_enrollment_status(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
         status: EnrollmentStatus,
         document: &str,
         audit: &AuditEvent,
@@ -329,8 +343,8 @@ pub trait Store: Send + Sync + 'static {
     /// tombstone row and appends the audit event. Returns false if there was nothing to delete.
     async fn delete_enrollment(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
         audit: &AuditEvent,
         now: Millis,
     ) -> StoreResult<bool>;
@@ -362,7 +376,7 @@ pub trait Store: Send + Sync + 'static {
     async fn release_idempotency_key(&self, scope: &IdempotencyScope) -> StoreResult<()>;
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>>;
+    async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>>;
 }
 
 /// How an API key to revoke is named.
@@ -403,7 +417,11 @@ pub mod inspect {
     use sqlx::Row;
 
     /// Rows of `table` that belong to `tenant_id`.
-    pub async fn count_rows(url: &str, table: CountedTable, tenant_id: &str) -> StoreResult<i64> {
+    pub async fn count_rows(
+        url: &str,
+        table: CountedTable,
+        tenant_id: &TenantId,
+    ) -> StoreResult<i64> {
         let sql = format!(
             "SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1",
             table.name()
@@ -431,7 +449,10 @@ pub mod inspect {
 }
 
 /// Verifies the audit chain of one tenant.
-pub async fn verify_audit_chain(store: &dyn Store, tenant_id: &str) -> StoreResult<ChainVerdict> {
+pub async fn verify_audit_chain(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+) -> StoreResult<ChainVerdict> {
     Ok(verify_chain(&store.audit_rows(tenant_id).await?))
 }
 

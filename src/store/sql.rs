@@ -81,6 +81,11 @@ fn enrollment_status(s: &str) -> StoreResult<EnrollmentStatus> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown enrollment status {s:?}")))
 }
 
+fn template_source(s: &str) -> StoreResult<TemplateSource> {
+    TemplateSource::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown template source {s:?}")))
+}
+
 fn purpose(s: &str) -> StoreResult<Purpose> {
     Purpose::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown purpose {s:?}")))
 }
@@ -153,7 +158,7 @@ macro_rules! sql_store {
             }
 
             /// Marks the session used; a session already used (by a concurrent request) fails the transaction.
-            async fn consume_session_in(conn: &mut <$db as sqlx::Database>::Connection, tenant_id: &str, session_id: &str, now: Millis) -> StoreResult<()> {
+            async fn consume_session_in(conn: &mut <$db as sqlx::Database>::Connection, tenant_id: &TenantId, session_id: &SessionId, now: Millis) -> StoreResult<()> {
                 let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
                     .bind(now)
                     .bind(session_id)
@@ -200,7 +205,7 @@ macro_rules! sql_store {
                 };
                 let seq = prev_seq + 1;
                 let details = ev.details.to_string();
-                let hash = chain_hash(&prev_hash, &ev.tenant_id, seq, ev.at, &ev.event, &ev.subject, &details);
+                let hash = chain_hash(&prev_hash, ev.tenant_id.as_str(), seq, ev.at, &ev.event, &ev.subject, &details);
                 sqlx::query("INSERT INTO audit_log (tenant_id, seq, at, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .bind(&ev.tenant_id)
                     .bind(seq)
@@ -257,7 +262,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+            async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
                 let row = sqlx::query("SELECT id, name, settings, created_at FROM tenants WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -274,7 +279,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn add_api_key(&self, key_id: &str, tenant_id: &str, key_hash: &[u8; 32], now: Millis) -> StoreResult<()> {
+            async fn add_api_key(&self, key_id: &str, tenant_id: &TenantId, key_hash: &[u8; 32], now: Millis) -> StoreResult<()> {
                 sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(key_id)
                     .bind(tenant_id)
@@ -295,7 +300,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, String, [u8; 32])>> {
+            async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, TenantId, [u8; 32])>> {
                 let row = sqlx::query("SELECT id, tenant_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                     .bind(key_hash.as_slice())
                     .fetch_optional(&self.pool)
@@ -336,7 +341,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>> {
+            async fn get_session(&self, tenant_id: &TenantId, id: &SessionId) -> StoreResult<Option<Session>> {
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
                 Ok(row.as_ref().map(Self::session_from).transpose()?.map(|(s, _)| s))
@@ -369,7 +374,7 @@ macro_rules! sql_store {
                         .bind(&t.id)
                         .bind(&e.tenant_id)
                         .bind(&e.id)
-                        .bind(&t.source)
+                        .bind(t.source.as_str())
                         .bind(&t.model_id)
                         .bind(&t.model_hash)
                         .bind(&t.preprocessing_version)
@@ -387,21 +392,21 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_enrollment(&self, tenant_id: &str, id: &str) -> StoreResult<Option<EnrollmentRow>> {
+            async fn get_enrollment(&self, tenant_id: &TenantId, id: &EnrollmentId) -> StoreResult<Option<EnrollmentRow>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::enrollment_from).transpose()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn list_enrollments(&self, tenant_id: &str, subject_ref: Option<&str>, limit: i64) -> StoreResult<Vec<EnrollmentRow>> {
+            async fn list_enrollments(&self, tenant_id: &TenantId, subject_ref: Option<&str>, limit: i64) -> StoreResult<Vec<EnrollmentRow>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2 IS NULL OR subject_ref = $2) ORDER BY created_at DESC, id LIMIT $3");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(subject_ref).bind(limit).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::enrollment_from).collect()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn templates(&self, tenant_id: &str, enrollment_id: &str) -> StoreResult<Vec<StoredTemplate>> {
+            async fn templates(&self, tenant_id: &TenantId, enrollment_id: &EnrollmentId) -> StoreResult<Vec<StoredTemplate>> {
                 let rows = sqlx::query("SELECT id, source, model_id, model_hash, preprocessing_version, sealed FROM face_templates WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY source, id")
                     .bind(tenant_id)
                     .bind(enrollment_id)
@@ -411,7 +416,7 @@ macro_rules! sql_store {
                     .map(|r| {
                         Ok(StoredTemplate {
                             id: r.try_get("id")?,
-                            source: r.try_get("source")?,
+                            source: template_source(&r.try_get::<String, _>("source")?)?,
                             model_id: r.try_get("model_id")?,
                             model_hash: r.try_get("model_hash")?,
                             preprocessing_version: r.try_get("preprocessing_version")?,
@@ -422,7 +427,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn update_enrollment_status(&self, tenant_id: &TenantId, id: &EnrollmentId, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
                     .bind(status.as_str())
@@ -442,7 +447,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn delete_enrollment(&self, tenant_id: &TenantId, id: &EnrollmentId, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = 'deleted', document = '{}', subject_ref = NULL, identity_sealed = NULL, revocation_sealed = NULL, kek_id = NULL, wrapped_dek = NULL, deleted_at = $1, updated_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL")
                     .bind(now)
@@ -496,7 +501,7 @@ macro_rules! sql_store {
                     .bind(&v.tenant_id)
                     .bind(&v.enrollment_id)
                     .bind(&v.session_id)
-                    .bind(&v.decision)
+                    .bind(v.decision.as_str())
                     .bind(&v.document)
                     .bind(now)
                     .execute(&mut *tx)
@@ -519,7 +524,7 @@ macro_rules! sql_store {
                     let locked = AuditEvent {
                         tenant_id: v.tenant_id.clone(),
                         event: "enrollment.locked".into(),
-                        subject: v.enrollment_id.clone(),
+                        subject: v.enrollment_id.to_string(),
                         details: serde_json::json!({"verification_id": v.id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
                         at: now,
                     };
@@ -615,7 +620,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>> {
+            async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>> {
                 let rows = sqlx::query("SELECT tenant_id, seq, at, event, subject, details, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
                     .bind(tenant_id)
                     .fetch_all(&self.pool)

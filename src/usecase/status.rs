@@ -154,13 +154,13 @@ pub fn unavailable(e: &jlis::JlisError) -> UseCaseError {
 /// A fresh validity check of a stored enrollment's certificate.
 pub async fn check_enrollment(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &crate::domain::TenantId,
     id: &str,
 ) -> UseCaseResult<StatusCheckDocument> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let row = svc
         .store
-        .get_enrollment(tenant_id, id.as_str())
+        .get_enrollment(tenant_id, &id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
     let Some(certificate) = super::enrollment::open_certificate(svc, &row)? else {
@@ -182,7 +182,7 @@ pub async fn check_enrollment(
     let audit = AuditEvent::new(
         &row.tenant_id,
         "enrollment.status_checked",
-        &row.id,
+        row.id.as_str(),
         serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
                            "previous_status": row.status}),
     );
