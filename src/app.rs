@@ -5,7 +5,7 @@ use crate::cli::{Command, KeyCommand, TenantCommand};
 use crate::config::Settings;
 use crate::crypto::{KekSource, KeyRing};
 use crate::domain::{
-    credential_hash, new_id, now_millis, prefix, IssuedCredential, API_KEY_PREFIX,
+    credential_hash, new_id, now_millis, prefix, IssuedCredential, TenantId, API_KEY_PREFIX,
 };
 use crate::http::{self, ApiContext};
 use crate::redact::Secret;
@@ -200,7 +200,7 @@ pub async fn create_tenant_with(
     settings: TenantSettings,
 ) -> anyhow::Result<(Tenant, String, Secret<String>)> {
     let tenant = Tenant {
-        id: new_id(prefix::TENANT),
+        id: TenantId::new(),
         name: name.to_string(),
         settings,
         created_at: now_millis(),
@@ -211,7 +211,7 @@ pub async fn create_tenant_with(
         .append_audit(&crate::store::AuditEvent::new(
             &tenant.id,
             "tenant.created",
-            &tenant.id,
+            tenant.id.as_str(),
             serde_json::json!({"key_id": key_id}),
         ))
         .await?;
@@ -220,7 +220,7 @@ pub async fn create_tenant_with(
 
 pub async fn create_api_key(
     store: &dyn Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> anyhow::Result<(String, Secret<String>)> {
     let credential = IssuedCredential::new(API_KEY_PREFIX);
     let key_id = new_id(prefix::API_KEY);
@@ -249,7 +249,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; draining in-flight requests");
 }
 
-fn print_key(json: bool, tenant_id: &str, key_id: &str, key: &Secret<String>) {
+fn print_key(json: bool, tenant_id: &TenantId, key_id: &str, key: &Secret<String>) {
     if json {
         println!(
             "{}",
@@ -329,12 +329,13 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
                 TenantCommand::Key {
                     command: KeyCommand::Create { tenant, json },
                 } => {
-                    store
-                        .get_tenant(&tenant)
-                        .await?
-                        .with_context(|| format!("no tenant {tenant}"))?;
-                    let (key_id, key) = create_api_key(store.as_ref(), &tenant).await?;
-                    print_key(json, &tenant, &key_id, &key);
+                    let tenant = match TenantId::parse(&tenant) {
+                        Some(id) => store.get_tenant(&id).await?,
+                        None => None,
+                    }
+                    .with_context(|| format!("no tenant {tenant}"))?;
+                    let (key_id, key) = create_api_key(store.as_ref(), &tenant.id).await?;
+                    print_key(json, &tenant.id, &key_id, &key);
                 }
                 TenantCommand::Key {
                     command: KeyCommand::Revoke { key },

@@ -88,14 +88,14 @@ impl RecordKind {
 /// Which enrollment of which tenant a key or record belongs to.
 #[derive(Debug, Clone, Copy)]
 pub struct Owner<'a> {
-    pub tenant_id: &'a str,
-    pub enrollment_id: &'a str,
+    pub tenant_id: &'a crate::domain::TenantId,
+    pub enrollment_id: &'a crate::domain::EnrollmentId,
 }
 
 impl Owner<'_> {
     fn aad(&self, what: &str) -> Vec<u8> {
         let mut aad = b"jpki-face/v1\0".to_vec();
-        for part in [self.tenant_id, self.enrollment_id, what] {
+        for part in [self.tenant_id.as_str(), self.enrollment_id.as_str(), what] {
             aad.extend_from_slice(part.as_bytes());
             aad.push(0);
         }
@@ -343,10 +343,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    use crate::domain::{EnrollmentId, TenantId};
+    use std::sync::LazyLock;
+
+    static TEN_A: LazyLock<TenantId> = LazyLock::new(TenantId::new);
+    static TEN_B: LazyLock<TenantId> = LazyLock::new(TenantId::new);
+    static ENR_1: LazyLock<EnrollmentId> = LazyLock::new(EnrollmentId::new);
+
     fn owner() -> Owner<'static> {
         Owner {
-            tenant_id: "ten_a",
-            enrollment_id: "enr_1",
+            tenant_id: &TEN_A,
+            enrollment_id: &ENR_1,
         }
     }
 
@@ -369,8 +376,8 @@ mod tests {
         let (dek, wrapped) = ring.new_data_key(owner());
         let sealed = dek.seal(owner(), RecordKind::Identity, b"x");
         let other = Owner {
-            tenant_id: "ten_b",
-            enrollment_id: "enr_1",
+            tenant_id: &TEN_B,
+            enrollment_id: &ENR_1,
         };
         assert!(matches!(
             dek.open(other, RecordKind::Identity, &sealed),

@@ -3,7 +3,7 @@
 //! stored hash is then compared in constant time. Every failure is the same 401.
 
 use super::{ApiContext, ApiError};
-use crate::domain::{credential_hash, now_millis, API_KEY_PREFIX, CLIENT_TOKEN_PREFIX};
+use crate::domain::{credential_hash, now_millis, TenantId, API_KEY_PREFIX, CLIENT_TOKEN_PREFIX};
 pub use crate::usecase::Caller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 /// The RP backend only: an API key.
 #[derive(Debug, Clone)]
 pub struct TenantAuth {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub key_id: String,
 }
 
@@ -59,9 +59,9 @@ async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiErro
     } else {
         return Err(ApiError::Unauthenticated);
     };
-    tracing::Span::current().record("tenant_id", caller.tenant_id());
+    tracing::Span::current().record("tenant_id", caller.tenant_id().as_str());
     ctx.limiter
-        .check(caller.tenant_id())
+        .check(caller.tenant_id().as_str())
         .map_err(|retry_after_secs| ApiError::RateLimited {
             retry_after_secs,
             detail: "this tenant's request rate is exceeded",

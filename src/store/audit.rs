@@ -1,13 +1,13 @@
 //! The audit log's hash chain: each row commits to the previous row's hash and its own content,
 //! so an edited, removed or reordered row breaks every hash after it.
 
-use crate::domain::Millis;
+use crate::domain::{Millis, TenantId};
 use sha2::{Digest, Sha256};
 
 /// What happened, to which resource. `details` is JSON with ids and outcomes only, never personal data.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub event: String,
     pub subject: String,
     pub details: serde_json::Value,
@@ -15,9 +15,14 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(tenant_id: &str, event: &str, subject: &str, details: serde_json::Value) -> Self {
+    pub fn new(
+        tenant_id: &TenantId,
+        event: &str,
+        subject: &str,
+        details: serde_json::Value,
+    ) -> Self {
         Self {
-            tenant_id: tenant_id.to_string(),
+            tenant_id: tenant_id.clone(),
             event: event.to_string(),
             subject: subject.to_string(),
             details,
@@ -28,7 +33,7 @@ impl AuditEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub seq: i64,
     pub at: Millis,
     pub event: String,
@@ -86,7 +91,7 @@ pub fn verify_chain(rows: &[AuditRow]) -> ChainVerdict {
     for (i, row) in rows.iter().enumerate() {
         let expected = chain_hash(
             &prev,
-            &row.tenant_id,
+            row.tenant_id.as_str(),
             row.seq,
             row.at,
             &row.event,
@@ -106,12 +111,13 @@ mod tests {
     use super::*;
 
     fn chain(n: i64) -> Vec<AuditRow> {
+        let tenant = TenantId::new();
         let mut prev = GENESIS.to_vec();
         (1..=n)
             .map(|seq| {
-                let hash = chain_hash(&prev, "t", seq, seq * 10, "e", "s", "{}");
+                let hash = chain_hash(&prev, tenant.as_str(), seq, seq * 10, "e", "s", "{}");
                 let row = AuditRow {
-                    tenant_id: "t".into(),
+                    tenant_id: tenant.clone(),
                     seq,
                     at: seq * 10,
                     event: "e".into(),

@@ -6,13 +6,17 @@
 //! session) happen in one transaction.
 
 mod audit;
+mod ids;
 mod sql;
 
 pub use audit::{chain_hash, verify_chain, AuditEvent, AuditRow, ChainVerdict};
 pub use sql::{PgStore, SqliteStore};
 
 use crate::crypto::WrappedKey;
-use crate::domain::{EnrollmentStatus, Millis, Purpose};
+use crate::domain::{
+    DeliveryId, EnrollmentId, EnrollmentStatus, EventId, Millis, Purpose, SessionId,
+    TemplateSource, TenantId, VerificationDecision, VerificationId, WebhookId,
+};
 use crate::lockout::{Attempt, LockoutPolicy};
 use crate::redact::Secret;
 use std::sync::Arc;
@@ -44,7 +48,10 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if is_transient(&e) {
+        if matches!(e, sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) {
+            // E.g. an id column whose value lost its prefix (see `ids`).
+            StoreError::Corrupt(e.to_string())
+        } else if is_transient(&e) {
             StoreError::Unavailable(e)
         } else {
             StoreError::Database(e)
@@ -84,7 +91,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub name: String,
     pub settings: TenantSettings,
     pub created_at: Millis,
@@ -112,11 +119,11 @@ pub struct TenantSettings {
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: SessionId,
+    pub tenant_id: TenantId,
     pub purpose: Purpose,
     pub subject_ref: Option<String>,
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     /// The RP's free-form context (JSON text), e.g. a transaction reference.
     pub context: Option<String>,
     pub client_token_hash: [u8; 32],
@@ -129,11 +136,11 @@ pub struct NewSession {
 
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: SessionId,
+    pub tenant_id: TenantId,
     pub purpose: Purpose,
     pub subject_ref: Option<String>,
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     pub context: Option<String>,
     pub nonce: Secret<Vec<u8>>,
     pub liveness: Option<String>,
@@ -152,7 +159,7 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct StoredTemplate {
     pub id: String,
-    pub source: String,
+    pub source: TemplateSource,
     pub model_id: String,
     pub model_hash: String,
     pub preprocessing_version: String,
@@ -161,9 +168,9 @@ pub struct StoredTemplate {
 
 #[derive(Debug, Clone)]
 pub struct NewEnrollment {
-    pub id: String,
-    pub tenant_id: String,
-    pub session_id: String,
+    pub id: EnrollmentId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
     pub subject_ref: Option<String>,
     pub status: EnrollmentStatus,
     /// The public decision record (checks, reasons): no personal data.
@@ -177,9 +184,9 @@ pub struct NewEnrollment {
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentRow {
-    pub id: String,
-    pub tenant_id: String,
-    pub session_id: String,
+    pub id: EnrollmentId,
+    pub tenant_id: TenantId,
+    pub session_id: SessionId,
     pub subject_ref: Option<String>,
     pub status: EnrollmentStatus,
     pub document: String,
@@ -195,11 +202,11 @@ pub struct EnrollmentRow {
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
-    pub id: String,
-    pub tenant_id: String,
-    pub enrollment_id: String,
-    pub session_id: Option<String>,
-    pub decision: String,
+    pub id: VerificationId,
+    pub tenant_id: TenantId,
+    pub enrollment_id: EnrollmentId,
+    pub session_id: Option<SessionId>,
+    pub decision: VerificationDecision,
     pub document: String,
     pub created_at: Millis,
 }
@@ -216,7 +223,7 @@ pub struct Lockout {
 /// client token, its session) and the method + route. Keys of different scopes never meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyScope {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `key:<api key id>` or `session:<session id>`, then `|`, then `POST /v1/…`.
     pub scope: String,
     pub key: String,
@@ -230,7 +237,7 @@ pub struct IdempotentResponse {
     pub body: Vec<u8>,
     /// `None`: sealed under the KEK. `Some(enrollment id)`: sealed under that enrollment's data key,
     /// so crypto-shredding the enrollment destroys it.
-    pub sealed_under: Option<String>,
+    pub sealed_under: Option<EnrollmentId>,
     /// The resource the answer created; deleting that resource deletes this answer.
     pub resource_id: Option<String>,
 }
@@ -271,8 +278,8 @@ pub struct RecordedVerification {
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
     /// `evt_…`: receivers de-duplicate by it.
-    pub id: String,
-    pub tenant_id: String,
+    pub id: EventId,
+    pub tenant_id: TenantId,
     pub event_type: String,
     /// The exact JSON body sent (ids and statuses only).
     pub payload: String,
@@ -281,8 +288,8 @@ pub struct OutboxEvent {
 
 #[derive(Debug, Clone)]
 pub struct NewWebhookEndpoint {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: WebhookId,
+    pub tenant_id: TenantId,
     pub url: String,
     pub events: Vec<String>,
     /// The signing secret sealed under the KEK.
@@ -292,8 +299,8 @@ pub struct NewWebhookEndpoint {
 
 #[derive(Debug, Clone)]
 pub struct WebhookEndpointRow {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: WebhookId,
+    pub tenant_id: TenantId,
     pub url: String,
     pub events: Vec<String>,
     pub secret_sealed: Secret<Vec<u8>>,
@@ -333,10 +340,10 @@ impl DeliveryState {
 
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
-    pub id: String,
-    pub tenant_id: String,
-    pub endpoint_id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub endpoint_id: WebhookId,
+    pub event_id: EventId,
     pub event_type: String,
     pub state: DeliveryState,
     pub attempts: i64,
@@ -379,9 +386,9 @@ pub enum AttemptOutcome {
 
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub tenant_id: String,
-    pub delivery_id: String,
-    pub endpoint_id: String,
+    pub tenant_id: TenantId,
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: WebhookId,
     pub attempt: AttemptRow,
     pub outcome: AttemptOutcome,
     /// The endpoint is disabled when this many deliveries in a row failed (0: never).
@@ -391,8 +398,8 @@ pub struct AttemptRecord {
 /// An enrollment whose scheduled status check is due, claimed (leased) by this replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedCheck {
-    pub tenant_id: String,
-    pub enrollment_id: String,
+    pub tenant_id: TenantId,
+    pub enrollment_id: EnrollmentId,
     pub next_status_check_at: Millis,
 }
 
@@ -441,12 +448,12 @@ pub trait Store: Send + Sync + 'static {
     async fn migrations_current(&self) -> StoreResult<bool>;
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
-    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
     async fn add_api_key(
         &self,
         key_id: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         key_hash: &[u8; 32],
         now: Millis,
     ) -> StoreResult<()>;
@@ -456,7 +463,7 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_hash(
         &self,
         key_hash: &[u8; 32],
-    ) -> StoreResult<Option<(String, String, [u8; 32])>>;
+    ) -> StoreResult<Option<(String, TenantId, [u8; 32])>>;
 
     async fn create_session(
         &self,
@@ -468,7 +475,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &[u8; 32],
     ) -> StoreResult<Option<(Session, [u8; 32])>>;
-    async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>>;
+    async fn get_session(
+        &self,
+        tenant_id: &TenantId,
+        id: &SessionId,
+    ) -> StoreResult<Option<Session>>;
 
     /// One transaction: consume the session (fails with `SessionConsumed` if it was), insert the
     /// enrollment and its templates, append the audit event, store the idempotent answer if any.
@@ -479,25 +490,28 @@ pub trait Store: Send + Sync + 'static {
         answer: Option<&Completion>,
         events: &[OutboxEvent],
     ) -> StoreResult<()>;
-    async fn get_enrollment(&self, tenant_id: &str, id: &str)
-        -> StoreResult<Option<EnrollmentRow>>;
+    async fn get_enrollment(
+        &self,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
+    ) -> StoreResult<Option<EnrollmentRow>>;
     async fn list_enrollments(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         subject_ref: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<EnrollmentRow>>;
     async fn templates(
         &self,
-        tenant_id: &str,
-        enrollment_id: &str,
+        tenant_id: &TenantId,
+        enrollment_id: &EnrollmentId,
     ) -> StoreResult<Vec<StoredTemplate>>;
     // The transaction's inputs, one by one, as for the other writes (the outbox events are the eighth).
     #[allow(clippy::too_many_arguments)]
     async fn update_enrollment_status(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
         status: EnrollmentStatus,
         document: &str,
         audit: &AuditEvent,
@@ -508,8 +522,8 @@ pub trait Store: Send + Sync + 'static {
     /// tombstone row and appends the audit event. Returns false if there was nothing to delete.
     async fn delete_enrollment(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &EnrollmentId,
         audit: &AuditEvent,
         now: Millis,
         events: &[OutboxEvent],
@@ -544,29 +558,29 @@ pub trait Store: Send + Sync + 'static {
     async fn release_idempotency_key(&self, scope: &IdempotencyScope) -> StoreResult<()>;
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>>;
+    async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>>;
 
     // Webhook endpoints (a tenant's own; every read is scoped by tenant).
     async fn create_webhook(&self, w: &NewWebhookEndpoint, audit: &AuditEvent) -> StoreResult<()>;
-    async fn list_webhooks(&self, tenant_id: &str) -> StoreResult<Vec<WebhookEndpointRow>>;
+    async fn list_webhooks(&self, tenant_id: &TenantId) -> StoreResult<Vec<WebhookEndpointRow>>;
     async fn get_webhook(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &WebhookId,
     ) -> StoreResult<Option<WebhookEndpointRow>>;
     /// Soft-deletes (deliveries stay visible to the audit); false if there was none.
     async fn delete_webhook(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &WebhookId,
         audit: &AuditEvent,
         now: Millis,
     ) -> StoreResult<bool>;
     /// Replaces the secret; the old one is kept (and signed with) until `previous_expires_at`.
     async fn rotate_webhook_secret(
         &self,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &WebhookId,
         secret_sealed: &[u8],
         previous_expires_at: Millis,
         audit: &AuditEvent,
@@ -574,17 +588,17 @@ pub trait Store: Send + Sync + 'static {
     /// The endpoint's deliveries, newest first, each with its attempts (oldest first).
     async fn list_deliveries(
         &self,
-        tenant_id: &str,
-        endpoint_id: &str,
+        tenant_id: &TenantId,
+        endpoint_id: &WebhookId,
         limit: i64,
     ) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>>;
     /// A manual retry: the delivery is due now with a fresh retry budget, and its endpoint enabled
     /// again. `None` if there is none.
     async fn retry_delivery(
         &self,
-        tenant_id: &str,
-        endpoint_id: &str,
-        delivery_id: &str,
+        tenant_id: &TenantId,
+        endpoint_id: &WebhookId,
+        delivery_id: &DeliveryId,
         audit: &AuditEvent,
         now: Millis,
     ) -> StoreResult<Option<(DeliveryRow, Vec<AttemptRow>)>>;
@@ -602,12 +616,15 @@ pub trait Store: Send + Sync + 'static {
 
     // Scheduled status checks.
     /// Verified (or status-unknown) enrollments that have no check scheduled yet.
-    async fn unscheduled_status_checks(&self, limit: i64) -> StoreResult<Vec<(String, String)>>;
+    async fn unscheduled_status_checks(
+        &self,
+        limit: i64,
+    ) -> StoreResult<Vec<(TenantId, EnrollmentId)>>;
     /// Sets the first check time of an enrollment that has none (a concurrent replica may have).
     async fn schedule_status_check(
         &self,
-        tenant_id: &str,
-        enrollment_id: &str,
+        tenant_id: &TenantId,
+        enrollment_id: &EnrollmentId,
         at: Millis,
     ) -> StoreResult<()>;
     /// Claims up to `limit` due checks for `lease_ms` (SKIP LOCKED on PostgreSQL).
@@ -620,8 +637,8 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a claimed check: the lease is dropped and the next check set.
     async fn finish_status_check(
         &self,
-        tenant_id: &str,
-        enrollment_id: &str,
+        tenant_id: &TenantId,
+        enrollment_id: &EnrollmentId,
         next_at: Millis,
     ) -> StoreResult<()>;
     /// Checks due now and checks due before `overdue_before`.
@@ -635,15 +652,15 @@ pub trait Store: Send + Sync + 'static {
     /// Live enrollments whose last verification (or creation) is older than `before`.
     async fn inactive_enrollments(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         before: Millis,
         limit: i64,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<Vec<EnrollmentId>>;
     /// One transaction: purges what the cut-offs name and, if anything went, appends
     /// `retention.purged` with the counts to the audit chain.
     async fn purge(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         cutoffs: &RetentionCutoffs,
         now: Millis,
     ) -> StoreResult<PurgeCounts>;
@@ -691,7 +708,11 @@ pub mod inspect {
     use sqlx::Row;
 
     /// Rows of `table` that belong to `tenant_id`.
-    pub async fn count_rows(url: &str, table: CountedTable, tenant_id: &str) -> StoreResult<i64> {
+    pub async fn count_rows(
+        url: &str,
+        table: CountedTable,
+        tenant_id: &TenantId,
+    ) -> StoreResult<i64> {
         let sql = format!(
             "SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1",
             table.name()
@@ -719,7 +740,10 @@ pub mod inspect {
 }
 
 /// Verifies the audit chain of one tenant.
-pub async fn verify_audit_chain(store: &dyn Store, tenant_id: &str) -> StoreResult<ChainVerdict> {
+pub async fn verify_audit_chain(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+) -> StoreResult<ChainVerdict> {
     Ok(verify_chain(&store.audit_rows(tenant_id).await?))
 }
 

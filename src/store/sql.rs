@@ -81,6 +81,11 @@ fn enrollment_status(s: &str) -> StoreResult<EnrollmentStatus> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown enrollment status {s:?}")))
 }
 
+fn template_source(s: &str) -> StoreResult<TemplateSource> {
+    TemplateSource::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown template source {s:?}")))
+}
+
 fn purpose(s: &str) -> StoreResult<Purpose> {
     Purpose::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown purpose {s:?}")))
 }
@@ -160,7 +165,7 @@ macro_rules! sql_store {
             }
 
             /// Marks the session used; a session already used (by a concurrent request) fails the transaction.
-            async fn consume_session_in(conn: &mut <$db as sqlx::Database>::Connection, tenant_id: &str, session_id: &str, now: Millis) -> StoreResult<()> {
+            async fn consume_session_in(conn: &mut <$db as sqlx::Database>::Connection, tenant_id: &TenantId, session_id: &SessionId, now: Millis) -> StoreResult<()> {
                 let consumed = sqlx::query("UPDATE sessions SET consumed_at = $1 WHERE id = $2 AND tenant_id = $3 AND consumed_at IS NULL")
                     .bind(now)
                     .bind(session_id)
@@ -200,11 +205,11 @@ macro_rules! sql_store {
                         .bind(&ev.tenant_id)
                         .fetch_all(&mut *conn)
                         .await?;
-                    let mut targets = Vec::new();
+                    let mut targets: Vec<WebhookId> = Vec::new();
                     for r in &rows {
                         let subscribed: Vec<String> = events_of(&r.try_get::<String, _>("events")?)?;
                         if subscribed.iter().any(|t| *t == ev.event_type) {
-                            targets.push(r.try_get::<String, _>("id")?);
+                            targets.push(r.try_get("id")?);
                         }
                     }
                     if targets.is_empty() {
@@ -220,7 +225,7 @@ macro_rules! sql_store {
                         .await?;
                     for endpoint in targets {
                         sqlx::query("INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_id, state, attempts, window_attempts, window_start, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5)")
-                            .bind(crate::domain::DeliveryId::new().as_str())
+                            .bind(crate::domain::DeliveryId::new())
                             .bind(&ev.tenant_id)
                             .bind(endpoint)
                             .bind(&ev.id)
@@ -248,7 +253,7 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn attempts_in(conn: &mut <$db as sqlx::Database>::Connection, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+            async fn attempts_in(conn: &mut <$db as sqlx::Database>::Connection, delivery_id: &DeliveryId) -> StoreResult<Vec<AttemptRow>> {
                 sqlx::query("SELECT n, at, status_code, error_class, duration_ms FROM webhook_attempts WHERE delivery_id = $1 ORDER BY n")
                     .bind(delivery_id)
                     .fetch_all(&mut *conn)
@@ -297,7 +302,7 @@ macro_rules! sql_store {
                 };
                 let seq = prev_seq + 1;
                 let details = ev.details.to_string();
-                let hash = chain_hash(&prev_hash, &ev.tenant_id, seq, ev.at, &ev.event, &ev.subject, &details);
+                let hash = chain_hash(&prev_hash, ev.tenant_id.as_str(), seq, ev.at, &ev.event, &ev.subject, &details);
                 sqlx::query("INSERT INTO audit_log (tenant_id, seq, at, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .bind(&ev.tenant_id)
                     .bind(seq)
@@ -354,7 +359,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+            async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
                 let row = sqlx::query("SELECT id, name, settings, created_at FROM tenants WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -371,7 +376,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn add_api_key(&self, key_id: &str, tenant_id: &str, key_hash: &[u8; 32], now: Millis) -> StoreResult<()> {
+            async fn add_api_key(&self, key_id: &str, tenant_id: &TenantId, key_hash: &[u8; 32], now: Millis) -> StoreResult<()> {
                 sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(key_id)
                     .bind(tenant_id)
@@ -392,7 +397,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, String, [u8; 32])>> {
+            async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(String, TenantId, [u8; 32])>> {
                 let row = sqlx::query("SELECT id, tenant_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                     .bind(key_hash.as_slice())
                     .fetch_optional(&self.pool)
@@ -433,7 +438,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_session(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Session>> {
+            async fn get_session(&self, tenant_id: &TenantId, id: &SessionId) -> StoreResult<Option<Session>> {
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
                 Ok(row.as_ref().map(Self::session_from).transpose()?.map(|(s, _)| s))
@@ -466,7 +471,7 @@ macro_rules! sql_store {
                         .bind(&t.id)
                         .bind(&e.tenant_id)
                         .bind(&e.id)
-                        .bind(&t.source)
+                        .bind(t.source.as_str())
                         .bind(&t.model_id)
                         .bind(&t.model_hash)
                         .bind(&t.preprocessing_version)
@@ -485,21 +490,21 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_enrollment(&self, tenant_id: &str, id: &str) -> StoreResult<Option<EnrollmentRow>> {
+            async fn get_enrollment(&self, tenant_id: &TenantId, id: &EnrollmentId) -> StoreResult<Option<EnrollmentRow>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::enrollment_from).transpose()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn list_enrollments(&self, tenant_id: &str, subject_ref: Option<&str>, limit: i64) -> StoreResult<Vec<EnrollmentRow>> {
+            async fn list_enrollments(&self, tenant_id: &TenantId, subject_ref: Option<&str>, limit: i64) -> StoreResult<Vec<EnrollmentRow>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2 IS NULL OR subject_ref = $2) ORDER BY created_at DESC, id LIMIT $3");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(subject_ref).bind(limit).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::enrollment_from).collect()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn templates(&self, tenant_id: &str, enrollment_id: &str) -> StoreResult<Vec<StoredTemplate>> {
+            async fn templates(&self, tenant_id: &TenantId, enrollment_id: &EnrollmentId) -> StoreResult<Vec<StoredTemplate>> {
                 let rows = sqlx::query("SELECT id, source, model_id, model_hash, preprocessing_version, sealed FROM face_templates WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY source, id")
                     .bind(tenant_id)
                     .bind(enrollment_id)
@@ -509,7 +514,7 @@ macro_rules! sql_store {
                     .map(|r| {
                         Ok(StoredTemplate {
                             id: r.try_get("id")?,
-                            source: r.try_get("source")?,
+                            source: template_source(&r.try_get::<String, _>("source")?)?,
                             model_id: r.try_get("model_id")?,
                             model_hash: r.try_get("model_hash")?,
                             preprocessing_version: r.try_get("preprocessing_version")?,
@@ -521,7 +526,7 @@ macro_rules! sql_store {
 
             #[tracing::instrument(skip_all)]
             #[allow(clippy::too_many_arguments)]
-            async fn update_enrollment_status(&self, tenant_id: &str, id: &str, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
+            async fn update_enrollment_status(&self, tenant_id: &TenantId, id: &EnrollmentId, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
                     .bind(status.as_str())
@@ -542,7 +547,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn delete_enrollment(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
+            async fn delete_enrollment(&self, tenant_id: &TenantId, id: &EnrollmentId, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE enrollments SET status = 'deleted', document = '{}', subject_ref = NULL, identity_sealed = NULL, revocation_sealed = NULL, kek_id = NULL, wrapped_dek = NULL, deleted_at = $1, updated_at = $1 WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL")
                     .bind(now)
@@ -597,7 +602,7 @@ macro_rules! sql_store {
                     .bind(&v.tenant_id)
                     .bind(&v.enrollment_id)
                     .bind(&v.session_id)
-                    .bind(&v.decision)
+                    .bind(v.decision.as_str())
                     .bind(&v.document)
                     .bind(now)
                     .execute(&mut *tx)
@@ -620,7 +625,7 @@ macro_rules! sql_store {
                     let locked = AuditEvent {
                         tenant_id: v.tenant_id.clone(),
                         event: "enrollment.locked".into(),
-                        subject: v.enrollment_id.clone(),
+                        subject: v.enrollment_id.to_string(),
                         details: serde_json::json!({"verification_id": v.id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
                         at: now,
                     };
@@ -717,7 +722,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn audit_rows(&self, tenant_id: &str) -> StoreResult<Vec<AuditRow>> {
+            async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>> {
                 let rows = sqlx::query("SELECT tenant_id, seq, at, event, subject, details, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
                     .bind(tenant_id)
                     .fetch_all(&self.pool)
@@ -757,21 +762,21 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn list_webhooks(&self, tenant_id: &str) -> StoreResult<Vec<WebhookEndpointRow>> {
+            async fn list_webhooks(&self, tenant_id: &TenantId) -> StoreResult<Vec<WebhookEndpointRow>> {
                 let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id");
                 let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::webhook_from).collect()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn get_webhook(&self, tenant_id: &str, id: &str) -> StoreResult<Option<WebhookEndpointRow>> {
+            async fn get_webhook(&self, tenant_id: &TenantId, id: &WebhookId) -> StoreResult<Option<WebhookEndpointRow>> {
                 let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL");
                 let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::webhook_from).transpose()
             }
 
             #[tracing::instrument(skip_all)]
-            async fn delete_webhook(&self, tenant_id: &str, id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+            async fn delete_webhook(&self, tenant_id: &TenantId, id: &WebhookId, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, secret_sealed = $2, previous_secret_sealed = NULL WHERE tenant_id = $3 AND id = $4 AND deleted_at IS NULL")
                     .bind(now)
@@ -796,7 +801,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn rotate_webhook_secret(&self, tenant_id: &str, id: &str, secret_sealed: &[u8], previous_expires_at: Millis, audit: &AuditEvent) -> StoreResult<bool> {
+            async fn rotate_webhook_secret(&self, tenant_id: &TenantId, id: &WebhookId, secret_sealed: &[u8], previous_expires_at: Millis, audit: &AuditEvent) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, previous_secret_expires_at = $1, secret_sealed = $2 WHERE tenant_id = $3 AND id = $4 AND deleted_at IS NULL")
                     .bind(previous_expires_at)
@@ -815,7 +820,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn list_deliveries(&self, tenant_id: &str, endpoint_id: &str, limit: i64) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>> {
+            async fn list_deliveries(&self, tenant_id: &TenantId, endpoint_id: &WebhookId, limit: i64) -> StoreResult<Vec<(DeliveryRow, Vec<AttemptRow>)>> {
                 let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.tenant_id = $1 AND d.endpoint_id = $2 ORDER BY d.created_at DESC, d.id LIMIT $3");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(endpoint_id).bind(limit).fetch_all(&self.pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -829,7 +834,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn retry_delivery(&self, tenant_id: &str, endpoint_id: &str, delivery_id: &str, audit: &AuditEvent, now: Millis) -> StoreResult<Option<(DeliveryRow, Vec<AttemptRow>)>> {
+            async fn retry_delivery(&self, tenant_id: &TenantId, endpoint_id: &WebhookId, delivery_id: &DeliveryId, audit: &AuditEvent, now: Millis) -> StoreResult<Option<(DeliveryRow, Vec<AttemptRow>)>> {
                 let mut tx = self.begin().await?;
                 let n = sqlx::query("UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, window_start = $1, window_attempts = 0, lease_until = NULL WHERE tenant_id = $2 AND endpoint_id = $3 AND id = $4 AND state <> 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $2 AND deleted_at IS NULL)")
                     .bind(now)
@@ -871,13 +876,13 @@ macro_rules! sql_store {
                 }
                 let mut tx = self.begin().await?;
                 let sql = format!("SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT $2{}", $skip_locked);
-                let ids: Vec<String> = sqlx::query(&sql)
+                let ids: Vec<DeliveryId> = sqlx::query(&sql)
                     .bind(now)
                     .bind(limit)
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
-                    .map(|r| r.try_get::<String, _>("id"))
+                    .map(|r| r.try_get::<DeliveryId, _>("id"))
                     .collect::<Result<_, _>>()?;
                 for id in &ids {
                     sqlx::query("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2")
@@ -956,7 +961,7 @@ macro_rules! sql_store {
                                 let audit = AuditEvent {
                                     tenant_id: r.tenant_id.clone(),
                                     event: "webhook.disabled".into(),
-                                    subject: r.endpoint_id.clone(),
+                                    subject: r.endpoint_id.to_string(),
                                     details: serde_json::json!({"reason": "consecutive_failures", "failed_deliveries": r.disable_after_failed_deliveries, "last_delivery_id": r.delivery_id}),
                                     at: a.at,
                                 };
@@ -970,7 +975,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn unscheduled_status_checks(&self, limit: i64) -> StoreResult<Vec<(String, String)>> {
+            async fn unscheduled_status_checks(&self, limit: i64) -> StoreResult<Vec<(TenantId, EnrollmentId)>> {
                 let rows = sqlx::query("SELECT tenant_id, id FROM enrollments WHERE status IN ('verified', 'status_unknown') AND deleted_at IS NULL AND next_status_check_at IS NULL ORDER BY created_at, id LIMIT $1")
                     .bind(limit)
                     .fetch_all(&self.pool)
@@ -979,7 +984,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn schedule_status_check(&self, tenant_id: &str, enrollment_id: &str, at: Millis) -> StoreResult<()> {
+            async fn schedule_status_check(&self, tenant_id: &TenantId, enrollment_id: &EnrollmentId, at: Millis) -> StoreResult<()> {
                 sqlx::query("UPDATE enrollments SET next_status_check_at = $1 WHERE tenant_id = $2 AND id = $3 AND next_status_check_at IS NULL")
                     .bind(at)
                     .bind(tenant_id)
@@ -1023,7 +1028,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn finish_status_check(&self, tenant_id: &str, enrollment_id: &str, next_at: Millis) -> StoreResult<()> {
+            async fn finish_status_check(&self, tenant_id: &TenantId, enrollment_id: &EnrollmentId, next_at: Millis) -> StoreResult<()> {
                 sqlx::query("UPDATE enrollments SET next_status_check_at = $1, status_check_lease_until = NULL WHERE tenant_id = $2 AND id = $3")
                     .bind(next_at)
                     .bind(tenant_id)
@@ -1044,7 +1049,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn inactive_enrollments(&self, tenant_id: &str, before: Millis, limit: i64) -> StoreResult<Vec<String>> {
+            async fn inactive_enrollments(&self, tenant_id: &TenantId, before: Millis, limit: i64) -> StoreResult<Vec<EnrollmentId>> {
                 let rows = sqlx::query("SELECT e.id FROM enrollments e WHERE e.tenant_id = $1 AND e.deleted_at IS NULL AND e.wrapped_dek IS NOT NULL AND e.created_at < $2 AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.tenant_id = $1 AND v.enrollment_id = e.id AND v.created_at >= $2) ORDER BY e.created_at, e.id LIMIT $3")
                     .bind(tenant_id)
                     .bind(before)
@@ -1055,7 +1060,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn purge(&self, tenant_id: &str, c: &RetentionCutoffs, now: Millis) -> StoreResult<PurgeCounts> {
+            async fn purge(&self, tenant_id: &TenantId, c: &RetentionCutoffs, now: Millis) -> StoreResult<PurgeCounts> {
                 let mut tx = self.begin().await?;
                 let mut counts = PurgeCounts::default();
                 if let Some(before) = c.verifications_before {
@@ -1081,7 +1086,7 @@ macro_rules! sql_store {
                     .bind(tenant_id).bind(c.webhook_events_before).execute(&mut *tx).await?.rows_affected();
                 if counts.total() > 0 {
                     let audit = AuditEvent {
-                        tenant_id: tenant_id.to_string(),
+                        tenant_id: tenant_id.clone(),
                         event: "retention.purged".into(),
                         subject: tenant_id.to_string(),
                         details: serde_json::json!({"counts": counts}),

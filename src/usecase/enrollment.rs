@@ -15,7 +15,7 @@ use crate::card::{self, CardReport, SessionBinding};
 use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::{
     self, new_id, now_millis, prefix, EnrollmentId, EnrollmentStatus, Millis, Purpose, Reason,
-    Reasons, TemplateSource,
+    Reasons, TemplateSource, TenantId,
 };
 use crate::face::QualityReport;
 use crate::jlis::ValidityReport;
@@ -371,7 +371,7 @@ pub async fn enroll(
             &caller.credential(),
             "POST /v1/enrollments",
             key,
-            &upload.parts(&session_id, ""),
+            &upload.parts(session_id.as_str(), ""),
         )
     });
     let upload = &upload;
@@ -409,7 +409,7 @@ async fn run(
     let (trust, session_id) = (svc.trust.clone(), session.id.clone());
     let report = tokio::task::spawn_blocking(move || {
         let binding = SessionBinding {
-            session_id: &session_id,
+            session_id: session_id.as_str(),
             nonce: &nonce,
         };
         card::verify_card(&submission, &trust, &policy, &binding, chrono::Utc::now())
@@ -472,7 +472,7 @@ async fn run(
 }
 
 /// The tenant's card policy: `require_hojo` unless the tenant switched it off (docs/card.md).
-async fn card_policy(svc: &Services, tenant_id: &str) -> UseCaseResult<card::CardPolicy> {
+async fn card_policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<card::CardPolicy> {
     let tenant = svc
         .store
         .get_tenant(tenant_id)
@@ -522,7 +522,7 @@ async fn store(
     let verified = decision.status == EnrollmentStatus::Verified;
     let owner = Owner {
         tenant_id: &session.tenant_id,
-        enrollment_id: id.as_str(),
+        enrollment_id: &id,
     };
     let record = StoredDecision {
         reasons: decision.reasons,
@@ -582,7 +582,7 @@ async fn store(
         None => (None, None, None, Vec::new()),
     };
     let enrollment = NewEnrollment {
-        id: id.to_string(),
+        id: id.clone(),
         tenant_id: session.tenant_id.clone(),
         session_id: session.id.clone(),
         subject_ref: session.subject_ref.clone(),
@@ -629,7 +629,7 @@ fn templates(dek: &DataKey, owner: Owner<'_>, work: &FaceWork) -> Vec<StoredTemp
         let template = analysis?.template.as_ref()?;
         Some(StoredTemplate {
             id: new_id(prefix::TEMPLATE),
-            source: source.as_str().into(),
+            source,
             model_id: template.model_id.clone(),
             model_hash: template.model_hash.clone(),
             preprocessing_version: template.preprocessing_version.to_string(),
@@ -711,10 +711,8 @@ pub fn render(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<EnrollmentDo
         serde_json::from_slice::<SealedCertificate>(&plain).map_err(UseCaseError::internal)
     })
     .transpose()?;
-    let id = EnrollmentId::parse(&row.id)
-        .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored enrollment id")))?;
     Ok(document(
-        id,
+        row.id.clone(),
         row.status,
         row.subject_ref.clone(),
         record,
@@ -725,11 +723,15 @@ pub fn render(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<EnrollmentDo
 }
 
 /// `GET /v1/enrollments/{id}`.
-pub async fn get(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<EnrollmentDocument> {
+pub async fn get(
+    svc: &Services,
+    tenant_id: &TenantId,
+    id: &str,
+) -> UseCaseResult<EnrollmentDocument> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let row = svc
         .store
-        .get_enrollment(tenant_id, id.as_str())
+        .get_enrollment(tenant_id, &id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render(svc, &row)
@@ -741,7 +743,7 @@ pub const MAX_LIST_LIMIT: i64 = 200;
 /// `GET /v1/enrollments`: newest first, at most `limit` (1–200, default 50).
 pub async fn list(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     subject_ref: Option<&str>,
     limit: Option<i64>,
 ) -> UseCaseResult<EnrollmentList> {
@@ -764,14 +766,14 @@ pub async fn list(
 }
 
 /// `DELETE /v1/enrollments/{id}`: crypto-shred, keep a tombstone and the audit event.
-pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<()> {
+pub async fn delete(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseResult<()> {
     delete_by(svc, tenant_id, id, "request").await
 }
 
 /// Crypto-shreds an enrollment, asked by the RP (`request`) or by the retention job (`retention`).
 pub async fn delete_by(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     cause: &'static str,
 ) -> UseCaseResult<()> {
@@ -789,7 +791,7 @@ pub async fn delete_by(
     )];
     if svc
         .store
-        .delete_enrollment(tenant_id, id.as_str(), &audit, now_millis(), &events)
+        .delete_enrollment(tenant_id, &id, &audit, now_millis(), &events)
         .await?
     {
         Ok(())

@@ -59,11 +59,12 @@ fn chip_error(e: FaceError) -> UseCaseError {
 /// Runs every image of the upload on the pool at once, on behalf of `tenant_id`; the first error wins.
 pub async fn analyze(
     engine: &FaceEngine,
-    tenant_id: &str,
+    tenant_id: &crate::domain::TenantId,
     selfie: Bytes,
     chip: Option<Bytes>,
     frames: &[Bytes],
 ) -> Result<FaceWork, UseCaseError> {
+    let tenant_id = tenant_id.as_str();
     let selfie_job = async {
         engine
             .analyze_for(tenant_id, selfie, ImageKind::Selfie)

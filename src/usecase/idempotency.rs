@@ -11,7 +11,7 @@
 
 use super::{Services, UseCaseError, UseCaseResult};
 use crate::crypto::{Owner, RecordKind};
-use crate::domain::now_millis;
+use crate::domain::{now_millis, TenantId};
 use crate::store::{self, IdempotencyScope, IdempotentResponse, Reservation};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -54,7 +54,7 @@ impl Keyed {
     /// `credential` is [`super::Caller::credential`]; `parts` is everything the request asks for,
     /// including the resolved session and enrollment.
     pub fn new(
-        tenant_id: &str,
+        tenant_id: &TenantId,
         credential: &str,
         route: &str,
         key: String,
@@ -62,7 +62,7 @@ impl Keyed {
     ) -> Self {
         Self {
             scope: IdempotencyScope {
-                tenant_id: tenant_id.to_string(),
+                tenant_id: tenant_id.clone(),
                 scope: format!("{credential}|{route}"),
                 key,
             },
@@ -71,7 +71,11 @@ impl Keyed {
     }
 
     fn context(&self) -> [&str; 3] {
-        [&self.scope.tenant_id, &self.scope.scope, &self.scope.key]
+        [
+            self.scope.tenant_id.as_str(),
+            &self.scope.scope,
+            &self.scope.key,
+        ]
     }
 }
 
@@ -133,7 +137,7 @@ impl Pending {
         self.completion(IdempotentResponse {
             status: answer.status,
             body: dek.seal(owner, RecordKind::IdempotentAnswer, &plain),
-            sealed_under: Some(owner.enrollment_id.to_string()),
+            sealed_under: Some(owner.enrollment_id.clone()),
             resource_id: Some(owner.enrollment_id.to_string()),
         })
     }

@@ -18,6 +18,7 @@ pub mod webhooks;
 
 use crate::config::Settings;
 use crate::crypto::KeyRing;
+use crate::domain::TenantId;
 use crate::store::{Session, Store, StoreError};
 use std::sync::Arc;
 
@@ -38,13 +39,13 @@ pub struct Services {
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// The RP's backend, with a tenant API key.
-    Tenant { tenant_id: String, key_id: String },
+    Tenant { tenant_id: TenantId, key_id: String },
     /// The RP's mobile app, with the client token of one live session.
     Client { session: Box<Session> },
 }
 
 impl Caller {
-    pub fn tenant_id(&self) -> &str {
+    pub fn tenant_id(&self) -> &TenantId {
         match self {
             Caller::Tenant { tenant_id, .. } => tenant_id,
             Caller::Client { session } => &session.tenant_id,

@@ -5,7 +5,7 @@
 //! sessions, expired idempotency rows and old delivered webhook events. Every purge is an audit event.
 
 use super::Services;
-use crate::domain::{now_millis, Millis};
+use crate::domain::{now_millis, Millis, TenantId};
 use crate::store::{PurgeCounts, RetentionCutoffs, Tenant};
 use serde::Deserialize;
 use std::time::Duration;
@@ -81,7 +81,7 @@ fn secs(s: u64) -> Millis {
 }
 
 /// One run over every tenant, as of `now`.
-pub async fn run_once(svc: &Services, now: Millis) -> anyhow::Result<Vec<(String, RunReport)>> {
+pub async fn run_once(svc: &Services, now: Millis) -> anyhow::Result<Vec<(TenantId, RunReport)>> {
     let mut out = Vec::new();
     for tenant in svc.store.list_tenants().await? {
         let report = run_tenant(svc, &tenant, now).await?;
@@ -103,7 +103,7 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
             .inactive_enrollments(&tenant.id, now - secs(shred_after), 1000)
             .await?
         {
-            match super::enrollment::delete_by(svc, &tenant.id, &id, "retention").await {
+            match super::enrollment::delete_by(svc, &tenant.id, id.as_str(), "retention").await {
                 Ok(()) => report.shredded += 1,
                 Err(super::UseCaseError::NotFound) => {}
                 Err(e) => return Err(anyhow::anyhow!("shredding {id}: {e}")),

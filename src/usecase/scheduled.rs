@@ -7,7 +7,7 @@
 
 use super::status::{check_enrollment_by, Trigger};
 use super::{Services, UseCaseError};
-use crate::domain::{now_millis, Millis};
+use crate::domain::{now_millis, Millis, TenantId};
 use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ impl Scheduler {
     }
 
     /// Tenants' intervals in milliseconds (tenants without an override are absent).
-    async fn intervals(&self) -> anyhow::Result<HashMap<String, Millis>> {
+    async fn intervals(&self) -> anyhow::Result<HashMap<TenantId, Millis>> {
         Ok(self
             .svc
             .store
@@ -154,7 +154,7 @@ impl Scheduler {
                 let interval = intervals.get(&c.tenant_id).copied().unwrap_or(default_ms);
                 async move {
                     let result =
-                        check_enrollment_by(&self.svc, &c.tenant_id, &c.enrollment_id, Trigger::Scheduled)
+                        check_enrollment_by(&self.svc, &c.tenant_id, c.enrollment_id.as_str(), Trigger::Scheduled)
                             .await;
                     let now = now_millis();
                     let next = match &result {

@@ -3,7 +3,7 @@
 use super::idempotency::{self, Answer, Keyed};
 use super::{Caller, Services, UseCaseError, UseCaseResult};
 use crate::domain::{
-    self, new_id, prefix, EnrollmentId, IssuedCredential, Millis, Purpose, CLIENT_TOKEN_PREFIX,
+    self, EnrollmentId, IssuedCredential, Millis, Purpose, SessionId, TenantId, CLIENT_TOKEN_PREFIX,
 };
 use crate::liveness::{Challenge, LivenessReport};
 use crate::store::{AuditEvent, NewSession, Session};
@@ -66,20 +66,23 @@ pub fn check_usable(session: &Session, purpose: Purpose, now: Millis) -> UseCase
 }
 
 /// The session an upload names, before any state check: the client token's own, or `session_id`
-/// with an API key. Only the id is resolved here, so an Idempotency-Key can be looked up first.
-pub fn session_id_for(caller: &Caller, named: Option<&str>) -> UseCaseResult<String> {
+/// with an API key. Only the id is resolved here, so an Idempotency-Key can be looked up first. A
+/// named id that is no session id names no session of this tenant: 404, as for any unknown id.
+pub fn session_id_for(caller: &Caller, named: Option<&str>) -> UseCaseResult<SessionId> {
     match caller {
         Caller::Client { session } => {
-            if named.is_some_and(|id| id != session.id) {
+            if named.is_some_and(|id| id != session.id.as_str()) {
                 return Err(UseCaseError::Forbidden(
                     "a client token acts only on its own session".into(),
                 ));
             }
             Ok(session.id.clone())
         }
-        Caller::Tenant { .. } => named
-            .map(str::to_string)
-            .ok_or_else(|| UseCaseError::Malformed("missing field `session_id`".into())),
+        Caller::Tenant { .. } => {
+            let named = named
+                .ok_or_else(|| UseCaseError::Malformed("missing field `session_id`".into()))?;
+            SessionId::parse(named).ok_or(UseCaseError::NotFound)
+        }
     }
 }
 
@@ -87,7 +90,7 @@ pub fn session_id_for(caller: &Caller, named: Option<&str>) -> UseCaseResult<Str
 pub async fn usable_session(
     svc: &Services,
     caller: &Caller,
-    session_id: &str,
+    session_id: &SessionId,
     purpose: Purpose,
 ) -> UseCaseResult<Session> {
     let session = match caller {
@@ -181,7 +184,7 @@ fn validate(request: &CreateSession) -> UseCaseResult<Option<String>> {
 /// `POST /v1/sessions` with the raw body (for the Idempotency-Key fingerprint).
 pub async fn open(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &str,
     request: CreateSession,
     raw_body: &[u8],
@@ -198,18 +201,21 @@ pub async fn open(
         )
     });
     idempotency::once(svc, keyed, |completion| async move {
-        if let (Purpose::Transaction, Some(enrollment_id)) =
-            (request.purpose, &request.enrollment_id)
-        {
-            let enrollment = match EnrollmentId::parse(enrollment_id) {
-                Some(id) => svc.store.get_enrollment(tenant_id, id.as_str()).await?,
-                None => None,
+        let enrollment_id = match (request.purpose, &request.enrollment_id) {
+            (Purpose::Transaction, Some(named)) => {
+                let id = EnrollmentId::parse(named).ok_or(UseCaseError::NotFound)?;
+                let enrollment = svc
+                    .store
+                    .get_enrollment(tenant_id, &id)
+                    .await?
+                    .ok_or(UseCaseError::NotFound)?;
+                if !enrollment.status.is_active() {
+                    return Err(UseCaseError::EnrollmentInactive);
+                }
+                Some(id)
             }
-            .ok_or(UseCaseError::NotFound)?;
-            if !enrollment.status.is_active() {
-                return Err(UseCaseError::EnrollmentInactive);
-            }
-        }
+            _ => None,
+        };
         let now = domain::now_millis();
         let ttl_ms = i64::try_from(svc.settings.sessions.ttl_secs * 1000).unwrap_or(600_000);
         let credential = IssuedCredential::new(CLIENT_TOKEN_PREFIX);
@@ -225,11 +231,11 @@ pub async fn open(
             .unwrap_or(svc.settings.liveness.mode);
         let challenge = Challenge::for_mode(mode, &mut rand::rngs::OsRng);
         let session = NewSession {
-            id: new_id(prefix::SESSION),
-            tenant_id: tenant_id.to_string(),
+            id: SessionId::new(),
+            tenant_id: tenant_id.clone(),
             purpose: request.purpose,
             subject_ref: request.subject_ref.clone(),
-            enrollment_id: request.enrollment_id.clone(),
+            enrollment_id: enrollment_id.clone(),
             context,
             client_token_hash: credential.hash,
             nonce,
@@ -238,28 +244,25 @@ pub async fn open(
             expires_at: now + ttl_ms,
         };
         let created = CreatedSession {
-            id: domain::SessionId::parse(&session.id)
-                .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("session id")))?,
+            id: session.id.clone(),
             purpose: request.purpose,
             client_token: credential.token.into_inner(),
             nonce: URL_SAFE_NO_PAD.encode(nonce),
             expires_at: domain::rfc3339(session.expires_at),
             liveness: challenge,
             subject_ref: request.subject_ref,
-            enrollment_id: request
-                .enrollment_id
-                .as_deref()
-                .and_then(EnrollmentId::parse),
+            enrollment_id,
         };
         let answer = Answer::created(&created)?;
         let audit = AuditEvent::new(
             tenant_id,
             "session.created",
-            &session.id,
+            session.id.as_str(),
             serde_json::json!({"purpose": request.purpose.as_str()}),
         );
         // The answer holds the client token: sealed under the KEK, kept for the key's lifetime.
-        let stored = completion.map(|c| c.sealed_under_kek(svc, &answer, Some(&session.id)));
+        let stored =
+            completion.map(|c| c.sealed_under_kek(svc, &answer, Some(session.id.as_str())));
         svc.store
             .create_session(&session, &audit, stored.as_ref())
             .await?;
@@ -273,10 +276,13 @@ mod tests {
     use super::*;
     use crate::redact::Secret;
 
+    const SES_1: &str = "ses_00000000000000000000000000000001";
+    const SES_2: &str = "ses_00000000000000000000000000000002";
+
     fn session(purpose: Purpose, consumed: Option<Millis>, expires_at: Millis) -> Session {
         Session {
-            id: "ses_1".into(),
-            tenant_id: "ten_1".into(),
+            id: SessionId::parse(SES_1).unwrap(),
+            tenant_id: TenantId::new(),
             purpose,
             subject_ref: None,
             enrollment_id: None,
@@ -332,19 +338,33 @@ mod tests {
         let caller = Caller::Client {
             session: Box::new(session(Purpose::Enrollment, None, 1)),
         };
-        assert_eq!(session_id_for(&caller, None).unwrap(), "ses_1");
-        assert_eq!(session_id_for(&caller, Some("ses_1")).unwrap(), "ses_1");
+        assert_eq!(session_id_for(&caller, None).unwrap().as_str(), SES_1);
+        assert_eq!(
+            session_id_for(&caller, Some(SES_1)).unwrap().as_str(),
+            SES_1
+        );
         assert!(matches!(
-            session_id_for(&caller, Some("ses_2")),
+            session_id_for(&caller, Some(SES_2)),
             Err(UseCaseError::Forbidden(_))
         ));
         let backend = Caller::Tenant {
-            tenant_id: "ten_1".into(),
+            tenant_id: TenantId::new(),
             key_id: "key_1".into(),
         };
         assert!(matches!(
             session_id_for(&backend, None),
             Err(UseCaseError::Malformed(_))
         ));
+        assert_eq!(
+            session_id_for(&backend, Some(SES_2)).unwrap().as_str(),
+            SES_2
+        );
+        assert!(
+            matches!(
+                session_id_for(&backend, Some("ses_2")),
+                Err(UseCaseError::NotFound)
+            ),
+            "no session id: no such session"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! status, and the on-demand check of a stored enrollment.
 
 use super::{Services, UseCaseError, UseCaseResult};
-use crate::domain::{now_millis, EnrollmentId, EnrollmentStatus, Reason};
+use crate::domain::{now_millis, EnrollmentId, EnrollmentStatus, Reason, TenantId};
 use crate::jlis::{self, ValidityReport};
 use crate::store::AuditEvent;
 use serde::{Deserialize, Serialize};
@@ -172,7 +172,7 @@ impl Trigger {
 /// A fresh validity check of a stored enrollment's certificate, asked by the RP.
 pub async fn check_enrollment(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &crate::domain::TenantId,
     id: &str,
 ) -> UseCaseResult<StatusCheckDocument> {
     check_enrollment_by(svc, tenant_id, id, Trigger::Manual).await
@@ -182,14 +182,14 @@ pub async fn check_enrollment(
 /// audit event, and `enrollment.status_changed` in the same transaction when the status changes.
 pub async fn check_enrollment_by(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     trigger: Trigger,
 ) -> UseCaseResult<StatusCheckDocument> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let row = svc
         .store
-        .get_enrollment(tenant_id, id.as_str())
+        .get_enrollment(tenant_id, &id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
     let Some(certificate) = super::enrollment::open_certificate(svc, &row)? else {
@@ -211,7 +211,7 @@ pub async fn check_enrollment_by(
     let audit = AuditEvent::new(
         &row.tenant_id,
         "enrollment.status_checked",
-        &row.id,
+        row.id.as_str(),
         serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
                            "previous_status": row.status, "trigger": trigger.as_str()}),
     );

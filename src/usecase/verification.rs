@@ -118,7 +118,7 @@ pub async fn verify(
                 let enrollment_id = session.enrollment_id.clone().ok_or_else(|| {
                     UseCaseError::Forbidden("this session is for enrollment".into())
                 })?;
-                (enrollment_id, Some(session_id))
+                (enrollment_id.to_string(), Some(session_id))
             }
             Caller::Tenant { .. } => {
                 if upload.session_id.is_some() {
@@ -138,7 +138,10 @@ pub async fn verify(
             &caller.credential(),
             "POST /v1/transactions/verify",
             key,
-            &upload.parts(session_id.as_deref().unwrap_or(""), &enrollment_id),
+            &upload.parts(
+                session_id.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                &enrollment_id,
+            ),
         )
     });
     let upload = &upload;
@@ -152,7 +155,7 @@ pub async fn verify(
         };
         let tenant_id = caller.tenant_id();
         let enrollment = match EnrollmentId::parse(enrollment_id) {
-            Some(id) => svc.store.get_enrollment(tenant_id, id.as_str()).await?,
+            Some(id) => svc.store.get_enrollment(tenant_id, &id).await?,
             None => None,
         }
         .ok_or(UseCaseError::NotFound)?;
@@ -220,11 +223,9 @@ async fn record(
 ) -> UseCaseResult<Answer> {
     let now = now_millis();
     let id = VerificationId::new();
-    let enrollment_id = EnrollmentId::parse(&enrollment.id)
-        .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored enrollment id")))?;
     let document = VerificationDocument {
         id: id.clone(),
-        enrollment_id,
+        enrollment_id: enrollment.id.clone(),
         decision: outcome.decision,
         score: outcome.best.map(round4),
         threshold: round4(threshold.threshold),
@@ -237,11 +238,11 @@ async fn record(
     };
     let answer = Answer::ok(&document)?;
     let verification = NewVerification {
-        id: id.to_string(),
+        id: id.clone(),
         tenant_id: enrollment.tenant_id.clone(),
         enrollment_id: enrollment.id.clone(),
         session_id: session.map(|s| s.id.clone()),
-        decision: outcome.decision.as_str().to_string(),
+        decision: outcome.decision,
         document: String::from_utf8(answer.body.clone()).map_err(UseCaseError::internal)?,
         created_at: now,
     };
@@ -304,8 +305,7 @@ async fn scores(
             .map_err(UseCaseError::internal)?;
         let template = Template::from_bytes(&plain)
             .map_err(|e| UseCaseError::internal(anyhow::anyhow!("{e}")))?;
-        let source = TemplateSource::parse(&t.source)
-            .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("template source")))?;
+        let source = t.source;
         // Templates of another model are never compared.
         if let Ok(score) = probe.cosine(&template) {
             scores.push((source, score));

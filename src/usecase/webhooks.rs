@@ -3,7 +3,10 @@
 //! address, birth date, certificate field or template, and not the RP's `subject_ref`.
 
 use super::{Services, UseCaseError, UseCaseResult};
-use crate::domain::{self, now_millis, DeliveryId, EnrollmentStatus, EventId, Millis, WebhookId};
+use crate::domain::{
+    self, now_millis, DeliveryId, EnrollmentId, EnrollmentStatus, EventId, Millis, TenantId,
+    WebhookId,
+};
 use crate::store::{
     AttemptRow, AuditEvent, DeliveryRow, DeliveryState, NewWebhookEndpoint, OutboxEvent,
     WebhookEndpointRow,
@@ -56,12 +59,12 @@ impl EventType {
 }
 
 /// An outbox event with the documented payload `{"id","type","created_at","data"}`.
-pub fn event(tenant_id: &str, kind: EventType, data: serde_json::Value) -> OutboxEvent {
+pub fn event(tenant_id: &TenantId, kind: EventType, data: serde_json::Value) -> OutboxEvent {
     event_at(tenant_id, kind, data, now_millis())
 }
 
 pub fn event_at(
-    tenant_id: &str,
+    tenant_id: &TenantId,
     kind: EventType,
     data: serde_json::Value,
     at: Millis,
@@ -74,8 +77,8 @@ pub fn event_at(
         "data": data,
     });
     OutboxEvent {
-        id: id.to_string(),
-        tenant_id: tenant_id.to_string(),
+        id,
+        tenant_id: tenant_id.clone(),
         event_type: kind.as_str().to_string(),
         payload: payload.to_string(),
         created_at: at,
@@ -84,8 +87,8 @@ pub fn event_at(
 
 /// `enrollment.status_changed`, when the status did change.
 pub fn status_changed(
-    tenant_id: &str,
-    enrollment_id: &str,
+    tenant_id: &TenantId,
+    enrollment_id: &EnrollmentId,
     previous: EnrollmentStatus,
     status: EnrollmentStatus,
     reason: Option<domain::Reason>,
@@ -207,8 +210,7 @@ pub struct DeliveryList {
 
 fn render(row: &WebhookEndpointRow, now: Millis) -> UseCaseResult<WebhookDocument> {
     Ok(WebhookDocument {
-        id: WebhookId::parse(&row.id)
-            .ok_or_else(|| UseCaseError::internal(anyhow::anyhow!("stored webhook id")))?,
+        id: row.id.clone(),
         url: row.url.clone(),
         events: row
             .events
@@ -228,8 +230,8 @@ fn render(row: &WebhookEndpointRow, now: Millis) -> UseCaseResult<WebhookDocumen
 fn render_delivery(d: &DeliveryRow, attempts: &[AttemptRow]) -> UseCaseResult<DeliveryDocument> {
     let corrupt = || UseCaseError::internal(anyhow::anyhow!("stored delivery"));
     Ok(DeliveryDocument {
-        id: DeliveryId::parse(&d.id).ok_or_else(corrupt)?,
-        event_id: EventId::parse(&d.event_id).ok_or_else(corrupt)?,
+        id: d.id.clone(),
+        event_id: d.event_id.clone(),
         event_type: EventType::parse(&d.event_type).ok_or_else(corrupt)?,
         status: match d.state {
             DeliveryState::Pending => DeliveryStatus::Pending,
@@ -255,7 +257,7 @@ fn render_delivery(d: &DeliveryRow, attempts: &[AttemptRow]) -> UseCaseResult<De
 
 pub async fn create(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     req: CreateWebhook,
 ) -> UseCaseResult<WebhookCreated> {
     ssrf::check_url(&req.url, svc.settings.environment)
@@ -282,13 +284,13 @@ pub async fn create(
     let key = sign::new_key();
     let now = now_millis();
     let endpoint = NewWebhookEndpoint {
-        id: id.to_string(),
-        tenant_id: tenant_id.to_string(),
+        id: id.clone(),
+        tenant_id: tenant_id.clone(),
         url: req.url.clone(),
         events: events.iter().map(|e| e.as_str().to_string()).collect(),
         secret_sealed: svc
             .keys
-            .seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice()),
+            .seal_system(&secret_context(tenant_id, &id), key.as_slice()),
         created_at: now,
     };
     let audit = AuditEvent::new(
@@ -308,7 +310,7 @@ pub async fn create(
     })
 }
 
-pub async fn list(svc: &Services, tenant_id: &str) -> UseCaseResult<WebhookList> {
+pub async fn list(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<WebhookList> {
     let now = now_millis();
     Ok(WebhookList {
         webhooks: svc
@@ -325,17 +327,17 @@ fn parse_id(id: &str) -> UseCaseResult<WebhookId> {
     WebhookId::parse(id).ok_or(UseCaseError::NotFound)
 }
 
-pub async fn get(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<WebhookDocument> {
+pub async fn get(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseResult<WebhookDocument> {
     let id = parse_id(id)?;
     let row = svc
         .store
-        .get_webhook(tenant_id, id.as_str())
+        .get_webhook(tenant_id, &id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render(&row, now_millis())
 }
 
-pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<()> {
+pub async fn delete(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseResult<()> {
     let id = parse_id(id)?;
     let audit = AuditEvent::new(
         tenant_id,
@@ -345,7 +347,7 @@ pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<
     );
     if svc
         .store
-        .delete_webhook(tenant_id, id.as_str(), &audit, now_millis())
+        .delete_webhook(tenant_id, &id, &audit, now_millis())
         .await?
     {
         Ok(())
@@ -356,7 +358,7 @@ pub async fn delete(svc: &Services, tenant_id: &str, id: &str) -> UseCaseResult<
 
 pub async fn rotate_secret(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> UseCaseResult<SecretRotated> {
     let id = parse_id(id)?;
@@ -364,7 +366,7 @@ pub async fn rotate_secret(
     let until = now_millis() + (svc.settings.webhooks.secret_grace_secs as Millis) * 1000;
     let sealed = svc
         .keys
-        .seal_system(&secret_context(tenant_id, id.as_str()), key.as_slice());
+        .seal_system(&secret_context(tenant_id, &id), key.as_slice());
     let audit = AuditEvent::new(
         tenant_id,
         "webhook.secret_rotated",
@@ -373,7 +375,7 @@ pub async fn rotate_secret(
     );
     if !svc
         .store
-        .rotate_webhook_secret(tenant_id, id.as_str(), &sealed, until, &audit)
+        .rotate_webhook_secret(tenant_id, &id, &sealed, until, &audit)
         .await?
     {
         return Err(UseCaseError::NotFound);
@@ -387,7 +389,7 @@ pub async fn rotate_secret(
 
 pub async fn deliveries(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     limit: Option<i64>,
 ) -> UseCaseResult<DeliveryList> {
@@ -398,18 +400,13 @@ pub async fn deliveries(
             "limit must be between 1 and 200".into(),
         ));
     }
-    if svc
-        .store
-        .get_webhook(tenant_id, id.as_str())
-        .await?
-        .is_none()
-    {
+    if svc.store.get_webhook(tenant_id, &id).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
     Ok(DeliveryList {
         deliveries: svc
             .store
-            .list_deliveries(tenant_id, id.as_str(), limit)
+            .list_deliveries(tenant_id, &id, limit)
             .await?
             .iter()
             .map(|(d, a)| render_delivery(d, a))
@@ -420,7 +417,7 @@ pub async fn deliveries(
 /// A manual retry: due now, with a fresh retry budget. A pending delivery stays as it is.
 pub async fn retry(
     svc: &Services,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     delivery_id: &str,
 ) -> UseCaseResult<DeliveryDocument> {
@@ -434,13 +431,7 @@ pub async fn retry(
     );
     let (row, attempts) = svc
         .store
-        .retry_delivery(
-            tenant_id,
-            id.as_str(),
-            delivery_id.as_str(),
-            &audit,
-            now_millis(),
-        )
+        .retry_delivery(tenant_id, &id, &delivery_id, &audit, now_millis())
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render_delivery(&row, &attempts)

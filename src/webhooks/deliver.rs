@@ -5,7 +5,7 @@
 
 use super::{backoff, sign, ssrf, WebhookSettings};
 use crate::crypto::KeyRing;
-use crate::domain::{now_millis, Environment, Millis};
+use crate::domain::{now_millis, Environment, Millis, TenantId, WebhookId};
 use crate::store::{AttemptOutcome, AttemptRecord, AttemptRow, ClaimedDelivery, Store};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// The associated data a webhook secret is sealed under (tenant and endpoint bound).
-pub fn secret_context<'a>(tenant_id: &'a str, endpoint_id: &'a str) -> [&'a str; 3] {
-    ["webhook_secret", tenant_id, endpoint_id]
+pub fn secret_context<'a>(tenant_id: &'a TenantId, endpoint_id: &'a WebhookId) -> [&'a str; 3] {
+    ["webhook_secret", tenant_id.as_str(), endpoint_id.as_str()]
 }
 
 #[derive(Clone)]
@@ -183,11 +183,11 @@ impl Worker {
         let timestamp = now / 1000;
         let body = c.payload.as_bytes();
         let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        let signature = sign::header(&key_refs, &c.delivery.event_id, timestamp, body);
+        let signature = sign::header(&key_refs, c.delivery.event_id.as_str(), timestamp, body);
         let request = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", &c.delivery.event_id)
+            .header("webhook-id", c.delivery.event_id.as_str())
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
             .body(c.payload.clone());

@@ -14,7 +14,10 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
     let id = insert_enrollment(&app, &app.tenant_id, "verified").await;
 
     let dump = dump_database(&app).await;
-    assert!(dump.contains(&id), "the dump sees the enrollment row");
+    assert!(
+        dump.contains(id.as_str()),
+        "the dump sees the enrollment row"
+    );
     assert!(!dump.contains(TEST_NAME), "name stored in plaintext");
     assert!(
         !dump.contains("1990-01-02"),
@@ -47,7 +50,7 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
     let audit = AuditEvent::new(
         &app.tenant_id,
         "enrollment.deleted",
-        &id,
+        id.as_str(),
         serde_json::json!({}),
     );
     assert!(store

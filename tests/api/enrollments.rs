@@ -256,7 +256,10 @@ async fn validity_service_down_fails_closed_and_stores_nothing(backend: Backend)
     let stored = app
         .ctx
         .store
-        .get_session(&app.tenant_id, session["id"].as_str().unwrap())
+        .get_session(
+            &app.tenant_id,
+            &jpki_face::domain::SessionId::parse(session["id"].as_str().unwrap()).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -257,7 +257,10 @@ async fn parallel_wrong_faces_lock_the_enrollment_without_lost_updates(backend: 
     let row = app
         .ctx
         .store
-        .get_enrollment(&app.tenant_id, &id)
+        .get_enrollment(
+            &app.tenant_id,
+            &jpki_face::domain::EnrollmentId::parse(&id).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -66,7 +66,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub ctx: ApiContext,
-    pub tenant_id: String,
+    pub tenant_id: jpki_face::domain::TenantId,
     pub api_key: String,
     pub backend: Backend,
     pub db_url: String,
@@ -161,7 +161,7 @@ impl TestApp {
     }
 
     /// A second tenant with its own key.
-    pub async fn other_tenant(&self) -> (String, String) {
+    pub async fn other_tenant(&self) -> (jpki_face::domain::TenantId, String) {
         let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")
             .await
             .expect("tenant");

@@ -3,7 +3,9 @@
 
 use crate::helpers::*;
 use jpki_face::crypto::{Owner, RecordKind};
-use jpki_face::domain::{new_id, now_millis, prefix, Purpose};
+use jpki_face::domain::{
+    new_id, now_millis, prefix, EnrollmentId, Purpose, SessionId, TemplateSource, TenantId,
+};
 use jpki_face::redact::Secret;
 use jpki_face::store::{
     AuditEvent, CountedTable, NewEnrollment, NewSession, StoreError, StoredTemplate,
@@ -12,13 +14,13 @@ use jpki_face::store::{
 pub const TEST_NAME: &str = "山田　太郎";
 
 /// A session plus an enrollment (sealed identity, one sealed template) for `tenant_id`.
-pub async fn insert_enrollment(app: &TestApp, tenant_id: &str, status: &str) -> String {
+pub async fn insert_enrollment(app: &TestApp, tenant_id: &TenantId, status: &str) -> EnrollmentId {
     let session_id = insert_session(app, tenant_id).await;
     let enrollment = new_enrollment(app, tenant_id, &session_id, status);
     let audit = AuditEvent::new(
         tenant_id,
         "enrollment.created",
-        &enrollment.id,
+        enrollment.id.as_str(),
         serde_json::json!({"status": status}),
     );
     app.ctx
@@ -29,11 +31,11 @@ pub async fn insert_enrollment(app: &TestApp, tenant_id: &str, status: &str) -> 
     enrollment.id
 }
 
-pub async fn insert_session(app: &TestApp, tenant_id: &str) -> String {
+pub async fn insert_session(app: &TestApp, tenant_id: &TenantId) -> SessionId {
     let now = now_millis();
     let session = NewSession {
-        id: new_id(prefix::SESSION),
-        tenant_id: tenant_id.to_string(),
+        id: SessionId::new(),
+        tenant_id: tenant_id.clone(),
         purpose: Purpose::Enrollment,
         subject_ref: Some("customer-1".into()),
         enrollment_id: None,
@@ -47,7 +49,7 @@ pub async fn insert_session(app: &TestApp, tenant_id: &str) -> String {
     let audit = AuditEvent::new(
         tenant_id,
         "session.created",
-        &session.id,
+        session.id.as_str(),
         serde_json::json!({}),
     );
     app.ctx
@@ -60,11 +62,11 @@ pub async fn insert_session(app: &TestApp, tenant_id: &str) -> String {
 
 pub fn new_enrollment(
     app: &TestApp,
-    tenant_id: &str,
-    session_id: &str,
+    tenant_id: &TenantId,
+    session_id: &SessionId,
     status: &str,
 ) -> NewEnrollment {
-    let id = new_id(prefix::ENROLLMENT);
+    let id = EnrollmentId::new();
     let owner = Owner {
         tenant_id,
         enrollment_id: &id,
@@ -76,8 +78,8 @@ pub fn new_enrollment(
         .collect();
     NewEnrollment {
         id: id.clone(),
-        tenant_id: tenant_id.to_string(),
-        session_id: session_id.to_string(),
+        tenant_id: tenant_id.clone(),
+        session_id: session_id.clone(),
         subject_ref: Some("customer-1".into()),
         status: jpki_face::domain::EnrollmentStatus::parse(status).expect("a status"),
         document: serde_json::json!({"status": status}).to_string(),
@@ -86,7 +88,7 @@ pub fn new_enrollment(
         wrapped_key: Some(wrapped),
         templates: vec![StoredTemplate {
             id: new_id(prefix::TEMPLATE),
-            source: "enrollment_selfie".into(),
+            source: TemplateSource::EnrollmentSelfie,
             model_id: "test-model".into(),
             model_hash: "00".into(),
             preprocessing_version: "1".into(),
@@ -222,7 +224,7 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
     let audit = AuditEvent::new(
         &tenant_b,
         "enrollment.deleted",
-        &enrollment,
+        enrollment.as_str(),
         serde_json::json!({}),
     );
     assert!(!store
@@ -261,7 +263,7 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
     let audit = AuditEvent::new(
         &app.tenant_id,
         "enrollment.created",
-        &first.id,
+        first.id.as_str(),
         serde_json::json!({}),
     );
     store
@@ -291,8 +293,12 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
         let store = app.ctx.store.clone();
         let tenant = app.tenant_id.clone();
         tokio::spawn(async move {
-            let audit =
-                AuditEvent::new(&tenant, "enrollment.created", &e.id, serde_json::json!({}));
+            let audit = AuditEvent::new(
+                &tenant,
+                "enrollment.created",
+                e.id.as_str(),
+                serde_json::json!({}),
+            );
             store.create_enrollment(&e, &audit, None, &[]).await
         })
     });

@@ -319,7 +319,10 @@ async fn an_interrupted_upload_leaves_nothing(backend: Backend) {
     let stored = app
         .ctx
         .store
-        .get_session(&app.tenant_id, session["id"].as_str().unwrap())
+        .get_session(
+            &app.tenant_id,
+            &jpki_face::domain::SessionId::parse(session["id"].as_str().unwrap()).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -423,7 +426,10 @@ async fn nothing_personal_is_stored_in_plaintext(backend: Backend) {
     let stored = app
         .ctx
         .store
-        .templates(&app.tenant_id, &enrollment)
+        .templates(
+            &app.tenant_id,
+            &jpki_face::domain::EnrollmentId::parse(&enrollment).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
