@@ -1075,10 +1075,12 @@ macro_rules! sql_store {
                     counts.rejected_enrollments = sqlx::query(&format!("DELETE FROM enrollments WHERE tenant_id = $1 AND id IN ({doomed})"))
                         .bind(tenant_id).bind(before).execute(&mut *tx).await?.rows_affected();
                 }
-                counts.sessions = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND expires_at < $2 AND id NOT IN (SELECT session_id FROM enrollments WHERE tenant_id = $1) AND id NOT IN (SELECT session_id FROM verifications WHERE tenant_id = $1 AND session_id IS NOT NULL)")
-                    .bind(tenant_id).bind(c.sessions_expired_before).execute(&mut *tx).await?.rows_affected();
                 counts.idempotency_keys = sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND expires_at < $2")
                     .bind(tenant_id).bind(c.idempotency_expired_before).execute(&mut *tx).await?.rows_affected();
+                // A session stays while an enrollment, a verification or a live idempotent answer
+                // (its replay names the session) refers to it.
+                counts.sessions = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND expires_at < $2 AND id NOT IN (SELECT session_id FROM enrollments WHERE tenant_id = $1) AND id NOT IN (SELECT session_id FROM verifications WHERE tenant_id = $1 AND session_id IS NOT NULL) AND id NOT IN (SELECT resource_id FROM idempotency_keys WHERE tenant_id = $1 AND resource_id IS NOT NULL)")
+                    .bind(tenant_id).bind(c.sessions_expired_before).execute(&mut *tx).await?.rows_affected();
                 let old_events = "SELECT id FROM webhook_events WHERE tenant_id = $1 AND created_at < $2 AND id NOT IN (SELECT event_id FROM webhook_deliveries WHERE tenant_id = $1 AND state = 'pending')";
                 sqlx::query(&format!("DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND event_id IN ({old_events})"))
                     .bind(tenant_id).bind(c.webhook_events_before).execute(&mut *tx).await?;

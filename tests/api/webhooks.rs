@@ -652,8 +652,20 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
     options.toml.push_str(
         "[retention]\nrejected_retention_secs = 3600\nshred_inactive_after_secs = 2592000\n",
     );
+    options.toml.push_str(&fast_webhooks(1000));
     let app = spawn_app_with(options).await;
     let svc = app.ctx.services();
+    let receiver = Receiver::start(0).await;
+    register(
+        &app,
+        &receiver.url,
+        &[
+            "enrollment.verified",
+            "enrollment.rejected",
+            "enrollment.deleted",
+        ],
+    )
+    .await;
     let now = jpki_face::domain::now_millis();
     let hour = 3_600_000;
 
@@ -691,6 +703,13 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
         .unwrap();
     assert_eq!(unused.status(), 201);
 
+    // Both events delivered (a pending one would be kept).
+    wait_until("two deliveries", Duration::from_secs(20), || {
+        receiver.all().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.count(CountedTable::WebhookEvents).await, 2);
     let before = table_counts(&app).await;
     // sessions: enrollment A's, the transaction's, the rejected one's, the unused one.
     assert_eq!(
@@ -729,6 +748,11 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
         purged[0]["counts"],
         json!({"rejected_enrollments": 1, "verifications": 0, "sessions": 2, "idempotency_keys": 1, "webhook_events": 0})
     );
+    assert_eq!(
+        app.count(CountedTable::WebhookEvents).await,
+        2,
+        "kept for 30 days"
+    );
 
     // Forty days on, with no verification for thirty: the enrollment's templates and identity are
     // shredded (a tombstone and the verification record stay).
@@ -736,6 +760,16 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(table_counts(&app).await, [2, 1, 0, 1, 0]);
+    // The two old events went; the shredding's own enrollment.deleted event is new.
+    assert_eq!(app.count(CountedTable::WebhookEvents).await, 1);
+    wait_until("the deleted event", Duration::from_secs(20), || {
+        !receiver.of_type("enrollment.deleted").is_empty()
+    })
+    .await;
+    assert_eq!(
+        receiver.of_type("enrollment.deleted")[0].json()["data"]["cause"],
+        "retention"
+    );
     let gone = app
         .client
         .get(app.url(&format!("/v1/enrollments/{enrollment}")))
