@@ -100,6 +100,19 @@ async fn an_unauthenticated_card_reaches_no_decoder_and_no_validity_check(backen
 async fn nothing_that_identifies_a_person_is_stored_in_clear(backend: Backend) {
     let cards = cards();
     let app = spawn_app_with(cards.app_options(backend)).await;
+    // Every event goes to the outbox too (the receiver need not exist for the payloads to be stored).
+    let hook = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&app.api_key)
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/hook",
+            "events": ["enrollment.verified", "enrollment.rejected", "enrollment.deleted"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 201);
+    let hook: Value = hook.json().await.unwrap();
+    let webhook_secret = hook["secret"].as_str().unwrap()["whsec_".len()..].to_string();
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
     let response = post_enrollment(&app, &token(&session), &card, A_SELFIE, &[]).await;
@@ -125,12 +138,14 @@ async fn nothing_that_identifies_a_person_is_stored_in_clear(backend: Backend) {
     assert_eq!(rejected["checks"]["certificate"]["serial"], Value::Null);
 
     let dump = crate::store_contract::dump_database(&app).await;
+    assert!(dump.contains("enrollment.verified") && dump.contains("enrollment.rejected"));
     for needle in [
         serial.to_string(),
         serial.to_lowercase(),
         not_after[..10].to_string(),
         "1990-01-02".to_string(),
         "山田".to_string(),
+        webhook_secret,
     ] {
         assert!(!dump.contains(&needle), "{needle:?} is stored in clear");
     }

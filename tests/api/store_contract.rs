@@ -109,6 +109,10 @@ pub async fn dump_database(app: &TestApp) -> String {
         "verifications",
         "audit_log",
         "idempotency_keys",
+        "webhook_endpoints",
+        "webhook_events",
+        "webhook_deliveries",
+        "webhook_attempts",
     ];
     macro_rules! dump_rows {
         ($rows:expr, $out:expr) => {
