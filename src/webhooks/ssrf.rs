@@ -296,6 +296,32 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn production_resolves_and_refuses_loopback_names_and_literals() {
+        use Environment::*;
+        let url = |u: &str| Url::parse(u).unwrap();
+        // `localhost` resolves (from /etc/hosts) to loopback: refused after resolution.
+        assert_eq!(
+            resolve_checked(&url("https://localhost/h"), Production).await,
+            Err(UrlRefused::PrivateAddress)
+        );
+        assert_eq!(
+            resolve_checked(&url("https://[::1]:8443/h"), Production).await,
+            Err(UrlRefused::PrivateAddress)
+        );
+        let public = resolve_checked(&url("https://8.8.8.8/h"), Production).await;
+        assert_eq!(
+            public,
+            Ok(Some("8.8.8.8:443".parse().unwrap())),
+            "pinned to the checked address"
+        );
+        assert_eq!(
+            resolve_checked(&url("http://localhost:9/h"), Development).await,
+            Ok(None),
+            "development checks nothing"
+        );
+    }
+
     #[test]
     fn one_private_answer_refuses_the_host() {
         let public: SocketAddr = "8.8.8.8:443".parse().unwrap();
