@@ -521,9 +521,16 @@ async fn enroll_card(app: &TestApp, person: &jpki_face::devcard::PersonId) -> St
 async fn the_scheduled_check_finds_a_revoked_card_and_signals_it_once(backend: Backend) {
     const INTERVAL: u64 = 3;
     let cards = cards();
-    let mut options = cards.app_options(backend);
-    options.toml.push_str(&fast_webhooks(1000));
-    options.toml.push_str(&schedule_toml(INTERVAL));
+    // Its own `openssl ocsp` (it answers one request at a time; the shared one is busy with the
+    // other tests, and a check it cannot answer in time is only a failure to retry).
+    let responder = start_responder(cards.hierarchy.dir());
+    let mut options = AppOptions::new(backend);
+    options.toml = format!(
+        "{}{}{}",
+        cards.toml(responder.port),
+        fast_webhooks(1000),
+        schedule_toml(INTERVAL)
+    );
     let app = spawn_app_with(options).await;
     let receiver = Receiver::start(0).await;
     let created = register(&app, &receiver.url, &["enrollment.status_changed"]).await;
@@ -531,6 +538,7 @@ async fn the_scheduled_check_finds_a_revoked_card_and_signals_it_once(backend: B
     let person = cards.spare();
     let enrollment = enroll_card(&app, &person).await;
     cards.revoke_now(&person, CrlReason::AffiliationChanged);
+    nudge(responder.port, &person);
     let revoked_at = Instant::now();
 
     // Within one interval of the first scheduled check (its random offset is at most one interval).
@@ -594,6 +602,28 @@ async fn the_scheduled_check_finds_a_revoked_card_and_signals_it_once(backend: B
         verify_audit(&app).await,
         jpki_face::store::ChainVerdict::Intact { .. }
     ));
+}
+
+/// `openssl ocsp` re-reads index.txt after serving a request: one throwaway query makes the
+/// responder on `port` see a revocation (as `Cards::revoke_now` does for the shared one).
+fn nudge(port: u16, person: &jpki_face::devcard::PersonId) {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            &format!("{person}/cert.pem"),
+            "-url",
+            &format!("http://127.0.0.1:{port}"),
+            "-noverify",
+        ])
+        .current_dir(cards().hierarchy.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "nudging the OCSP responder failed");
 }
 
 async fn two_instances_check_each_enrollment_once_per_interval() {
