@@ -868,22 +868,23 @@ macro_rules! sql_store {
 
             #[tracing::instrument(skip_all)]
             async fn claim_deliveries(&self, now: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
-                const DUE: &str = "state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL AND deleted_at IS NULL)";
+                // One attempt in flight per endpoint (across replicas): a slow or dead receiver holds
+                // one slot, not the whole worker, and its deliveries go out roughly in order.
+                const DUE: &str = "state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL AND deleted_at IS NULL) AND endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries WHERE state = 'pending' AND lease_until > $1)";
                 // A cheap look first: an idle poll takes no write lock.
                 let peek = format!("SELECT id FROM webhook_deliveries WHERE {DUE} LIMIT 1");
                 if sqlx::query(&peek).bind(now).fetch_optional(&self.pool).await?.is_none() {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.begin().await?;
-                let sql = format!("SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT $2{}", $skip_locked);
-                let ids: Vec<DeliveryId> = sqlx::query(&sql)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get::<DeliveryId, _>("id"))
-                    .collect::<Result<_, _>>()?;
+                let sql = format!("SELECT id, endpoint_id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT $2{}", $skip_locked);
+                let mut endpoints = std::collections::HashSet::new();
+                let mut ids: Vec<DeliveryId> = Vec::new();
+                for r in sqlx::query(&sql).bind(now).bind(limit).fetch_all(&mut *tx).await? {
+                    if endpoints.insert(r.try_get::<WebhookId, _>("endpoint_id")?) {
+                        ids.push(r.try_get("id")?);
+                    }
+                }
                 for id in &ids {
                     sqlx::query("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2")
                         .bind(now + lease_ms)

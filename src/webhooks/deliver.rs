@@ -7,7 +7,6 @@ use super::{backoff, sign, ssrf, WebhookSettings};
 use crate::crypto::KeyRing;
 use crate::domain::{now_millis, Environment, Millis, TenantId, WebhookId};
 use crate::store::{AttemptOutcome, AttemptRecord, AttemptRow, ClaimedDelivery, Store};
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -39,9 +38,13 @@ impl AttemptResult {
 }
 
 impl Worker {
-    /// Polls until `shutdown` turns true; an attempt in flight is finished first.
+    /// Polls until `shutdown` turns true, then waits for the attempts in flight (each bounded by
+    /// its timeout). Attempts run as their own tasks, at most `concurrency` at once, so a slow
+    /// receiver does not hold up the next poll.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(self.settings.poll_interval_ms));
+        let this = Arc::new(self);
+        let slots = Arc::new(tokio::sync::Semaphore::new(this.settings.concurrency));
+        let mut tick = tokio::time::interval(Duration::from_millis(this.settings.poll_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -51,27 +54,38 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            if let Err(e) = self.poll_once().await {
+            if let Err(e) = this.poll_once(&slots).await {
                 tracing::warn!(error = %e, "webhook delivery poll failed");
             }
         }
+        let _ = slots.acquire_many(this.settings.concurrency as u32).await;
     }
 
-    /// Claims and sends one batch; returns how many were attempted.
-    pub async fn poll_once(&self) -> anyhow::Result<usize> {
+    /// Claims as many due deliveries as there are free slots and starts them; returns how many.
+    pub async fn poll_once(
+        self: &Arc<Self>,
+        slots: &Arc<tokio::sync::Semaphore>,
+    ) -> anyhow::Result<usize> {
         let s = &self.settings;
+        let free = slots.available_permits().min(s.batch_size.max(1) as usize);
+        if free == 0 {
+            return Ok(0);
+        }
         let claimed = self
             .store
-            .claim_deliveries(now_millis(), (s.lease_secs * 1000) as Millis, s.batch_size)
+            .claim_deliveries(now_millis(), (s.lease_secs * 1000) as Millis, free as i64)
             .await?;
         let n = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(s.concurrency, |c| async move {
-                if let Err(e) = self.attempt(c).await {
+        for c in claimed {
+            let permit = slots.clone().acquire_owned().await?;
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.attempt(c).await {
                     tracing::warn!(error = %e, "recording a webhook attempt failed");
                 }
-            })
-            .await;
+                drop(permit);
+            });
+        }
         Ok(n)
     }
 
