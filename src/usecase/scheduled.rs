@@ -166,7 +166,7 @@ impl Scheduler {
                         Err(UseCaseError::EnrollmentInactive | UseCaseError::NotFound) => now + interval,
                         Err(e) => {
                             metrics::counter!("status_checks_total", "result" => "failed").increment(1);
-                            tracing::warn!(error = %e, enrollment_id = %c.enrollment_id, "scheduled status check failed; retrying later");
+                            tracing::warn!(error = ?e, enrollment_id = %c.enrollment_id, "scheduled status check failed; retrying later");
                             now + ((cfg.retry_after_failure_secs as Millis) * 1000).min(interval)
                         }
                     };

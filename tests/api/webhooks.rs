@@ -541,14 +541,14 @@ async fn the_scheduled_check_finds_a_revoked_card_and_signals_it_once(backend: B
     nudge(responder.port, &person);
     let revoked_at = Instant::now();
 
-    // Within one interval of the first scheduled check (its random offset is at most one interval).
-    wait_until(
-        "the scheduled check's event",
-        Duration::from_secs(2 * INTERVAL + 5),
-        || !receiver.all().is_empty(),
-    )
+    // Within one interval (plus slack for the poll, the OCSP answer and the delivery): the next
+    // scheduled check after the revocation is at most one interval away.
+    let within = Duration::from_secs(INTERVAL + 3);
+    wait_until("the scheduled check's event", within, || {
+        !receiver.all().is_empty()
+    })
     .await;
-    assert!(revoked_at.elapsed() < Duration::from_secs(2 * INTERVAL + 5));
+    assert!(revoked_at.elapsed() <= within);
     // Two more intervals: nothing else arrives (revocation is final; the event is sent once).
     tokio::time::sleep(Duration::from_secs(2 * INTERVAL)).await;
     let got = receiver.all();
@@ -633,7 +633,14 @@ async fn two_instances_check_each_enrollment_once_per_interval() {
     // Its own responder: `openssl ocsp` answers one request at a time, and the other tests' load on
     // the shared one would turn checks into (unaudited) failures.
     let responder = start_responder(cards.hierarchy.dir());
-    let toml = format!("{}{}", cards.toml(responder.port), schedule_toml(INTERVAL));
+    // Replicas share the KEK (each test app would otherwise make its own, and one could not open
+    // the other's data keys: its checks would fail as internal errors).
+    let kek = STANDARD.encode(rand::random::<[u8; 32]>());
+    let toml = format!(
+        "{}{}[crypto]\nkek = \"{kek}\"\n",
+        cards.toml(responder.port),
+        schedule_toml(INTERVAL)
+    );
     let mut options = AppOptions::new(Backend::Postgres);
     options.toml = toml.clone();
     options.db_url = Some(db_url.clone());
@@ -642,22 +649,36 @@ async fn two_instances_check_each_enrollment_once_per_interval() {
     options.toml = toml;
     options.db_url = Some(db_url);
     let two = spawn_app_with(options).await;
+    let began = Instant::now();
     let a = enroll_person_a(&one).await;
     let b = enroll_person_a(&one).await;
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(4 * INTERVAL)).await;
-    let window = started.elapsed().as_secs_f64();
-    let rows = audit_events(&one).await;
-    for id in [&a, &b] {
-        let times: Vec<i64> = rows
-            .iter()
-            .filter(|r| r.event == "enrollment.status_checked" && &r.subject == id)
+    let checks_of = |rows: &[jpki_face::store::AuditRow], id: &str| -> Vec<i64> {
+        rows.iter()
+            .filter(|r| r.event == "enrollment.status_checked" && r.subject == id)
             .map(|r| r.at)
-            .collect();
+            .collect()
+    };
+    // Until each was checked in at least two intervals (a loaded machine may make a check fail,
+    // which is retried and not audited, so wait for them rather than for a fixed time).
+    loop {
+        let rows = audit_events(&one).await;
+        if [&a, &b].iter().all(|id| checks_of(&rows, id).len() >= 2) {
+            break;
+        }
         assert!(
-            times.len() >= 2,
-            "{id} was checked once per interval: {times:?}"
+            began.elapsed() < Duration::from_secs(60),
+            "not every enrollment was checked twice: {:?} / {:?}",
+            checks_of(&rows, &a),
+            checks_of(&rows, &b)
         );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // One more interval, so that a double check would have happened by now.
+    tokio::time::sleep(Duration::from_secs(INTERVAL)).await;
+    let rows = audit_events(&one).await;
+    let window = began.elapsed().as_secs_f64();
+    for id in [&a, &b] {
+        let times = checks_of(&rows, id);
         // At most one check per interval: never two checks of one enrollment closer than that.
         for w in times.windows(2) {
             let gap = (w[1] - w[0]) as f64 / 1000.0;
@@ -667,7 +688,7 @@ async fn two_instances_check_each_enrollment_once_per_interval() {
             );
         }
         assert!(
-            times.len() as f64 <= window / INTERVAL as f64 + 2.0,
+            times.len() as f64 <= window / INTERVAL as f64 + 1.0,
             "{id}: {} checks in {window:.1} s",
             times.len()
         );
