@@ -17,17 +17,13 @@ crate::on_both_backends!(
     parallel_enrollments_land_exactly_once,
 );
 
-async fn token_of(session: &Value) -> String {
-    session["client_token"].as_str().unwrap().to_string()
-}
-
 async fn same_person_is_verified_and_readable(backend: Backend) {
     let cards = cards();
     let app = spawn_app_with(cards.app_options(backend)).await;
     let person = cards.a.clone();
     let session = app.enrollment_session().await;
     let card = cards.sign(&person, &session);
-    let response = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 201, "{body:#}");
@@ -109,7 +105,7 @@ async fn same_person_is_verified_and_readable(backend: Backend) {
     let by_token = app
         .client
         .get(app.url(&format!("/v1/enrollments/{id}")))
-        .bearer_auth(token_of(&session).await)
+        .bearer_auth(client_token(&session))
         .send()
         .await
         .unwrap();
@@ -122,7 +118,7 @@ async fn another_persons_selfie_is_a_face_mismatch(backend: Backend) {
     let person = cards.b.clone();
     let session = app.enrollment_session().await;
     let card = cards.sign(&person, &session);
-    let response = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     assert_eq!(
         response.status(),
         201,
@@ -166,7 +162,7 @@ async fn revoked_certificates_are_rejected_with_their_reason(backend: Backend) {
     ] {
         let session = app.enrollment_session().await;
         let card = cards.sign(person, &session);
-        let body: Value = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[])
+        let body: Value = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[])
             .await
             .json()
             .await
@@ -186,7 +182,7 @@ async fn tampered_and_replayed_cards_are_rejected(backend: Backend) {
     // A flipped bit in the chip photo breaks the issuer's DF28 signature.
     let session = app.enrollment_session().await;
     let tampered = mutate(&cards.sign(&person, &session), Mutant::FlipPhotoBit).unwrap();
-    let body: Value = post_enrollment(&app, &token_of(&session).await, &tampered, A_SELFIE, &[])
+    let body: Value = post_enrollment(&app, &client_token(&session), &tampered, A_SELFIE, &[])
         .await
         .json()
         .await
@@ -204,8 +200,7 @@ async fn tampered_and_replayed_cards_are_rejected(backend: Backend) {
     // Structurally broken data is a 422 that stores nothing; the session stays usable.
     let session = app.enrollment_session().await;
     let truncated = mutate(&cards.sign(&person, &session), Mutant::Truncated).unwrap();
-    let response =
-        post_enrollment(&app, &token_of(&session).await, &truncated, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &truncated, A_SELFIE, &[]).await;
     let problem = assert_problem(response, 422, "invalid_card_data").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("kenmen.face"),
@@ -215,7 +210,7 @@ async fn tampered_and_replayed_cards_are_rejected(backend: Backend) {
     // Signatures made for another session do not verify for this one.
     let other_session = app.enrollment_session().await;
     let replayed = cards.sign(&person, &other_session);
-    let body: Value = post_enrollment(&app, &token_of(&session).await, &replayed, A_SELFIE, &[])
+    let body: Value = post_enrollment(&app, &client_token(&session), &replayed, A_SELFIE, &[])
         .await
         .json()
         .await
@@ -231,7 +226,7 @@ async fn tampered_and_replayed_cards_are_rejected(backend: Backend) {
     let session = app.enrollment_session().await;
     let mut card = cards.sign(&person, &session);
     card["hojo"] = json!({"my_number": "123456789012"});
-    let response = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     assert_problem(response, 422, "my_number_not_accepted").await;
 }
 
@@ -248,7 +243,7 @@ async fn validity_service_down_fails_closed_and_stores_nothing(backend: Backend)
     let person = cards.a.clone();
     let session = app.enrollment_session().await;
     let card = cards.sign(&person, &session);
-    let response = post_enrollment(&app, &token_of(&session).await, &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     assert_eq!(response.headers().get("retry-after").unwrap(), "7");
     assert_problem(response, 503, "revocation_unavailable").await;
     assert_eq!(app.count(CountedTable::Enrollments).await, 0);
@@ -272,7 +267,7 @@ async fn session_rules_hold(backend: Backend) {
     let person = cards.a.clone();
     let session = app.enrollment_session().await;
     let card = cards.sign(&person, &session);
-    let token = token_of(&session).await;
+    let token = client_token(&session);
     assert_eq!(
         post_enrollment(&app, &token, &card, A_SELFIE, &[])
             .await
@@ -290,7 +285,7 @@ async fn session_rules_hold(backend: Backend) {
     let other = app.enrollment_session().await;
     let response = post_enrollment(
         &app,
-        &token_of(&other).await,
+        &client_token(&other),
         &card,
         A_SELFIE,
         &[("session_id", session["id"].as_str().unwrap().to_string())],
@@ -327,7 +322,7 @@ async fn session_rules_hold(backend: Backend) {
     )
     .await;
     assert_problem(
-        post_enrollment(&app, &token_of(&tx).await, &card3, A_SELFIE, &[]).await,
+        post_enrollment(&app, &client_token(&tx), &card3, A_SELFIE, &[]).await,
         403,
         "forbidden",
     )
@@ -338,7 +333,7 @@ async fn session_rules_hold(backend: Backend) {
     let response = app
         .client
         .post(app.url("/v1/enrollments"))
-        .bearer_auth(token_of(&fresh).await)
+        .bearer_auth(client_token(&fresh))
         .multipart(form)
         .send()
         .await
@@ -357,7 +352,7 @@ async fn session_rules_hold(backend: Backend) {
     let response = app
         .client
         .post(app.url("/v1/enrollments"))
-        .bearer_auth(token_of(&fresh).await)
+        .bearer_auth(client_token(&fresh))
         .multipart(form)
         .send()
         .await
@@ -370,7 +365,7 @@ async fn session_rules_hold(backend: Backend) {
     let response = app
         .client
         .post(app.url("/v1/enrollments"))
-        .bearer_auth(token_of(&fresh).await)
+        .bearer_auth(client_token(&fresh))
         .json(&json!({"card": card_fresh, "selfie": selfie}))
         .send()
         .await

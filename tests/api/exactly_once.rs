@@ -18,10 +18,6 @@ crate::on_both_backends!(
     connection_kills_leave_no_enrollment_a_retry_cannot_learn,
 );
 
-fn token(session: &Value) -> String {
-    session["client_token"].as_str().unwrap().to_string()
-}
-
 async fn enroll_keyed(app: &TestApp, bearer: &str, card: &Value, key: &str) -> reqwest::Response {
     app.client
         .post(app.url("/v1/enrollments"))
@@ -59,20 +55,20 @@ async fn a_retry_after_201_replays_the_same_answer(backend: Backend) {
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
     let (status, replayed, first) =
-        parts(enroll_keyed(&app, &token(&session), &card, "enr-try-1").await).await;
+        parts(enroll_keyed(&app, &client_token(&session), &card, "enr-try-1").await).await;
     assert_eq!((status, replayed), (201, false));
     let body: Value = serde_json::from_slice(&first).unwrap();
     assert_eq!(body["status"], "verified", "{body:#}");
     // The flaky phone sends it again: same key, same body. The 201 comes back, byte for byte.
     let (status, replayed, again) =
-        parts(enroll_keyed(&app, &token(&session), &card, "enr-try-1").await).await;
+        parts(enroll_keyed(&app, &client_token(&session), &card, "enr-try-1").await).await;
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again, first);
     // The same key with another body is a conflict; no key at all meets the consumed session.
     let other = cards.sign(&cards.b, &session);
-    let response = enroll_keyed(&app, &token(&session), &other, "enr-try-1").await;
+    let response = enroll_keyed(&app, &client_token(&session), &other, "enr-try-1").await;
     assert_problem(response, 409, "idempotency_conflict").await;
-    let response = post_enrollment(&app, &token(&session), &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     assert_problem(response, 409, "session_consumed").await;
     assert_eq!(app.count(CountedTable::Enrollments).await, 1);
 
@@ -101,7 +97,7 @@ async fn concurrent_requests_with_one_key_run_the_work_once(backend: Backend) {
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
     let requests = (0..10).map(|_| {
-        let (app, token, card) = (&app, token(&session), card.clone());
+        let (app, token, card) = (&app, client_token(&session), card.clone());
         async move { parts(enroll_keyed(app, &token, &card, "same-key").await).await }
     });
     let answers = futures::future::join_all(requests).await;
@@ -131,7 +127,7 @@ async fn concurrent_requests_with_one_key_run_the_work_once(backend: Backend) {
     assert_eq!(audit_events(&app, "enrollment.created").await, 1);
     // Once it has finished, a late retry replays it.
     let (status, replayed, body) =
-        parts(enroll_keyed(&app, &token(&session), &card, "same-key").await).await;
+        parts(enroll_keyed(&app, &client_token(&session), &card, "same-key").await).await;
     assert_eq!((status, replayed), (201, true));
     assert_eq!(body, fresh[0].2);
 }
@@ -148,13 +144,13 @@ async fn a_retry_after_revocation_unavailable_runs_again(backend: Backend) {
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
     proxy.down();
-    let response = enroll_keyed(&app, &token(&session), &card, "after-503").await;
+    let response = enroll_keyed(&app, &client_token(&session), &card, "after-503").await;
     assert!(response.headers().get("retry-after").is_some());
     assert_problem(response, 503, "revocation_unavailable").await;
     assert_eq!(app.count(CountedTable::Enrollments).await, 0);
     proxy.up();
     let (status, replayed, body) =
-        parts(enroll_keyed(&app, &token(&session), &card, "after-503").await).await;
+        parts(enroll_keyed(&app, &client_token(&session), &card, "after-503").await).await;
     assert_eq!(
         (status, replayed),
         (201, false),
@@ -180,7 +176,7 @@ async fn a_client_token_cannot_plant_an_answer_for_the_backend(backend: Backend)
     let planted = app
         .client
         .post(app.url("/v1/transactions/verify"))
-        .bearer_auth(token(&session))
+        .bearer_auth(client_token(&session))
         .header("idempotency-key", "shared-key")
         .multipart(verify_form(B_SELFIE, &[("enrollment_id", victims.clone())]))
         .send()
@@ -191,7 +187,7 @@ async fn a_client_token_cannot_plant_an_answer_for_the_backend(backend: Backend)
     let (status, _, client_body) = parts(
         app.client
             .post(app.url("/v1/transactions/verify"))
-            .bearer_auth(token(&session))
+            .bearer_auth(client_token(&session))
             .header("idempotency-key", "shared-key")
             .multipart(verify_form(B_SELFIE, &[]))
             .send()
@@ -283,7 +279,7 @@ async fn deleting_an_enrollment_destroys_its_stored_answers(backend: Backend) {
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
     let (status, _, body) =
-        parts(enroll_keyed(&app, &token(&session), &card, "to-delete").await).await;
+        parts(enroll_keyed(&app, &client_token(&session), &card, "to-delete").await).await;
     assert_eq!(status, 201);
     let body: Value = serde_json::from_slice(&body).unwrap();
     let id = body["id"].as_str().unwrap();
@@ -327,7 +323,7 @@ async fn deleting_an_enrollment_destroys_its_stored_answers(backend: Backend) {
     .await;
     assert_eq!(subject, vec![None]);
     // A retry of the deleted enrollment's key cannot bring it back.
-    let response = enroll_keyed(&app, &token(&session), &card, "to-delete").await;
+    let response = enroll_keyed(&app, &client_token(&session), &card, "to-delete").await;
     assert_problem(response, 409, "session_consumed").await;
 }
 
@@ -372,7 +368,7 @@ async fn connection_kills_leave_no_enrollment_a_retry_cannot_learn(backend: Back
     for i in 0..8 {
         let session = app.enrollment_session().await;
         let card = cards.sign(&cards.a, &session);
-        jobs.push((token(&session), card, format!("storm-{i}")));
+        jobs.push((client_token(&session), card, format!("storm-{i}")));
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let killer = proxy.as_ref().map(|p| {

@@ -18,10 +18,6 @@ crate::on_both_backends!(
     a_flooding_tenant_is_limited_and_the_other_is_served,
 );
 
-fn token(session: &Value) -> String {
-    session["client_token"].as_str().unwrap().to_string()
-}
-
 /// The card's issuer signature fails, and the "selfie" is bytes no decoder accepts: had the selfie
 /// reached the face pool the answer would be 400/415. It is a decided `rejected`, and the OCSP
 /// responder (behind a counting proxy) saw no connection.
@@ -42,7 +38,7 @@ async fn an_unauthenticated_card_reaches_no_decoder_and_no_validity_check(backen
     let response = app
         .client
         .post(app.url("/v1/enrollments"))
-        .bearer_auth(token(&session))
+        .bearer_auth(client_token(&session))
         .json(&json!({"card": tampered, "selfie": garbage_selfie}))
         .send()
         .await
@@ -81,7 +77,7 @@ async fn an_unauthenticated_card_reaches_no_decoder_and_no_validity_check(backen
     let response = app
         .client
         .post(app.url("/v1/enrollments"))
-        .bearer_auth(token(&session))
+        .bearer_auth(client_token(&session))
         .json(&json!({"card": card, "selfie": garbage_selfie}))
         .send()
         .await
@@ -115,7 +111,7 @@ async fn nothing_that_identifies_a_person_is_stored_in_clear(backend: Backend) {
     let webhook_secret = hook["secret"].as_str().unwrap()["whsec_".len()..].to_string();
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
-    let response = post_enrollment(&app, &token(&session), &card, A_SELFIE, &[]).await;
+    let response = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "verified", "{body:#}");
     let certificate = &body["checks"]["certificate"];
@@ -129,7 +125,7 @@ async fn nothing_that_identifies_a_person_is_stored_in_clear(backend: Backend) {
     // A rejected one too (another person's face).
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a, &session);
-    let rejected: Value = post_enrollment(&app, &token(&session), &card, B_SELFIE, &[])
+    let rejected: Value = post_enrollment(&app, &client_token(&session), &card, B_SELFIE, &[])
         .await
         .json()
         .await

@@ -412,3 +412,11 @@ impl Drop for TestApp {
         );
     }
 }
+
+/// The client token of a session document (`POST /v1/sessions`' answer).
+pub fn client_token(session: &Value) -> String {
+    session["client_token"]
+        .as_str()
+        .expect("the session has a client token")
+        .to_string()
+}
