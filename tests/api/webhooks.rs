@@ -249,7 +249,7 @@ async fn endpoints_are_managed_and_a_receiver_failing_twice_gets_the_event_on_th
     let by_token = app
         .client
         .get(app.url("/v1/webhooks"))
-        .bearer_auth(session["client_token"].as_str().unwrap())
+        .bearer_auth(client_token(&session))
         .send()
         .await
         .unwrap();
@@ -505,14 +505,7 @@ async fn enroll_card(app: &TestApp, person: &jpki_face::devcard::PersonId) -> St
     let cards = cards();
     let session = app.enrollment_session().await;
     let card = cards.sign(person, &session);
-    let response = post_enrollment(
-        app,
-        session["client_token"].as_str().unwrap(),
-        &card,
-        A_SELFIE,
-        &[],
-    )
-    .await;
+    let response = post_enrollment(app, &client_token(&session), &card, A_SELFIE, &[]).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "verified", "{body:#}");
     body["id"].as_str().unwrap().to_string()
@@ -727,19 +720,12 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
         json!({"purpose": "transaction", "enrollment_id": enrollment}),
     )
     .await;
-    let verified = post_verify(&app, tx["client_token"].as_str().unwrap(), A_LATER, &[]).await;
+    let verified = post_verify(&app, &client_token(&tx), A_LATER, &[]).await;
     assert_eq!(verified.status(), 200);
     // A rejected enrollment (revoked card).
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a_key_compromise, &session);
-    let rejected = post_enrollment(
-        &app,
-        session["client_token"].as_str().unwrap(),
-        &card,
-        A_SELFIE,
-        &[],
-    )
-    .await;
+    let rejected = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[]).await;
     let rejected: Value = rejected.json().await.unwrap();
     assert_eq!(rejected["status"], "rejected");
     // A session nobody used, opened with an Idempotency-Key (so an idempotency row exists).
@@ -873,17 +859,11 @@ async fn rejections_and_locks_are_signalled_once_each(backend: Backend) {
     let enrollment = enroll_person_a(&app).await;
     let session = app.enrollment_session().await;
     let card = cards.sign(&cards.a_key_compromise, &session);
-    let rejected: Value = post_enrollment(
-        &app,
-        session["client_token"].as_str().unwrap(),
-        &card,
-        A_SELFIE,
-        &[],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rejected: Value = post_enrollment(&app, &client_token(&session), &card, A_SELFIE, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rejected["status"], "rejected");
     let id = ("enrollment_id", enrollment.clone());
     for _ in 0..3 {
