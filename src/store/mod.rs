@@ -211,6 +211,15 @@ pub struct NewVerification {
     pub created_at: Millis,
 }
 
+/// A status check's result for one enrollment: from the status it read to the one it decided, with the
+/// re-rendered decision record.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub from: EnrollmentStatus,
+    pub to: EnrollmentStatus,
+    pub document: &'a str,
+}
+
 /// The lockout counters of an enrollment after a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
@@ -506,14 +515,14 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: &TenantId,
         enrollment_id: &EnrollmentId,
     ) -> StoreResult<Vec<StoredTemplate>>;
-    // The transaction's inputs, one by one, as for the other writes (the outbox events are the eighth).
-    #[allow(clippy::too_many_arguments)]
+    /// Compare-and-set: applies `change` only if the enrollment is still in `change.from` (and not
+    /// deleted), with the audit event and the outbox events in the same transaction. `false`: nothing
+    /// was written (deleted, or a concurrent check changed the status first: read it again).
     async fn update_enrollment_status(
         &self,
         tenant_id: &TenantId,
         id: &EnrollmentId,
-        status: EnrollmentStatus,
-        document: &str,
+        change: &StatusChange<'_>,
         audit: &AuditEvent,
         now: Millis,
         events: &[OutboxEvent],

@@ -525,15 +525,15 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            #[allow(clippy::too_many_arguments)]
-            async fn update_enrollment_status(&self, tenant_id: &TenantId, id: &EnrollmentId, status: EnrollmentStatus, document: &str, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
+            async fn update_enrollment_status(&self, tenant_id: &TenantId, id: &EnrollmentId, change: &StatusChange<'_>, audit: &AuditEvent, now: Millis, events: &[OutboxEvent]) -> StoreResult<bool> {
                 let mut tx = self.begin().await?;
-                let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL")
-                    .bind(status.as_str())
-                    .bind(document)
+                let n = sqlx::query("UPDATE enrollments SET status = $1, document = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5 AND deleted_at IS NULL AND status = $6")
+                    .bind(change.to.as_str())
+                    .bind(change.document)
                     .bind(now)
                     .bind(tenant_id)
                     .bind(id)
+                    .bind(change.from.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

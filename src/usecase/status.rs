@@ -4,7 +4,7 @@
 use super::{Services, UseCaseError, UseCaseResult};
 use crate::domain::{now_millis, EnrollmentId, EnrollmentStatus, Reason, TenantId};
 use crate::jlis::{self, ValidityReport};
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, StatusChange};
 use serde::{Deserialize, Serialize};
 
 /// The outcome of the validity check.
@@ -187,7 +187,7 @@ pub async fn check_enrollment_by(
     trigger: Trigger,
 ) -> UseCaseResult<StatusCheckDocument> {
     let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
-    let row = svc
+    let mut row = svc
         .store
         .get_enrollment(tenant_id, &id)
         .await?
@@ -201,50 +201,70 @@ pub async fn check_enrollment_by(
         .await
         .map_err(|e| unavailable(&e))?;
     let check = RevocationCheck::from_report(&report);
-    let status = after_check(row.status, &report);
-    let mut record = super::enrollment::StoredDecision::from_row(&row)?;
-    record.checks.revocation = check.clone();
-    match reason_of(&report) {
-        Some(reason) => record.reasons.push(reason),
-        None => record.reasons.remove(Reason::CertificateStatusUnknown),
-    }
-    let audit = AuditEvent::new(
-        &row.tenant_id,
-        "enrollment.status_checked",
-        row.id.as_str(),
-        serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
-                           "previous_status": row.status, "trigger": trigger.as_str()}),
-    );
-    let events = super::webhooks::status_changed(
-        &row.tenant_id,
-        &row.id,
-        row.status,
-        status,
-        reason_of(&report),
-        trigger.as_str(),
-    );
-    let updated = svc
-        .store
-        .update_enrollment_status(
+    // The answer is applied to the status as it is when we write: a concurrent check (manual and
+    // scheduled, or two replicas) that wrote first is read again, so a change is recorded, audited
+    // and signalled once.
+    for _ in 0..MAX_STATUS_WRITE_ATTEMPTS {
+        let status = after_check(row.status, &report);
+        let mut record = super::enrollment::StoredDecision::from_row(&row)?;
+        record.checks.revocation = check.clone();
+        match reason_of(&report) {
+            Some(reason) => record.reasons.push(reason),
+            None => record.reasons.remove(Reason::CertificateStatusUnknown),
+        }
+        let audit = AuditEvent::new(
+            &row.tenant_id,
+            "enrollment.status_checked",
+            row.id.as_str(),
+            serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
+                               "previous_status": row.status, "trigger": trigger.as_str()}),
+        );
+        let events = super::webhooks::status_changed(
             &row.tenant_id,
             &row.id,
+            row.status,
             status,
-            &record.to_json()?,
-            &audit,
-            now_millis(),
-            &events,
-        )
-        .await?;
-    if !updated {
-        // Deleted while we asked J-LIS.
-        return Err(UseCaseError::NotFound);
+            reason_of(&report),
+            trigger.as_str(),
+        );
+        let document = record.to_json()?;
+        let change = StatusChange {
+            from: row.status,
+            to: status,
+            document: &document,
+        };
+        if svc
+            .store
+            .update_enrollment_status(
+                &row.tenant_id,
+                &row.id,
+                &change,
+                &audit,
+                now_millis(),
+                &events,
+            )
+            .await?
+        {
+            return Ok(StatusCheckDocument {
+                id,
+                status,
+                revocation: check,
+            });
+        }
+        // Deleted while we asked J-LIS (404), or changed by a concurrent check: read it again.
+        row = svc
+            .store
+            .get_enrollment(tenant_id, &id)
+            .await?
+            .ok_or(UseCaseError::NotFound)?;
     }
-    Ok(StatusCheckDocument {
-        id,
-        status,
-        revocation: check,
-    })
+    Err(UseCaseError::internal(anyhow::anyhow!(
+        "the enrollment's status kept changing during the check"
+    )))
 }
+
+/// Writes of one check's answer before it gives up on an enrollment whose status keeps changing.
+const MAX_STATUS_WRITE_ATTEMPTS: usize = 3;
 
 #[cfg(test)]
 mod tests {

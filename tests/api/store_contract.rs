@@ -239,8 +239,11 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
         .update_enrollment_status(
             &tenant_b,
             &enrollment,
-            jpki_face::domain::EnrollmentStatus::Revoked,
-            "{}",
+            &jpki_face::store::StatusChange {
+                from: jpki_face::domain::EnrollmentStatus::Verified,
+                to: jpki_face::domain::EnrollmentStatus::Revoked,
+                document: "{}",
+            },
             &audit,
             now_millis(),
             &[],

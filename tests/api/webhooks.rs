@@ -21,6 +21,7 @@ crate::on_both_backends!(
     the_scheduled_check_finds_a_revoked_card_and_signals_it_once,
     retention_removes_what_it_should_and_nothing_else,
     rejections_and_locks_are_signalled_once_each,
+    concurrent_checks_change_the_status_and_signal_it_once,
 );
 
 mod postgres_only {
@@ -893,4 +894,84 @@ async fn rejections_and_locks_are_signalled_once_each(backend: Backend) {
         .as_str()
         .unwrap()
         .starts_with("ver_"));
+}
+
+/// Six on-demand checks of one freshly revoked card at once: every check that answers sees the new
+/// status, but the change is written, audited and signalled once (the store applies a check only to
+/// the status it read; a check that lost the race reads again).
+async fn concurrent_checks_change_the_status_and_signal_it_once(backend: Backend) {
+    let cards = cards();
+    let responder = start_responder(cards.hierarchy.dir());
+    let mut options = AppOptions::new(backend);
+    options.toml = format!("{}{}", cards.toml(responder.port), fast_webhooks(1000));
+    let app = spawn_app_with(options).await;
+    let receiver = Receiver::start(0).await;
+    register(&app, &receiver.url, &["enrollment.status_changed"]).await;
+    let person = cards.spare();
+    let enrollment = enroll_card(&app, &person).await;
+    cards.revoke_now(&person, CrlReason::AffiliationChanged);
+    nudge(responder.port, &person);
+
+    let checks = (0..6).map(|_| {
+        let request = app
+            .client
+            .post(app.url(&format!("/v1/enrollments/{enrollment}/status-check")))
+            .bearer_auth(&app.api_key)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    });
+    let answers = futures::future::join_all(checks).await;
+    let answered: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .all(|(status, body)| *status == 200 || body["code"] == "revocation_unavailable"),
+        "{answers:?}"
+    );
+    assert!(
+        answered.len() >= 2,
+        "the race needs two answers: {answers:?}"
+    );
+    assert!(
+        answered.iter().all(|b| b["status"] == "identity_changed"),
+        "{answered:?}"
+    );
+    let changes: Vec<Value> = audit_events(&app)
+        .await
+        .into_iter()
+        .filter(|r| r.event == "enrollment.status_checked" && r.subject == enrollment)
+        .map(|r| serde_json::from_str(&r.details).unwrap())
+        .collect();
+    assert_eq!(
+        changes.len(),
+        answered.len(),
+        "one audit event per answered check"
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c["previous_status"] != c["status"])
+            .count(),
+        1,
+        "{changes:?}"
+    );
+    wait_until("the status_changed event", Duration::from_secs(10), || {
+        !receiver.all().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.of_type("enrollment.status_changed").len(), 1);
+    assert!(matches!(
+        verify_audit(&app).await,
+        jpki_face::store::ChainVerdict::Intact { .. }
+    ));
 }
