@@ -30,6 +30,8 @@ pub enum ApiError {
     )]
     EnrollmentInactive,
     #[error("{0}")]
+    LimitReached(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -91,7 +93,8 @@ impl ApiError {
             | SessionExpired
             | IdempotencyConflict
             | IdempotencyInProgress { .. }
-            | EnrollmentInactive => StatusCode::CONFLICT,
+            | EnrollmentInactive
+            | LimitReached(_) => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidCardData(_) | MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
@@ -120,6 +123,7 @@ impl ApiError {
             IdempotencyConflict => "idempotency_conflict",
             IdempotencyInProgress { .. } => "idempotency_in_progress",
             EnrollmentInactive => "enrollment_inactive",
+            LimitReached(_) => "limit_reached",
             PayloadTooLarge(_) => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
             InvalidCardData(_) => "invalid_card_data",
@@ -209,6 +213,7 @@ impl From<crate::usecase::UseCaseError> for ApiError {
                 ApiError::IdempotencyInProgress { retry_after_secs }
             }
             U::EnrollmentInactive => ApiError::EnrollmentInactive,
+            U::LimitReached(detail) => ApiError::LimitReached(detail),
             U::EnrollmentLocked { retry_after_secs } => {
                 ApiError::EnrollmentLocked { retry_after_secs }
             }

@@ -27,7 +27,8 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses(
         (status = 201, body = WebhookCreated),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (url refused, no events, too many endpoints)"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (url refused, no events)"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json", description = "limit_reached (`webhooks.max_endpoints_per_tenant` endpoints exist)"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json", description = "unauthenticated"),
         (status = 403, body = super::error::Problem, content_type = "application/problem+json", description = "forbidden (a client token)"),
         (status = 413, body = super::error::Problem, content_type = "application/problem+json", description = "payload_too_large"),

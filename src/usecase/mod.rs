@@ -82,6 +82,9 @@ pub enum UseCaseError {
         "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
     )]
     EnrollmentInactive,
+    /// A per-tenant count limit is reached (e.g. webhook endpoints); the request was valid.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("too many failed verifications; try again later")]
     EnrollmentLocked { retry_after_secs: u64 },
     #[error("{0}")]

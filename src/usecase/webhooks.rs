@@ -110,8 +110,13 @@ pub fn status_changed(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// `https://…` (in development also `http://` to a loopback host).
-    #[schema(max_length = 2048)]
+    /// `https://host[:port][/path]` with a host name (in development also `http://` to 127.0.0.1,
+    /// `[::1]` or `localhost`); production also refuses hosts that resolve to non-public addresses.
+    /// The pattern is [`crate::webhooks::ssrf::URL_PATTERN`].
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(https://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9]*|http://(localhost|127\.0\.0\.1|\[::1\]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[!-~]*)?$"
+    )]
     pub url: String,
     /// At least one event type.
     #[schema(min_items = 1)]
@@ -275,8 +280,8 @@ pub async fn create(
     }
     let existing = svc.store.list_webhooks(tenant_id).await?;
     if existing.len() >= svc.settings.webhooks.max_endpoints_per_tenant {
-        return Err(UseCaseError::Malformed(format!(
-            "at most {} webhook endpoints per tenant",
+        return Err(UseCaseError::LimitReached(format!(
+            "at most {} webhook endpoints per tenant: delete one first",
             svc.settings.webhooks.max_endpoints_per_tenant
         )));
     }

@@ -9,6 +9,15 @@ use crate::domain::Environment;
 use reqwest::Url;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// The shape an endpoint URL must have, exactly as the OpenAPI document states it for `url`: `https://`,
+/// a host name (labels of letters, digits and `-`; the last one starts with a letter), an optional port,
+/// an optional path/query of printable ASCII; or, in development only, `http://` to a loopback literal.
+/// Production also refuses `http://` and hosts that resolve to non-public addresses.
+pub const URL_PATTERN: &str = r"^(https://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9]*|http://(localhost|127\.0\.0\.1|\[::1\]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[!-~]*)?$";
+
+static URL_SHAPE: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(URL_PATTERN).expect("the URL pattern compiles"));
+
 /// Why a URL or its address is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefused {
@@ -24,6 +33,10 @@ pub enum UrlRefused {
     PrivateAddress,
     #[error("the host does not resolve")]
     Unresolvable,
+    #[error(
+        "the URL must be https://host[:port][/path] with a host name (letters, digits, '-', '.')"
+    )]
+    Shape,
 }
 
 impl UrlRefused {
@@ -59,6 +72,9 @@ pub fn check_url(url: &str, environment: Environment) -> Result<Url, UrlRefused>
                 return Err(UrlRefused::PrivateAddress);
             }
         }
+    }
+    if !URL_SHAPE.is_match(url) {
+        return Err(UrlRefused::Shape);
     }
     Ok(parsed)
 }
@@ -253,6 +269,40 @@ mod tests {
         ] {
             assert!(is_public(ip(public)), "{public} is public");
         }
+    }
+
+    #[test]
+    fn the_url_shape_is_the_documented_pattern() {
+        use Environment::Development;
+        for ok in [
+            "https://hooks.my-bank.co.jp/jpki/v1?x=1&y=%20",
+            "https://rp.example:8443/h",
+            "https://rp.example:65535",
+            "https://localhost",
+        ] {
+            assert!(check_url(ok, Development).is_ok(), "{ok}");
+        }
+        assert!(check_url("http://127.0.0.1:9/h", Development).is_ok());
+        assert!(check_url("http://[::1]/h", Development).is_ok());
+        for shape in [
+            "https://93.184.216.34/h",
+            "https://my_bank.jp/h",
+            "https://rp.example/a b",
+            "https://rp.example?x",
+            "http://127.0.0.2/h",
+        ] {
+            assert_eq!(
+                check_url(shape, Development).err(),
+                Some(UrlRefused::Shape),
+                "{shape}"
+            );
+        }
+        // The OpenAPI document states the same pattern for `url`.
+        let schema = serde_json::to_value(
+            <crate::usecase::webhooks::CreateWebhook as utoipa::PartialSchema>::schema(),
+        )
+        .unwrap();
+        assert_eq!(schema["properties"]["url"]["pattern"], URL_PATTERN);
     }
 
     #[test]

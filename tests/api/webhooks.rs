@@ -22,6 +22,7 @@ crate::on_both_backends!(
     retention_removes_what_it_should_and_nothing_else,
     rejections_and_locks_are_signalled_once_each,
     concurrent_checks_change_the_status_and_signal_it_once,
+    the_endpoint_limit_answers_409_limit_reached,
 );
 
 mod postgres_only {
@@ -974,4 +975,35 @@ async fn concurrent_checks_change_the_status_and_signal_it_once(backend: Backend
         verify_audit(&app).await,
         jpki_face::store::ChainVerdict::Intact { .. }
     ));
+}
+
+async fn the_endpoint_limit_answers_409_limit_reached(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.toml = "[webhooks]\nmax_endpoints_per_tenant = 2\n".into();
+    let app = spawn_app_with(options).await;
+    for i in 0..2 {
+        register(
+            &app,
+            &format!("https://rp{i}.example/hooks"),
+            &["enrollment.deleted"],
+        )
+        .await;
+    }
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"url": "https://rp2.example/hooks", "events": ["enrollment.deleted"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "limit_reached");
+    assert_eq!(
+        get_json(&app, "/v1/webhooks").await["webhooks"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 }
