@@ -3,6 +3,7 @@
 //! Needs `scripts/fetch-models.sh`. Run: `cargo bench --bench face_pipeline` (see docs/performance.md).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use jpki_face::face::decode::{decode_photo, DecodeLimits, Sniffed};
 use jpki_face::face::{Bench, FaceConfig, ImageKind};
 use std::path::PathBuf;
 
@@ -59,6 +60,37 @@ fn stages(c: &mut Criterion) {
     g.bench_function("decode_jp2_chip_photo", |b| {
         b.iter(|| bench.decode(&j2, ImageKind::ChipPhoto).unwrap())
     });
+    // Phone-camera sizes made from the portrait (quality 90): a 12-megapixel selfie is decoded at 1/4
+    // scale (src/face/jpeg_reduced.rs), a 2-megapixel one at 1/2; `full` is the decode without reduction.
+    let phone = |long: u32| {
+        let k = long as f32 / img.width().max(img.height()) as f32;
+        let (w, h) = (
+            (img.width() as f32 * k) as u32,
+            (img.height() as f32 * k) as u32,
+        );
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&image::imageops::resize(
+                &img,
+                w,
+                h,
+                image::imageops::FilterType::Triangle,
+            ))
+            .expect("encodes");
+        out
+    };
+    let limits = DecodeLimits::new(FaceConfig::default().selfie_max_pixels);
+    for (name, bytes) in [("12mp", phone(4000)), ("2mp", phone(1632))] {
+        g.bench_function(format!("decode_jpeg_{name}_full"), |b| {
+            b.iter(|| decode_photo(&bytes, Sniffed::Jpeg, &limits, None).unwrap())
+        });
+        g.bench_function(format!("decode_jpeg_{name}_reduced"), |b| {
+            b.iter(|| decode_photo(&bytes, Sniffed::Jpeg, &limits, Some(640)).unwrap())
+        });
+        g.bench_function(format!("selfie_pipeline_{name}"), |b| {
+            b.iter(|| bench.pipeline(&bytes, ImageKind::Selfie).unwrap())
+        });
+    }
     g.finish();
 }
 

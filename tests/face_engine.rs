@@ -385,6 +385,98 @@ fn png_webp_and_greyscale_selfies_are_read_like_the_jpeg() {
     assert!(cosine(&a, &reference) > 0.8);
 }
 
+/// The portrait scaled to a longer side of `long` pixels (aspect kept), as a quality-90 JPEG.
+fn resized_jpeg(img: &RgbImage, long: u32) -> Vec<u8> {
+    let k = long as f32 / img.width().max(img.height()) as f32;
+    let (w, h) = (
+        (img.width() as f32 * k).round() as u32,
+        (img.height() as f32 * k).round() as u32,
+    );
+    jpeg(
+        &image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle),
+        90,
+    )
+}
+
+fn progressive_jpeg(img: &RgbImage) -> Vec<u8> {
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_size(img.width() as usize, img.height() as usize);
+    c.set_quality(90.0);
+    c.set_progressive_mode();
+    let mut started = c.start_compress(Vec::new()).expect("compress starts");
+    started.write_scanlines(img.as_raw()).expect("scanlines");
+    started.finish().expect("progressive jpeg encodes")
+}
+
+#[test]
+fn a_12_megapixel_selfie_is_decoded_reduced_and_measured_in_its_own_pixels() {
+    use jpki_face::face::decode::{decode_photo, DecodeLimits, Sniffed};
+    let portrait = decode(&sample(PORTRAIT));
+    let big = resized_jpeg(&portrait, 4000); // 12 MP
+    let two_mp = resized_jpeg(&portrait, 1632);
+    let limits = DecodeLimits::new(FaceConfig::default().selfie_max_pixels);
+    let size = |bytes: &[u8]| {
+        let d = decode_photo(bytes, Sniffed::Jpeg, &limits, Some(640)).expect("decodes");
+        (d.image.width().max(d.image.height()), d.px_scale)
+    };
+    // Decoded no smaller than the detector's 640 and no larger than twice that.
+    assert_eq!(size(&big), (1000, 4.0));
+    assert_eq!(size(&two_mp), (816, 2.0));
+    assert_eq!(size(&resized_jpeg(&portrait, 1270)), (1270, 1.0));
+    // A progressive file is decoded whole (libjpeg would walk each of its scans).
+    let progressive = progressive_jpeg(&image::imageops::resize(
+        &portrait,
+        2000,
+        1500,
+        image::imageops::FilterType::Triangle,
+    ));
+    assert_eq!(size(&progressive).1, 1.0);
+    // Without a size wish (the JP2 chip path, the CLI) nothing is reduced.
+    let full = decode_photo(&big, Sniffed::Jpeg, &limits, None).unwrap();
+    assert_eq!(
+        (full.image.width().max(full.image.height()), full.px_scale),
+        (4000, 1.0)
+    );
+
+    let e = engine();
+    let (a_big, a_two) = (
+        analyze(&e, big, ImageKind::Selfie),
+        analyze(&e, two_mp, ImageKind::Selfie),
+    );
+    for a in [&a_big, &a_two] {
+        assert_eq!(a.quality.result, QualityResult::Pass, "{:?}", a.quality);
+    }
+    // The same face: the templates agree and every size is in the photo's own pixels.
+    let s = cosine(&a_big, &a_two);
+    assert!(s > 0.97, "12 MP vs 2 MP template cosine {s}");
+    let k = 4000.0 / 1632.0;
+    let (fb, ft) = (a_big.face.unwrap(), a_two.face.unwrap());
+    for (b, t) in fb.bbox.iter().zip(ft.bbox) {
+        assert!(
+            (b - t * k).abs() < 0.03 * fb.bbox[2],
+            "bbox {:?} vs {:?} × {k}",
+            fb.bbox,
+            ft.bbox
+        );
+    }
+    let (eb, et) = (
+        a_big.quality.inter_eye_px.unwrap(),
+        a_two.quality.inter_eye_px.unwrap(),
+    );
+    assert!((eb / et - k).abs() < 0.03 * k, "inter-eye {eb} vs {et}");
+    // EXIF orientation is applied after the reduction: pixels stored on their side, tag 6.
+    let stored = resized_jpeg(&image::imageops::rotate270(&portrait), 4000);
+    let turned = analyze(&e, with_exif_orientation(&stored, 6), ImageKind::Selfie);
+    assert_eq!(
+        turned.quality.result,
+        QualityResult::Pass,
+        "{:?}",
+        turned.quality
+    );
+    assert!(turned.face.unwrap().roll_deg.abs() < 20.0);
+    assert!(cosine(&turned, &a_two) > 0.95);
+}
+
 #[path = "face_support/jp2.rs"]
 mod jp2;
 

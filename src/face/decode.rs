@@ -11,6 +11,7 @@
 //! by the gate (side, components, tiles, levels), which bounds OpenJPEG's sample buffers.
 
 use super::jp2gate::{self, GateLimits, JP2_SIGNATURE};
+use super::jpeg_reduced::{self, Frame};
 use image::{DynamicImage, ImageDecoder, ImageFormat, RgbImage};
 use std::io::Cursor;
 
@@ -91,9 +92,29 @@ pub fn decode_raster(
     format: Sniffed,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, DecodeError> {
+    decode_photo(bytes, format, limits, None).map(|d| d.image)
+}
+
+/// A decoded photo and how many original pixels one of its pixels spans (1 unless a large JPEG was
+/// decoded at a reduced DCT scale).
+pub struct Decoded {
+    pub image: RgbImage,
+    pub px_scale: f32,
+}
+
+/// [`decode_raster`], except that a large baseline JPEG is decoded at 1/2, 1/4 or 1/8 of its size when
+/// `reduce_for` (the longer side the caller needs) allows it: see [`super::jpeg_reduced`]. Orientation
+/// is applied after the reduction; `px_scale` maps the result's pixels back to the original's.
+pub fn decode_photo(
+    bytes: &[u8],
+    format: Sniffed,
+    limits: &DecodeLimits,
+    reduce_for: Option<u32>,
+) -> Result<Decoded, DecodeError> {
+    let mut frame = None;
     let fmt = match format {
         Sniffed::Jpeg => {
-            check_jpeg_complete(bytes)?;
+            frame = Some(jpeg_frame(bytes)?);
             ImageFormat::Jpeg
         }
         Sniffed::Png => {
@@ -104,7 +125,12 @@ pub fn decode_raster(
             check_riff_complete(bytes)?;
             ImageFormat::WebP
         }
-        Sniffed::Jp2 | Sniffed::J2k => return decode_jpeg2000(bytes, limits),
+        Sniffed::Jp2 | Sniffed::J2k => {
+            return decode_jpeg2000(bytes, limits).map(|image| Decoded {
+                image,
+                px_scale: 1.0,
+            })
+        }
     };
     let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
     let max_pixels = limits.max_pixels;
@@ -130,10 +156,30 @@ pub fn decode_raster(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
-    let mut img = DynamicImage::ImageRgb8(img.into_rgb8());
+    let reduced = match (frame.flatten(), reduce_for) {
+        (Some(f), Some(want)) if f.reducible() && (f.width, f.height) == (w, h) => {
+            jpeg_reduced::numerator(w, h, want)
+        }
+        _ => None,
+    };
+    let (img, px_scale) = match reduced {
+        Some(n) => {
+            drop(decoder);
+            (jpeg_reduced::decode(bytes, n)?, 8.0 / f32::from(n))
+        }
+        None => (
+            DynamicImage::from_decoder(decoder)
+                .map_err(undecodable)?
+                .into_rgb8(),
+            1.0,
+        ),
+    };
+    let mut img = DynamicImage::ImageRgb8(img);
     img.apply_orientation(orientation);
-    Ok(img.into_rgb8())
+    Ok(Decoded {
+        image: img.into_rgb8(),
+        px_scale,
+    })
 }
 
 fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), DecodeError> {
@@ -152,6 +198,35 @@ fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), DecodeError> {
 /// Walks the JPEG's segments and entropy-coded data to EOI without decoding; data after EOI is allowed
 /// (camera trailers), an image that ends before EOI is refused.
 pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
+    walk_jpeg(b, |_, _| {})
+}
+
+/// [`check_jpeg_complete`], and what the frame header and the scans say: `None` for a file without
+/// exactly one SOF segment (left to the full decoder, which refuses or copes).
+pub fn jpeg_frame(b: &[u8]) -> Result<Option<Frame>, DecodeError> {
+    let (mut frame, mut sofs, mut scans) = (None, 0usize, 0usize);
+    walk_jpeg(b, |marker, payload| match marker {
+        0xDA => scans += 1,
+        0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+            sofs += 1;
+            if let [precision, h0, h1, w0, w1, components, ..] = *payload {
+                frame = Some(Frame {
+                    sof: marker,
+                    precision,
+                    width: u32::from(u16::from_be_bytes([w0, w1])),
+                    height: u32::from(u16::from_be_bytes([h0, h1])),
+                    components,
+                    scans: 0,
+                });
+            }
+        }
+        _ => {}
+    })?;
+    Ok(frame.filter(|_| sofs == 1).map(|f| Frame { scans, ..f }))
+}
+
+/// The segment walk behind both: `seen(marker, payload)` for every segment that has a length.
+fn walk_jpeg(b: &[u8], mut seen: impl FnMut(u8, &[u8])) -> Result<(), DecodeError> {
     let truncated =
         || DecodeError::Truncated("the JPEG ends before its end-of-image marker".into());
     if !b.starts_with(&[0xFF, 0xD8]) {
@@ -186,6 +261,7 @@ pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
                 if at + len > b.len() {
                     return Err(truncated());
                 }
+                seen(m, &b[at + 2..at + len]);
                 at += len;
                 if m == 0xDA {
                     // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.

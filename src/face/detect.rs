@@ -26,6 +26,18 @@ pub struct Detection {
     pub score: f32,
 }
 
+impl Detection {
+    /// The same face in a picture `k` times as large (box and landmarks; the score is kept).
+    pub fn scaled(&self, k: f32) -> Detection {
+        let [x, y, w, h] = self.bbox;
+        Detection {
+            bbox: [x * k, y * k, w * k, h * k],
+            landmarks: self.landmarks.map(|[px, py]| [px * k, py * k]),
+            score: self.score,
+        }
+    }
+}
+
 /// The letterboxed input tensor (1×3×height×width, BGR, 0..255) and the scale that maps back.
 pub struct Letterbox {
     pub data: Vec<f32>,

@@ -801,25 +801,41 @@ pub(crate) fn run_pipeline(
 ) -> Result<FaceAnalysis, FaceError> {
     let t0 = Instant::now();
     let format = accepted_format(bytes, kind)?;
-    let img =
-        decode::decode_raster(bytes, format, &decode_limits(cfg, kind)).map_err(decode_error)?;
+    // A large JPEG selfie is decoded no larger than twice what the detector needs (jpeg_reduced).
+    let reduce_for = (kind == ImageKind::Selfie && std::env::var("EXP_NO_REDUCE").is_err())
+        .then_some(super::detect::MAX_SIDE as u32);
+    let decoded = decode::decode_photo(bytes, format, &decode_limits(cfg, kind), reduce_for)
+        .map_err(decode_error)?;
     let mut timings = Timings {
         decode: t0.elapsed(),
         ..Timings::default()
     };
-    analyze_decoded(models, cfg, &img, kind, model_id, model_hash, &mut timings)
+    let photo = Photo {
+        image: &decoded.image,
+        px_scale: decoded.px_scale,
+    };
+    analyze_decoded(models, cfg, photo, kind, model_id, model_hash, &mut timings)
+}
+
+/// A decoded photo and the original pixels one of its pixels spans (1 unless decoded reduced):
+/// detection, light and alignment work in its pixels, every size reported or checked is the original's.
+#[derive(Clone, Copy)]
+pub(crate) struct Photo<'a> {
+    pub image: &'a RgbImage,
+    pub px_scale: f32,
 }
 
 /// The pipeline after decoding: detect, select, measure, align, embed.
 pub(crate) fn analyze_decoded(
     models: &mut Models,
     cfg: &FaceConfig,
-    img: &RgbImage,
+    photo: Photo<'_>,
     kind: ImageKind,
     model_id: &str,
     model_hash: &str,
     timings: &mut Timings,
 ) -> Result<FaceAnalysis, FaceError> {
+    let img = photo.image;
     let t = Instant::now();
     let lb = super::detect::letterbox(img);
     timings.preprocess += t.elapsed();
@@ -848,8 +864,10 @@ pub(crate) fn analyze_decoded(
     let second_face_ratio = by_size
         .get(1)
         .map_or(0.0, |s| s.bbox[2] / face.bbox[2].max(1e-3));
+    // In the original's pixels, for the rules and the report.
+    let original = face.scaled(photo.px_scale);
     let pose = quality::estimate_pose(&face.landmarks);
-    let [le, re, ..] = face.landmarks;
+    let [le, re, ..] = original.landmarks;
     let inter_eye_px = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt();
     let (brightness, glare) = quality::box_light(img, &face.bbox);
     let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
@@ -858,7 +876,7 @@ pub(crate) fn analyze_decoded(
     let metrics = Metrics {
         faces: dets.len(),
         second_face_ratio,
-        face,
+        face: original,
         pose,
         inter_eye_px,
         brightness,
@@ -880,8 +898,8 @@ pub(crate) fn analyze_decoded(
             vector,
         }),
         face: Some(FaceGeometry {
-            bbox: face.bbox,
-            landmarks: face.landmarks,
+            bbox: original.bbox,
+            landmarks: original.landmarks,
             detection_score: face.score,
             yaw_deg: pose.yaw_deg,
             pitch_deg: pose.pitch_deg,

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod detect;
 mod engine;
 pub mod jp2gate;
+pub mod jpeg_reduced;
 pub mod models;
 pub mod quality;
 pub mod template;
