@@ -802,8 +802,7 @@ pub(crate) fn run_pipeline(
     let t0 = Instant::now();
     let format = accepted_format(bytes, kind)?;
     // A large JPEG selfie is decoded no larger than twice what the detector needs (jpeg_reduced).
-    let reduce_for = (kind == ImageKind::Selfie && std::env::var("EXP_NO_REDUCE").is_err())
-        .then_some(super::detect::MAX_SIDE as u32);
+    let reduce_for = (kind == ImageKind::Selfie).then_some(super::detect::MAX_SIDE as u32);
     let decoded = decode::decode_photo(bytes, format, &decode_limits(cfg, kind), reduce_for)
         .map_err(decode_error)?;
     let mut timings = Timings {
