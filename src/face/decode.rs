@@ -114,7 +114,7 @@ pub fn decode_photo(
     let mut frame = None;
     let fmt = match format {
         Sniffed::Jpeg => {
-            frame = Some(jpeg_frame(bytes)?);
+            frame = jpeg_frame(bytes)?;
             ImageFormat::Jpeg
         }
         Sniffed::Png => {
@@ -156,7 +156,7 @@ pub fn decode_photo(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let reduced = match (frame.flatten(), reduce_for) {
+    let reduced = match (frame, reduce_for) {
         (Some(f), Some(want)) if f.reducible() && (f.width, f.height) == (w, h) => {
             jpeg_reduced::numerator(w, h, want)
         }

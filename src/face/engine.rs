@@ -809,32 +809,30 @@ pub(crate) fn run_pipeline(
         decode: t0.elapsed(),
         ..Timings::default()
     };
-    let photo = Photo {
-        image: &decoded.image,
-        px_scale: decoded.px_scale,
-    };
-    analyze_decoded(models, cfg, photo, kind, model_id, model_hash, &mut timings)
-}
-
-/// A decoded photo and the original pixels one of its pixels spans (1 unless decoded reduced):
-/// detection, light and alignment work in its pixels, every size reported or checked is the original's.
-#[derive(Clone, Copy)]
-pub(crate) struct Photo<'a> {
-    pub image: &'a RgbImage,
-    pub px_scale: f32,
+    analyze_decoded(
+        models,
+        cfg,
+        &decoded,
+        kind,
+        model_id,
+        model_hash,
+        &mut timings,
+    )
 }
 
 /// The pipeline after decoding: detect, select, measure, align, embed.
 pub(crate) fn analyze_decoded(
     models: &mut Models,
     cfg: &FaceConfig,
-    photo: Photo<'_>,
+    photo: &decode::Decoded,
     kind: ImageKind,
     model_id: &str,
     model_hash: &str,
     timings: &mut Timings,
 ) -> Result<FaceAnalysis, FaceError> {
-    let img = photo.image;
+    // Detection, light and alignment work in the decoded pixels; every size checked or reported is
+    // the original's (`px_scale` is 1 unless a large JPEG was decoded reduced).
+    let img = &photo.image;
     let t = Instant::now();
     let lb = super::detect::letterbox(img);
     timings.preprocess += t.elapsed();
