@@ -23,7 +23,10 @@ COPY --from=build /src/models/manifest.toml /src/models/face_detection_yunet_202
 COPY config/ /app/config/
 RUN mkdir -p /app/data && chown -R jpki /app/data
 USER jpki
-ENV JPKI_FACE__SERVER__BIND=0.0.0.0:8080
+# Production by default: start-up refuses to run without crypto.kek, card.trust_dir and
+# server.metrics_token (each error names its key), and refuses the development conveniences.
+ENV JPKI_FACE__ENVIRONMENT=production \
+    JPKI_FACE__SERVER__BIND=0.0.0.0:8080
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1

@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     let sub = parse_card_json(json.as_bytes()).expect("parses");
     let report =
         verify_card(&sub, &trust, &CardPolicy::default(), &binding, now).expect("verifies");
-    assert!(report.failure_codes().is_empty());
+    assert!(report.failures().is_empty());
 
     c.bench_function(
         "card_verify/full (json + parse + 7 signatures, with hojo)",

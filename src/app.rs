@@ -82,15 +82,22 @@ impl Application {
             settings.server.tenant_burst,
         ));
         let context = ApiContext {
+            svc: crate::usecase::Services {
+                settings: Arc::new(settings.use_cases()),
+                store,
+                keys: Arc::new(keys),
+                trust: Arc::new(trust),
+                validity,
+                face,
+            },
+            server: Arc::new(settings.server.clone()),
             limiter,
+            auth_failures: Arc::new(http::ratelimit::AuthFailureBudget::new(
+                settings.server.auth_failures_per_sec,
+                settings.server.auth_failure_burst,
+            )),
             observer: components.observer,
-            settings: Arc::new(settings),
-            store,
-            keys: Arc::new(keys),
             metrics: crate::telemetry::metrics_handle(),
-            trust: Arc::new(trust),
-            validity,
-            face,
         };
         Ok(Self {
             listener,
@@ -112,7 +119,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let server = &self.context.settings.server;
+        let server = &self.context.server;
         let limits = http::serve::ConnectionLimits {
             max_connections: server.max_connections,
             header_timeout: Duration::from_secs(server.header_timeout_secs),
@@ -136,12 +143,12 @@ pub struct BackgroundJobs {
 impl BackgroundJobs {
     pub fn start(ctx: &ApiContext) -> Self {
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        let settings = &ctx.settings;
+        let settings = &ctx.svc.settings;
         let mut tasks = Vec::new();
         if settings.webhooks.worker_enabled {
             let worker = crate::webhooks::deliver::Worker {
-                store: ctx.store.clone(),
-                keys: ctx.keys.clone(),
+                store: ctx.svc.store.clone(),
+                keys: ctx.svc.keys.clone(),
                 settings: settings.webhooks.clone(),
                 environment: settings.environment,
             };
@@ -149,13 +156,13 @@ impl BackgroundJobs {
         }
         if settings.status_checks.enabled {
             let scheduler = crate::usecase::scheduled::Scheduler {
-                svc: ctx.services(),
+                svc: ctx.svc.clone(),
             };
             tasks.push(tokio::spawn(scheduler.run(shutdown.subscribe())));
         }
         if settings.retention.enabled {
             tasks.push(tokio::spawn(crate::usecase::retention::run(
-                ctx.services(),
+                ctx.svc.clone(),
                 shutdown.subscribe(),
             )));
         }
@@ -210,7 +217,7 @@ pub async fn create_tenant_with(
     store
         .append_audit(&crate::store::AuditEvent::new(
             &tenant.id,
-            "tenant.created",
+            crate::domain::AuditKind::TenantCreated,
             tenant.id.as_str(),
             serde_json::json!({"key_id": key_id}),
         ))
@@ -272,12 +279,12 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
             let app = Application::build(settings).await?;
             if demo_tenant {
                 let (tenant, key_id, key) =
-                    create_tenant(app.context().store.as_ref(), "demo").await?;
+                    create_tenant(app.context().svc.store.as_ref(), "demo").await?;
                 println!("demo tenant created\n");
                 print_key(false, &tenant.id, &key_id, &key);
                 println!("\ntry: curl -s -X POST http://{}/v1/sessions -H 'authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"purpose\":\"enrollment\",\"subject_ref\":\"customer-1\"}}'\n", app.local_addr(), key.expose());
             }
-            tracing::info!(addr = %app.local_addr(), backend = app.context().store.backend(), "listening");
+            tracing::info!(addr = %app.local_addr(), backend = app.context().svc.store.backend(), "listening");
             println!("jpki-face listening on http://{}", app.local_addr());
             app.run_until(shutdown_signal()).await?;
             Ok(())

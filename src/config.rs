@@ -7,6 +7,9 @@ pub use crate::crypto::{CryptoSettings, PreviousKek};
 pub use crate::domain::Environment;
 use crate::redact::Secret;
 pub use crate::telemetry::{LogFormat, LogSettings};
+pub use crate::usecase::{
+    IdempotencySettings, SessionSettings, UseCaseSettings, VerificationSettings,
+};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
@@ -43,13 +46,6 @@ pub struct Settings {
     pub retention: crate::usecase::retention::RetentionSettings,
 }
 
-/// `[verification]`: transaction-time re-verification.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VerificationSettings {
-    pub lockout: crate::lockout::LockoutPolicy,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub bind: String,
@@ -67,6 +63,13 @@ pub struct ServerSettings {
     pub tenant_rate_per_sec: f64,
     /// The bucket's size: the burst a tenant may send at once.
     pub tenant_burst: f64,
+    /// Failed authentications per second one client address may make (refill); 0 disables.
+    pub auth_failures_per_sec: f64,
+    /// How many failed authentications an address may make at once before it must wait.
+    pub auth_failure_burst: f64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`; required in production.
+    #[serde(default)]
+    pub metrics_token: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,17 +80,21 @@ pub struct DatabaseSettings {
     pub acquire_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct SessionSettings {
-    pub ttl_secs: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct IdempotencySettings {
-    pub ttl_secs: u64,
-    /// How long a reservation of a running request holds its key; after that, a request that died
-    /// is assumed gone and a retry may take the key over. Longer than any request can run.
-    pub reservation_secs: u64,
+impl Settings {
+    /// The slices the use cases read: they never see the whole configuration.
+    pub fn use_cases(&self) -> UseCaseSettings {
+        UseCaseSettings {
+            environment: self.environment,
+            sessions: self.sessions.clone(),
+            idempotency: self.idempotency.clone(),
+            verification: self.verification.clone(),
+            face: self.face.clone(),
+            liveness: self.liveness.clone(),
+            webhooks: self.webhooks.clone(),
+            status_checks: self.status_checks.clone(),
+            retention: self.retention.clone(),
+        }
+    }
 }
 
 /// A configuration error; the message always names the key.
@@ -214,6 +221,22 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let (rate, burst) = (
+            self.server.auth_failures_per_sec,
+            self.server.auth_failure_burst,
+        );
+        if rate.is_nan() || rate < 0.0 || rate.is_infinite() {
+            return Err(ConfigError::key(
+                "server.auth_failures_per_sec",
+                "must be a number >= 0 (0 disables)",
+            ));
+        }
+        if rate > 0.0 && (burst.is_nan() || burst < 1.0) {
+            return Err(ConfigError::key(
+                "server.auth_failure_burst",
+                "must be at least 1",
+            ));
+        }
         if self.idempotency.reservation_secs <= self.server.request_deadline_secs {
             return Err(ConfigError::key(
                 "idempotency.reservation_secs",
@@ -250,10 +273,35 @@ impl Settings {
                 }
             }
         }
-        if self.environment == Environment::Production && self.crypto.kek.is_none() {
+        if self.environment == Environment::Production {
+            if self.crypto.kek.is_none() {
+                return Err(ConfigError::key(
+                    "crypto.kek",
+                    "required when environment = \"production\" (32 random bytes, base64; JPKI_FACE__CRYPTO__KEK)",
+                ));
+            }
+            if self.card.trust_dir.is_none() {
+                return Err(ConfigError::key(
+                    "card.trust_dir",
+                    "required when environment = \"production\": the CVC issuer keys and JPKI roots to trust (docs/card.md; JPKI_FACE__CARD__TRUST_DIR)",
+                ));
+            }
+            if self.server.metrics_token.is_none() {
+                return Err(ConfigError::key(
+                    "server.metrics_token",
+                    "required when environment = \"production\": /metrics is served only with this bearer token (JPKI_FACE__SERVER__METRICS_TOKEN)",
+                ));
+            }
+        }
+        if self
+            .server
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
             return Err(ConfigError::key(
-                "crypto.kek",
-                "required when environment = \"production\" (32 random bytes, base64)",
+                "server.metrics_token",
+                "must be at least 16 characters",
             ));
         }
         Ok(())
@@ -328,9 +376,19 @@ mod tests {
     }
 
     #[test]
-    fn production_requires_a_kek() {
+    fn production_requires_a_kek_a_trust_configuration_and_a_metrics_token() {
         let e = Settings::from_toml_overrides("environment = \"production\"").unwrap_err();
         assert!(e.to_string().contains("crypto.kek"), "{e}");
+        let kek = "[crypto]\nkek = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n";
+        let e = Settings::from_toml_layers(&["environment = \"production\"", kek]).unwrap_err();
+        assert!(e.to_string().contains("card.trust_dir"), "{e}");
+        let trust = "[card]\ntrust_dir = \"/etc/jpki-face/trust\"\n";
+        let e =
+            Settings::from_toml_layers(&["environment = \"production\"", kek, trust]).unwrap_err();
+        assert!(e.to_string().contains("server.metrics_token"), "{e}");
+        let token = "[server]\nmetrics_token = \"0123456789abcdef0123\"\n";
+        Settings::from_toml_layers(&["environment = \"production\"", kek, trust, token])
+            .expect("a complete production configuration");
     }
 
     #[test]

@@ -175,9 +175,13 @@ fn init_issue_sign_verify_revoke_through_the_cli() {
     };
     let report = verify_card(&sub, &trust, &CardPolicy::default(), &binding, Utc::now()).unwrap();
     assert!(
-        report.failure_codes().is_empty(),
+        report.failures().is_empty(),
         "{:?}",
-        report.failure_codes()
+        report
+            .failures()
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
     );
     assert_eq!(report.identity.name, "黒桐\u{3000}幹也");
     assert_eq!(report.identity.birth_date.to_string(), "1980-02-17");

@@ -89,7 +89,7 @@ fn a_genuine_card_passes_every_check() {
     );
     assert_eq!(report.consistency.result, ConsistencyResult::Match);
     assert_eq!(report.hojo_binding.result, HojoBindingResult::Bound);
-    assert!(report.failure_codes().is_empty());
+    assert!(report.failures().is_empty());
     assert!(report.passed());
     assert!(
         report.certificate.issuer.contains("O=JPKI-TEST"),
@@ -152,7 +152,10 @@ fn a_flipped_photo_bit_breaks_the_issuer_signature_only() {
     assert_eq!(r.card_data.result, CardDataResult::InvalidSignature);
     assert_eq!(r.card_present.result, PresenceResult::Valid);
     assert_eq!(r.certificate.result, CertificateResult::Valid);
-    assert_eq!(r.failure_codes(), vec!["invalid_signature"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["invalid_signature"]
+    );
     assert!(!r.passed());
 }
 
@@ -162,7 +165,7 @@ fn a_swapped_card_key_fails_the_data_and_presence_checks() {
     assert_eq!(r.card_data.result, CardDataResult::InvalidSignature);
     assert_eq!(r.card_present.result, PresenceResult::InvalidSignature);
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["invalid_signature", "card_not_present"]
     );
 }
@@ -219,7 +222,10 @@ fn an_unknown_cvc_key_id_is_unknown_issuer_not_bad_signature() {
     let r = check(&signed(&p)).unwrap();
     assert_eq!(r.card_data.result, CardDataResult::UnknownIssuer);
     assert_eq!(r.card_data.issuer_key_id, "9000023/999");
-    assert_eq!(r.failure_codes(), vec!["unknown_issuer"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["unknown_issuer"]
+    );
 }
 
 #[test]
@@ -231,7 +237,10 @@ fn certificate_validity_is_checked_at_the_given_time() {
     });
     let r = check(&signed(&p)).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::Expired);
-    assert_eq!(r.failure_codes(), vec!["certificate_expired"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_expired"]
+    );
     assert!(r.revocation_target.is_some(), "the chain itself verified");
 
     let p = issue(PersonSpec {
@@ -261,7 +270,10 @@ fn a_certificate_from_an_untrusted_ca_does_not_chain() {
     let r = check(&signed(&p)).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::UntrustedChain);
     assert!(r.revocation_target.is_none());
-    assert_eq!(r.failure_codes(), vec!["untrusted_certificate"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["untrusted_certificate"]
+    );
 }
 
 #[test]
@@ -274,7 +286,10 @@ fn the_issuer_name_and_key_usage_are_checked() {
     let r = check(&signed(&p)).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::WrongIssuer);
     assert!(r.certificate.issuer.contains("JPKI-OTHER"));
-    assert_eq!(r.failure_codes(), vec!["certificate_wrong_issuer"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_wrong_issuer"]
+    );
 
     let p = issue(PersonSpec {
         with_hojo: true,
@@ -283,7 +298,10 @@ fn the_issuer_name_and_key_usage_are_checked() {
     });
     let r = check(&signed(&p)).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::BadKeyUsage);
-    assert_eq!(r.failure_codes(), vec!["certificate_bad_key_usage"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_bad_key_usage"]
+    );
 }
 
 #[test]
@@ -357,7 +375,7 @@ fn signatures_over_another_sessions_nonce_are_rejected() {
     assert_eq!(r.certificate.result, CertificateResult::InvalidSignature);
     assert_eq!(r.card_data.result, CardDataResult::Valid);
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["card_not_present", "invalid_jpki_signature"]
     );
     // Same nonce, other session id: also rejected (the id is part of the signed bytes).
@@ -397,7 +415,10 @@ fn a_name_mismatch_between_applications_is_reported() {
         vec![IdentityField::Name]
     );
     assert!(r.hojo_binding.kenmen_mismatched.is_empty());
-    assert_eq!(r.failure_codes(), vec!["hojo_mismatch"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["hojo_mismatch"]
+    );
     let json = serde_json::to_value(&r.hojo_binding).unwrap();
     assert_eq!(
         json,
@@ -426,7 +447,7 @@ fn a_birth_date_mismatch_between_card_face_and_certificate_is_reported() {
     );
     assert!(r.hojo_binding.certificate_mismatched.is_empty());
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["identity_mismatch", "hojo_mismatch"]
     );
 }
@@ -457,7 +478,7 @@ fn tampered_hojo_attributes_fail_the_integrity_check() {
     );
     assert_eq!(r.hojo_binding.kenmen_mismatched, vec![IdentityField::Sex]);
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["invalid_hojo_signature", "hojo_mismatch"]
     );
 }
@@ -637,13 +658,19 @@ fn a_stitched_submission_is_rejected_naming_the_failed_binding() {
         r.hojo_binding.certificate_mismatched,
         vec![IdentityField::Name, IdentityField::Address]
     );
-    assert_eq!(r.failure_codes(), vec!["hojo_mismatch"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["hojo_mismatch"]
+    );
 
     // The same stitch without any 入力補助AP records: refused by default…
     let bare = stitched(second_person(), None);
     let r = check(&bare).unwrap();
     assert_eq!(r.hojo_binding.result, HojoBindingResult::HojoRequired);
-    assert_eq!(r.failure_codes(), vec!["hojo_required"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["hojo_required"]
+    );
     // …and accepted under require_hojo = false: the documented cost of switching the binding off
     // (docs/card.md, "The one-card binding").
     let r = check_with(
@@ -654,7 +681,11 @@ fn a_stitched_submission_is_rejected_naming_the_failed_binding() {
     )
     .unwrap();
     assert_eq!(r.hojo_binding.result, HojoBindingResult::NotRequired);
-    assert!(r.passed(), "{:?}", r.failure_codes());
+    assert!(
+        r.passed(),
+        "{:?}",
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
     assert_ne!(
         r.chip_photo,
         check(&signed(valid_person())).unwrap().chip_photo,
@@ -669,7 +700,11 @@ fn the_victims_own_hojo_with_a_second_cards_kenmen_is_not_detected() {
     // 入力補助AP too. This test keeps that statement true; if it starts failing, update the docs.
     let r = check(&stitched(second_person(), Some(valid_person()))).unwrap();
     assert_eq!(r.hojo_binding.result, HojoBindingResult::Bound);
-    assert!(r.passed(), "{:?}", r.failure_codes());
+    assert!(
+        r.passed(),
+        "{:?}",
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -678,7 +713,10 @@ fn a_genuine_card_without_hojo_needs_the_policy_switched_off() {
     let card = signed(&p);
     let r = check(&card).unwrap();
     assert_eq!(r.hojo, None);
-    assert_eq!(r.failure_codes(), vec!["hojo_required"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["hojo_required"]
+    );
     let json = serde_json::to_value(&r.hojo_binding).unwrap();
     assert_eq!(json["result"], "hojo_required");
     let r = check_with(
@@ -688,7 +726,11 @@ fn a_genuine_card_without_hojo_needs_the_policy_switched_off() {
         },
     )
     .unwrap();
-    assert!(r.passed(), "{:?}", r.failure_codes());
+    assert!(
+        r.passed(),
+        "{:?}",
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -705,7 +747,7 @@ fn a_hojo_with_another_sex_than_the_kenmen_names_both_bindings() {
     assert_eq!(r.hojo_binding.kenmen_mismatched, vec![IdentityField::Sex]);
     assert!(r.hojo_binding.certificate_mismatched.is_empty());
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["identity_mismatch", "hojo_mismatch"]
     );
 }
@@ -732,7 +774,11 @@ fn re_signing_an_unchanged_certificate_keeps_it_valid() {
     // The control for the tests below: the edit-and-re-sign helper alone changes nothing.
     let r = check(&with_edited_certificate(|_| {})).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::Valid);
-    assert!(r.passed(), "{:?}", r.failure_codes());
+    assert!(
+        r.passed(),
+        "{:?}",
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -750,7 +796,7 @@ fn an_unknown_critical_extension_makes_the_certificate_invalid() {
         vec!["1.3.6.1.4.1.55555.1"]
     );
     assert_eq!(
-        r.failure_codes(),
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
         vec!["certificate_unknown_critical_extension"]
     );
     let json = serde_json::to_value(&r.certificate).unwrap();
@@ -780,7 +826,10 @@ fn the_signing_policy_is_required_and_configurable() {
     let without = with_edited_certificate(|tbs| card_certs::replace_extension(tbs, POLICIES, None));
     let r = check(&without).unwrap();
     assert_eq!(r.certificate.result, CertificateResult::PolicyMissing);
-    assert_eq!(r.failure_codes(), vec!["certificate_policy_missing"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_policy_missing"]
+    );
 
     // The genuine certificate carries 1.2.392.200149.8.5.1.1.20; a deployment that accepts only the
     // J-LIS test environment's policy refuses it.
@@ -849,7 +898,10 @@ fn the_roots_validity_and_ca_flag_are_checked() {
         tbs.validity.not_after = utc(now - 86_400);
     });
     assert_eq!(r.certificate.result, CertificateResult::RootNotValid);
-    assert_eq!(r.failure_codes(), vec!["certificate_root_not_valid"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_root_not_valid"]
+    );
     assert!(r.revocation_target.is_some(), "the chain itself verified");
 
     let r = check_against_root("future", |tbs| {
@@ -861,7 +913,10 @@ fn the_roots_validity_and_ca_flag_are_checked() {
         card_certs::replace_extension(tbs, "2.5.29.19", None);
     });
     assert_eq!(r.certificate.result, CertificateResult::RootNotCa);
-    assert_eq!(r.failure_codes(), vec!["certificate_root_not_ca"]);
+    assert_eq!(
+        r.failures().iter().map(|r| r.code()).collect::<Vec<_>>(),
+        vec!["certificate_root_not_ca"]
+    );
 
     let r = check_against_root("ca-false", |tbs| {
         let bc = x509_cert::ext::pkix::BasicConstraints {

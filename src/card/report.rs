@@ -1,7 +1,8 @@
 //! The typed results of the card checks, serialised with the API's words (`valid`, `invalid_signature`, …).
 //!
-//! A check that runs and fails is a result here, not an error. [`CardReport::failure_codes`] turns the
-//! failures into the stable `reasons` codes of api.md, one per failure:
+//! A check that runs and fails is a result here, not an error. [`CardReport::failures`] turns the
+//! failures into the [`Reason`]s of api.md, one per failure (the mapping is typed; the code strings
+//! are spelled once, in `domain::vocab`):
 //!
 //! | check | result | code |
 //! |---|---|---|
@@ -25,6 +26,8 @@
 //! | hojo_binding | mismatch | `hojo_mismatch` |
 
 use super::Identity;
+use crate::domain::Reason;
+pub use crate::domain::RevocationTarget;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -163,29 +166,7 @@ pub struct HojoBindingCheck {
     pub kenmen_mismatched: Vec<IdentityField>,
 }
 
-/// What the EE certificate's revocation check needs (the `jlis` adapter's input).
-#[derive(Clone, PartialEq, Eq)]
-pub struct RevocationTarget {
-    /// The serial's DER content bytes.
-    pub serial: Vec<u8>,
-    /// DER of the configured root that signed the certificate (the OCSP CertID issuer).
-    pub issuer_cert_der: Vec<u8>,
-    /// DER of the certificate itself.
-    pub cert_der: Vec<u8>,
-    /// The certificate's cRLDistributionPoints extension value (DER), if it has one: the CRL checker
-    /// matches the CRL's scope (issuingDistributionPoint) to it and picks the configured CRL URL by it.
-    /// JPKI puts the holder's prefecture and city here, so it is personal data.
-    pub crl_distribution_points: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for RevocationTarget {
-    // The serial identifies one person's certificate and the distribution point names their city.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RevocationTarget([redacted])")
-    }
-}
-
-/// Everything the card checks found. `status` is `verified` only if [`CardReport::failure_codes`] is empty
+/// Everything the card checks found. `status` is `verified` only if [`CardReport::failures`] is empty
 /// (and the other modules' checks pass).
 #[derive(Clone)]
 pub struct CardReport {
@@ -226,67 +207,67 @@ impl std::fmt::Debug for CardReport {
 }
 
 impl CardDataResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Valid => None,
-            Self::InvalidSignature => Some("invalid_signature"),
-            Self::UnknownIssuer => Some("unknown_issuer"),
+            Self::InvalidSignature => Some(Reason::InvalidSignature),
+            Self::UnknownIssuer => Some(Reason::UnknownIssuer),
         }
     }
 }
 
 impl PresenceResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Valid => None,
-            Self::InvalidSignature => Some("card_not_present"),
+            Self::InvalidSignature => Some(Reason::CardNotPresent),
         }
     }
 }
 
 impl CertificateResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Valid => None,
-            Self::UntrustedChain => Some("untrusted_certificate"),
-            Self::WrongIssuer => Some("certificate_wrong_issuer"),
-            Self::RootNotCa => Some("certificate_root_not_ca"),
-            Self::RootNotValid => Some("certificate_root_not_valid"),
-            Self::Expired => Some("certificate_expired"),
-            Self::NotYetValid => Some("certificate_not_yet_valid"),
-            Self::UnknownCriticalExtension => Some("certificate_unknown_critical_extension"),
-            Self::BadKeyUsage => Some("certificate_bad_key_usage"),
-            Self::PolicyMissing => Some("certificate_policy_missing"),
-            Self::InvalidSignature => Some("invalid_jpki_signature"),
+            Self::UntrustedChain => Some(Reason::UntrustedCertificate),
+            Self::WrongIssuer => Some(Reason::CertificateWrongIssuer),
+            Self::RootNotCa => Some(Reason::CertificateRootNotCa),
+            Self::RootNotValid => Some(Reason::CertificateRootNotValid),
+            Self::Expired => Some(Reason::CertificateExpired),
+            Self::NotYetValid => Some(Reason::CertificateNotYetValid),
+            Self::UnknownCriticalExtension => Some(Reason::CertificateUnknownCriticalExtension),
+            Self::BadKeyUsage => Some(Reason::CertificateBadKeyUsage),
+            Self::PolicyMissing => Some(Reason::CertificatePolicyMissing),
+            Self::InvalidSignature => Some(Reason::InvalidJpkiSignature),
         }
     }
 }
 
 impl HojoResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Valid => None,
-            Self::InvalidSignature => Some("invalid_hojo_signature"),
-            Self::UnknownIssuer => Some("unknown_hojo_issuer"),
+            Self::InvalidSignature => Some(Reason::InvalidHojoSignature),
+            Self::UnknownIssuer => Some(Reason::UnknownHojoIssuer),
         }
     }
 }
 
 impl ConsistencyResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Match => None,
-            Self::Mismatch => Some("identity_mismatch"),
+            Self::Mismatch => Some(Reason::IdentityMismatch),
         }
     }
 }
 
 impl HojoBindingResult {
-    pub fn failure_code(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Reason> {
         match self {
             Self::Bound | Self::NotRequired => None,
-            Self::HojoRequired => Some("hojo_required"),
-            Self::Mismatch => Some("hojo_mismatch"),
+            Self::HojoRequired => Some(Reason::HojoRequired),
+            Self::Mismatch => Some(Reason::HojoMismatch),
         }
     }
 }
@@ -294,18 +275,18 @@ impl HojoBindingResult {
 impl CardReport {
     /// True if every card check passed.
     pub fn passed(&self) -> bool {
-        self.failure_codes().is_empty()
+        self.failures().is_empty()
     }
 
-    /// The api.md `reasons` codes of every failed card check, in check order. Empty: all card checks passed.
-    pub fn failure_codes(&self) -> Vec<&'static str> {
+    /// The reason of every failed card check, in check order. Empty: all card checks passed.
+    pub fn failures(&self) -> Vec<Reason> {
         [
-            self.card_data.result.failure_code(),
-            self.card_present.result.failure_code(),
-            self.certificate.result.failure_code(),
-            self.hojo.as_ref().and_then(|h| h.result.failure_code()),
-            self.consistency.result.failure_code(),
-            self.hojo_binding.result.failure_code(),
+            self.card_data.result.failure(),
+            self.card_present.result.failure(),
+            self.certificate.result.failure(),
+            self.hojo.as_ref().and_then(|h| h.result.failure()),
+            self.consistency.result.failure(),
+            self.hojo_binding.result.failure(),
         ]
         .into_iter()
         .flatten()

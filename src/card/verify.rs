@@ -122,7 +122,6 @@ pub fn verify_card(
     let revocation_target = root.map(|r| RevocationTarget {
         serial: cert.serial.clone(),
         issuer_cert_der: r.der.clone(),
-        cert_der: cert.der.clone(),
         crl_distribution_points: cert.crl_distribution_points.clone(),
     });
 

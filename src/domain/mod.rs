@@ -3,10 +3,14 @@
 //! Ids are opaque strings with a type prefix and 128 random bits (api.md asks for ≥ 96).
 //! Credentials are 256 random bits; only their SHA-256 is ever stored.
 
+pub mod audit;
 pub mod ids;
+pub mod revocation;
 pub mod vocab;
 
+pub use audit::AuditKind;
 pub use ids::{DeliveryId, EnrollmentId, EventId, SessionId, TenantId, VerificationId, WebhookId};
+pub use revocation::RevocationTarget;
 pub use vocab::{EnrollmentStatus, Reason, Reasons, TemplateSource, VerificationDecision};
 
 use crate::redact::Secret;

@@ -1,66 +1,25 @@
 //! The one error type of the HTTP layer, rendered as RFC 9457 problem details with the stable
-//! `code`s of api.md. Internal causes are logged with the request id and never echoed.
+//! `code`s of api.md. It wraps the use cases' [`UseCaseError`] (whose messages are the `detail`) and
+//! adds only what exists at the HTTP level: a missing credential, a wrong method, a deadline. Every
+//! `code` and status is defined once, in [`ApiError::status`] and [`ApiError::code`]. Internal
+//! causes are logged with the request id and never echoed.
 
+use crate::usecase::UseCaseError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    Malformed(String),
+    /// Everything a use case (or an extractor, in the use cases' terms) refused.
+    #[error(transparent)]
+    UseCase(#[from] UseCaseError),
     #[error("missing, unknown or expired credential")]
     Unauthenticated,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("no such resource")]
-    NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("the session has already been used")]
-    SessionConsumed,
-    #[error("the session has expired")]
-    SessionExpired,
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyConflict,
-    #[error("a request with this Idempotency-Key is still running; retry shortly")]
-    IdempotencyInProgress { retry_after_secs: u64 },
-    #[error(
-        "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
-    )]
-    EnrollmentInactive,
-    #[error("{0}")]
-    LimitReached(String),
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    InvalidCardData(String),
-    #[error("fields that could carry the My Number are not accepted")]
-    MyNumberNotAccepted,
-    #[error("too many failed verifications; try again later")]
-    EnrollmentLocked { retry_after_secs: u64 },
-    #[error("{detail}")]
-    RateLimited {
-        retry_after_secs: u64,
-        detail: &'static str,
-    },
-    #[error("the certificate validity service could not answer ({cause}); nothing was decided")]
-    RevocationUnavailable {
-        retry_after_secs: u64,
-        cause: &'static str,
-    },
-    #[error("the face engine is at capacity; retry shortly")]
-    Overloaded { retry_after_secs: u64 },
-    #[error("the service is not ready")]
-    NotReady { retry_after_secs: u64 },
-    #[error("the database is unavailable; nothing was decided")]
-    StoreUnavailable { retry_after_secs: u64 },
     #[error("the request did not complete within {0} s; nothing was decided")]
     DeadlineExceeded(u64),
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
 }
 
 /// The problem-details body (RFC 9457) with the stable `code` and the request id.
@@ -78,82 +37,104 @@ pub struct Problem {
 
 impl ApiError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        ApiError::Internal(e.into())
+        UseCaseError::Internal(e.into()).into()
+    }
+
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        UseCaseError::Malformed(detail.into()).into()
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        UseCaseError::PayloadTooLarge(detail.into()).into()
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        UseCaseError::UnsupportedMediaType(detail.into()).into()
+    }
+
+    pub fn not_found() -> Self {
+        UseCaseError::NotFound.into()
     }
 
     pub fn status(&self) -> StatusCode {
-        use ApiError::*;
+        use UseCaseError as U;
         match self {
-            Malformed(_) => StatusCode::BAD_REQUEST,
-            Unauthenticated => StatusCode::UNAUTHORIZED,
-            Forbidden(_) => StatusCode::FORBIDDEN,
-            NotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            SessionConsumed
-            | SessionExpired
-            | IdempotencyConflict
-            | IdempotencyInProgress { .. }
-            | EnrollmentInactive
-            | LimitReached(_) => StatusCode::CONFLICT,
-            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            InvalidCardData(_) | MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
-            EnrollmentLocked { .. } => StatusCode::LOCKED,
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            RevocationUnavailable { .. }
-            | Overloaded { .. }
-            | NotReady { .. }
-            | StoreUnavailable { .. }
-            | DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UseCase(e) => match e {
+                U::Malformed(_) => StatusCode::BAD_REQUEST,
+                U::Forbidden(_) => StatusCode::FORBIDDEN,
+                U::NotFound => StatusCode::NOT_FOUND,
+                U::SessionConsumed
+                | U::SessionExpired
+                | U::IdempotencyConflict
+                | U::IdempotencyInProgress { .. }
+                | U::EnrollmentInactive
+                | U::LimitReached(_) => StatusCode::CONFLICT,
+                U::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                U::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                U::InvalidCardData(_) | U::MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
+                U::EnrollmentLocked { .. } => StatusCode::LOCKED,
+                U::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                U::RevocationUnavailable { .. }
+                | U::Overloaded { .. }
+                | U::NotReady { .. }
+                | U::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                U::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
     /// The stable code of api.md.
     pub fn code(&self) -> &'static str {
-        use ApiError::*;
+        use UseCaseError as U;
         match self {
-            Malformed(_) => "malformed_request",
-            Unauthenticated => "unauthenticated",
-            Forbidden(_) => "forbidden",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            SessionConsumed => "session_consumed",
-            SessionExpired => "session_expired",
-            IdempotencyConflict => "idempotency_conflict",
-            IdempotencyInProgress { .. } => "idempotency_in_progress",
-            EnrollmentInactive => "enrollment_inactive",
-            LimitReached(_) => "limit_reached",
-            PayloadTooLarge(_) => "payload_too_large",
-            UnsupportedMediaType(_) => "unsupported_media_type",
-            InvalidCardData(_) => "invalid_card_data",
-            MyNumberNotAccepted => "my_number_not_accepted",
-            EnrollmentLocked { .. } => "enrollment_locked",
-            RateLimited { .. } => "rate_limited",
-            RevocationUnavailable { .. } => "revocation_unavailable",
-            Overloaded { .. } => "overloaded",
-            NotReady { .. } => "not_ready",
-            StoreUnavailable { .. } => "store_unavailable",
-            DeadlineExceeded(_) => "deadline_exceeded",
-            Internal(_) => "internal_error",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::DeadlineExceeded(_) => "deadline_exceeded",
+            ApiError::UseCase(e) => match e {
+                U::Malformed(_) => "malformed_request",
+                U::Forbidden(_) => "forbidden",
+                U::NotFound => "not_found",
+                U::SessionConsumed => "session_consumed",
+                U::SessionExpired => "session_expired",
+                U::IdempotencyConflict => "idempotency_conflict",
+                U::IdempotencyInProgress { .. } => "idempotency_in_progress",
+                U::EnrollmentInactive => "enrollment_inactive",
+                U::LimitReached(_) => "limit_reached",
+                U::PayloadTooLarge(_) => "payload_too_large",
+                U::UnsupportedMediaType(_) => "unsupported_media_type",
+                U::InvalidCardData(_) => "invalid_card_data",
+                U::MyNumberNotAccepted => "my_number_not_accepted",
+                U::EnrollmentLocked { .. } => "enrollment_locked",
+                U::RateLimited { .. } => "rate_limited",
+                U::RevocationUnavailable { .. } => "revocation_unavailable",
+                U::Overloaded { .. } => "overloaded",
+                U::NotReady { .. } => "not_ready",
+                U::StoreUnavailable { .. } => "store_unavailable",
+                U::Internal(_) => "internal_error",
+            },
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
-        use ApiError::*;
+        use UseCaseError as U;
         match self {
-            EnrollmentLocked { retry_after_secs }
-            | IdempotencyInProgress { retry_after_secs }
-            | StoreUnavailable { retry_after_secs }
-            | RateLimited {
-                retry_after_secs, ..
-            }
-            | RevocationUnavailable {
-                retry_after_secs, ..
-            }
-            | Overloaded { retry_after_secs }
-            | NotReady { retry_after_secs } => Some(*retry_after_secs),
-            DeadlineExceeded(_) => Some(1),
+            ApiError::DeadlineExceeded(_) => Some(1),
+            ApiError::UseCase(
+                U::EnrollmentLocked { retry_after_secs }
+                | U::IdempotencyInProgress { retry_after_secs }
+                | U::StoreUnavailable { retry_after_secs }
+                | U::RateLimited {
+                    retry_after_secs, ..
+                }
+                | U::RevocationUnavailable {
+                    retry_after_secs, ..
+                }
+                | U::Overloaded { retry_after_secs }
+                | U::NotReady { retry_after_secs },
+            ) => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -176,7 +157,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
+        if let ApiError::UseCase(UseCaseError::Internal(cause)) = &self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let mut response = (self.status(), axum::Json(self.problem())).into_response();
@@ -194,64 +175,20 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        crate::usecase::UseCaseError::from(e).into()
-    }
-}
-
-/// The one mapping of the use cases' errors to the API's.
-impl From<crate::usecase::UseCaseError> for ApiError {
-    fn from(e: crate::usecase::UseCaseError) -> Self {
-        use crate::usecase::UseCaseError as U;
-        match e {
-            U::Malformed(d) => ApiError::Malformed(d),
-            U::Forbidden(d) => ApiError::Forbidden(d),
-            U::NotFound => ApiError::NotFound,
-            U::SessionConsumed => ApiError::SessionConsumed,
-            U::SessionExpired => ApiError::SessionExpired,
-            U::IdempotencyConflict => ApiError::IdempotencyConflict,
-            U::IdempotencyInProgress { retry_after_secs } => {
-                ApiError::IdempotencyInProgress { retry_after_secs }
-            }
-            U::EnrollmentInactive => ApiError::EnrollmentInactive,
-            U::LimitReached(detail) => ApiError::LimitReached(detail),
-            U::EnrollmentLocked { retry_after_secs } => {
-                ApiError::EnrollmentLocked { retry_after_secs }
-            }
-            U::PayloadTooLarge(d) => ApiError::PayloadTooLarge(d),
-            U::UnsupportedMediaType(d) => ApiError::UnsupportedMediaType(d),
-            U::InvalidCardData(d) => ApiError::InvalidCardData(d),
-            U::MyNumberNotAccepted => ApiError::MyNumberNotAccepted,
-            U::RevocationUnavailable {
-                retry_after_secs,
-                cause,
-            } => ApiError::RevocationUnavailable {
-                retry_after_secs,
-                cause,
-            },
-            U::Overloaded { retry_after_secs } => ApiError::Overloaded { retry_after_secs },
-            U::RateLimited { retry_after_secs } => ApiError::RateLimited {
-                retry_after_secs,
-                detail: "this tenant's share of the face engine is in use; retry shortly",
-            },
-            U::NotReady { retry_after_secs } => ApiError::NotReady { retry_after_secs },
-            U::StoreUnavailable { retry_after_secs } => {
-                ApiError::StoreUnavailable { retry_after_secs }
-            }
-            U::Internal(cause) => ApiError::Internal(cause),
-        }
+        UseCaseError::from(e).into()
     }
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-                "the request body is larger than the configured limit".into(),
-            ),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ApiError::UnsupportedMediaType("expected content-type: application/json".into())
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::payload_too_large("the request body is larger than the configured limit")
             }
-            _ => ApiError::Malformed(rejection.body_text()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::unsupported_media_type("expected content-type: application/json")
+            }
+            _ => ApiError::malformed(rejection.body_text()),
         }
     }
 }
@@ -259,10 +196,10 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-                "the request body is larger than the configured limit".into(),
-            ),
-            _ => ApiError::Malformed(rejection.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::payload_too_large("the request body is larger than the configured limit")
+            }
+            _ => ApiError::malformed(rejection.body_text()),
         }
     }
 }

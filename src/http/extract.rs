@@ -21,11 +21,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Parses a JSON body: 415 without a JSON content type, 400 naming the problem otherwise.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     if !is_json(headers) {
-        return Err(ApiError::UnsupportedMediaType(
-            "expected content-type: application/json".into(),
+        return Err(ApiError::unsupported_media_type(
+            "expected content-type: application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
 }
 
 /// The raw request body, with the size limit's rejection answered as 413 `payload_too_large`.
@@ -57,11 +57,13 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryOf(q.0))
-            .map_err(|e| ApiError::Malformed(format!("query: {}", e.body_text())))
+            .map_err(|e| ApiError::malformed(format!("query: {}", e.body_text())))
     }
 }
 
-/// `Path<T>` whose rejection is the app's own problem (400, or 404 for a path that names nothing).
+/// `Path<T>` for typed ids (`EnrollmentId`, `(WebhookId, DeliveryId)`, …): a path segment that is not
+/// a well-formed id names nothing, so it answers 404 `not_found` in the API's own format. The handler
+/// and the use case only ever see parsed ids.
 pub struct PathOf<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for PathOf<T> {
@@ -74,6 +76,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathOf(p.0))
-            .map_err(|e| ApiError::Malformed(format!("path: {}", e.body_text())))
+            .map_err(|_| ApiError::not_found())
     }
 }

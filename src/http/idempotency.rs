@@ -16,10 +16,10 @@ pub fn key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     };
     let key = value
         .to_str()
-        .map_err(|_| ApiError::Malformed("Idempotency-Key must be visible ASCII".into()))?;
+        .map_err(|_| ApiError::malformed("Idempotency-Key must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::Malformed(
-            "Idempotency-Key must be 1-255 visible ASCII characters".into(),
+        return Err(ApiError::malformed(
+            "Idempotency-Key must be 1-255 visible ASCII characters",
         ));
     }
     Ok(Some(key.to_string()))

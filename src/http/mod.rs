@@ -19,47 +19,33 @@ pub mod webhooks;
 pub use auth::{Caller, TenantAuth};
 pub use error::{ApiError, ApiResult};
 
-use crate::config::Settings;
-use crate::crypto::KeyRing;
-use crate::store::Store;
+use crate::config::ServerSettings;
+use crate::usecase::Services;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use std::sync::Arc;
 
-/// The one state shared by every handler.
+/// The one state shared by every handler: the use cases' services (one copy, shared handles)
+/// plus what only the HTTP layer needs.
 #[derive(Clone)]
 pub struct ApiContext {
-    pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
-    pub keys: Arc<KeyRing>,
+    /// Store, keys, trust, validity checker, face engine and the use cases' settings.
+    pub svc: Services,
+    /// `[server]`: limits of the listener and of requests.
+    pub server: Arc<ServerSettings>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The configured CVC issuer keys and JPKI roots.
-    pub trust: Arc<crate::card::TrustStore>,
-    /// The J-LIS validity checker.
-    pub validity: Arc<dyn crate::jlis::ValidityChecker>,
-    pub face: crate::face::FaceEngine,
     /// Per-tenant request rate (per replica).
     pub limiter: Arc<ratelimit::TenantLimiter>,
+    /// Failed authentications per client address (per replica).
+    pub auth_failures: Arc<ratelimit::AuthFailureBudget>,
     /// Test hook: sees every response (see [`Observer`]).
     pub observer: Option<Observer>,
 }
 
 impl ApiContext {
-    /// The handles the use cases take.
-    pub fn services(&self) -> crate::usecase::Services {
-        crate::usecase::Services {
-            settings: self.settings.clone(),
-            store: self.store.clone(),
-            keys: self.keys.clone(),
-            trust: self.trust.clone(),
-            validity: self.validity.clone(),
-            face: self.face.clone(),
-        }
-    }
-
     /// Readiness of the engines loaded at start-up (face models, …), by name.
     pub fn engine_readiness(&self) -> Vec<(&'static str, String)> {
-        let face = if self.face.is_ready() {
+        let face = if self.svc.face.is_ready() {
             "ok"
         } else {
             "warming_up"
@@ -128,15 +114,15 @@ async fn observe(
 }
 
 pub fn router(ctx: ApiContext) -> Router {
-    let body_limit = ctx.settings.server.body_limit_bytes;
-    let deadline_secs = ctx.settings.server.request_deadline_secs;
+    let body_limit = ctx.server.body_limit_bytes;
+    let deadline_secs = ctx.server.request_deadline_secs;
     let (mut routes, doc) = api().split_for_parts();
     if let Some(observer) = ctx.observer.clone() {
         routes = routes.route_layer(axum::middleware::from_fn_with_state(observer, observe));
     }
     routes
         .layer(axum::Extension(Arc::new(doc)))
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -27,6 +27,15 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`server.metrics_token`, when configured"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "client_token",
             SecurityScheme::Http(
                 HttpBuilder::new()

@@ -41,13 +41,13 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
     let mut checks = std::collections::BTreeMap::new();
-    let database = match tokio::time::timeout(Duration::from_secs(2), ctx.store.ping()).await {
+    let database = match tokio::time::timeout(Duration::from_secs(2), ctx.svc.store.ping()).await {
         Ok(Ok(())) => "ok".to_string(),
         Ok(Err(_)) => "unreachable".to_string(),
         Err(_) => "timeout".to_string(),
     };
     let migrations = if database == "ok" {
-        match ctx.store.migrations_current().await {
+        match ctx.svc.store.migrations_current().await {
             Ok(true) => "ok".to_string(),
             Ok(false) => "pending".to_string(),
             Err(_) => "unknown".to_string(),
@@ -75,11 +75,31 @@ pub async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
+/// Prometheus text exposition. With `server.metrics_token` set (required in production) it needs
+/// `Authorization: Bearer <token>`: the counters describe the tenants' traffic.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, content_type = "text/plain"),
+    (status = 401, body = super::error::Problem, content_type = "application/problem+json", description = "unauthenticated (a metrics token is configured)")),
+    security((), ("metrics_token" = [])))]
+pub async fn metrics(
+    State(ctx): State<ApiContext>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, super::ApiError> {
+    if let Some(token) = &ctx.server.metrics_token {
+        use subtle::ConstantTimeEq;
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let want = crate::domain::credential_hash(token.expose());
+        let got = crate::domain::credential_hash(presented);
+        if !bool::from(want.ct_eq(&got)) {
+            return Err(super::ApiError::Unauthenticated);
+        }
+    }
     let body = ctx.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }
 
 /// This document.

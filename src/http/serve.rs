@@ -54,7 +54,7 @@ pub async fn serve(
         };
         metrics::gauge!("http_open_connections")
             .set((limits.max_connections - slots.available_permits()) as f64);
-        let (stream, _remote) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -67,10 +67,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            TowerToHyperService::new(router.clone().map_request(
-                |request: hyper::Request<Incoming>| request.map(axum::body::Body::new),
-            ));
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: hyper::Request<Incoming>| {
+                // The peer's address, for the per-address budget of failed authentications.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                request.map(axum::body::Body::new)
+            },
+        ));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

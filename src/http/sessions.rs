@@ -13,57 +13,8 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(create_session))
 }
 
-/// The documented shape of [`CreateSession`]: one variant per purpose.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum CreateSessionRequest {
-    Enrollment(EnrollmentSessionRequest),
-    Transaction(TransactionSessionRequest),
-}
-
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EnrollmentPurpose {
-    Enrollment,
-}
-
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TransactionPurpose {
-    Transaction,
-}
-
-/// An enrollment session.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollmentSessionRequest {
-    pub purpose: EnrollmentPurpose,
-    /// The RP's own reference for the customer.
-    #[schema(min_length = 1, max_length = 256)]
-    pub subject_ref: Option<String>,
-    /// Free-form JSON object (at most 4096 bytes serialised).
-    #[schema(value_type = Option<Object>)]
-    pub context: Option<serde_json::Value>,
-}
-
-/// A transaction session: re-verifies the person of `enrollment_id`.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TransactionSessionRequest {
-    pub purpose: TransactionPurpose,
-    pub enrollment_id: crate::domain::EnrollmentId,
-    /// Free-form JSON object (at most 4096 bytes serialised), e.g. the transaction's reference.
-    #[schema(value_type = Option<Object>)]
-    pub context: Option<serde_json::Value>,
-}
-
 /// Open a session.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionRequest,
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key; the first answer is replayed for 24 h")),
     responses(
         (status = 201, body = CreatedSession),
@@ -86,13 +37,5 @@ pub async fn create_session(
 ) -> ApiResult<Answer> {
     let request: CreateSession = extract::json_body(&headers, &body)?;
     let key = idempotency::key(&headers)?;
-    Ok(sessions::open(
-        &ctx.services(),
-        &auth.tenant_id,
-        &auth.key_id,
-        request,
-        &body,
-        key,
-    )
-    .await?)
+    Ok(sessions::open(&ctx.svc, &auth.tenant_id, &auth.key_id, request, &body, key).await?)
 }

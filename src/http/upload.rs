@@ -18,7 +18,7 @@ pub struct PartLimits {
     pub max_frames: usize,
 }
 
-pub use crate::usecase::enrollment::Upload;
+pub use crate::usecase::upload::Upload;
 
 /// `multipart/form-data` of `POST /v1/enrollments` (documentation of the parts).
 #[allow(dead_code)]
@@ -75,7 +75,7 @@ pub struct VerifyJson {
 }
 
 fn too_large(what: &str, limit: usize) -> ApiError {
-    ApiError::PayloadTooLarge(format!("`{what}` is larger than {limit} bytes"))
+    ApiError::payload_too_large(format!("`{what}` is larger than {limit} bytes"))
 }
 
 /// Reads the request as multipart or JSON, according to its content type.
@@ -89,14 +89,14 @@ pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiErr
     if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, &())
             .await
-            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+            .map_err(|e| ApiError::malformed(e.body_text()))?;
         read_multipart(multipart, limits).await
     } else if content_type.starts_with("application/json") {
         let body = Bytes::from_request(request, &()).await?;
         read_json(&body, limits)
     } else {
-        Err(ApiError::UnsupportedMediaType(
-            "expected multipart/form-data or application/json".into(),
+        Err(ApiError::unsupported_media_type(
+            "expected multipart/form-data or application/json",
         ))
     }
 }
@@ -109,7 +109,7 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
             "card" => limits.card_json,
             "selfie" | "liveness_frame" => limits.image,
             "session_id" | "enrollment_id" => 256,
-            other => return Err(ApiError::Malformed(format!("unexpected part `{other}`"))),
+            other => return Err(ApiError::malformed(format!("unexpected part `{other}`"))),
         };
         let mut data = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -124,7 +124,7 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
             "selfie" => set_once(&mut upload.selfie, data, "selfie")?,
             "liveness_frame" => {
                 if upload.liveness_frames.len() >= limits.max_frames {
-                    return Err(ApiError::PayloadTooLarge(format!(
+                    return Err(ApiError::payload_too_large(format!(
                         "at most {} liveness_frame parts",
                         limits.max_frames
                     )));
@@ -133,7 +133,7 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
             }
             field_name => {
                 let text = String::from_utf8(data.to_vec())
-                    .map_err(|_| ApiError::Malformed(format!("`{field_name}` must be UTF-8")))?;
+                    .map_err(|_| ApiError::malformed(format!("`{field_name}` must be UTF-8")))?;
                 let slot = if field_name == "session_id" {
                     &mut upload.session_id
                 } else {
@@ -148,7 +148,7 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
 
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), ApiError> {
     if slot.is_some() {
-        return Err(ApiError::Malformed(format!("part `{name}` given twice")));
+        return Err(ApiError::malformed(format!("part `{name}` given twice")));
     }
     *slot = Some(value);
     Ok(())
@@ -156,9 +156,9 @@ fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), ApiErro
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+        ApiError::payload_too_large("the request body is larger than the configured limit")
     } else {
-        ApiError::Malformed(format!("unreadable multipart body: {}", e.body_text()))
+        ApiError::malformed(format!("unreadable multipart body: {}", e.body_text()))
     }
 }
 
@@ -181,7 +181,7 @@ fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> 
     let bytes = STANDARD
         .decode(b64.trim())
         .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
-        .map_err(|_| ApiError::Malformed(format!("`{name}` is not valid base64")))?;
+        .map_err(|_| ApiError::malformed(format!("`{name}` is not valid base64")))?;
     if bytes.len() > limit {
         return Err(too_large(name, limit));
     }
@@ -190,7 +190,7 @@ fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> 
 
 fn read_json(body: &[u8], limits: PartLimits) -> Result<Upload, ApiError> {
     let parsed: JsonUpload = serde_json::from_slice(body)
-        .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
+        .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))?;
     let card = parsed
         .card
         .map(|raw| Bytes::from(raw.get().as_bytes().to_vec()));
@@ -198,7 +198,7 @@ fn read_json(body: &[u8], limits: PartLimits) -> Result<Upload, ApiError> {
         return Err(too_large("card", limits.card_json));
     }
     if parsed.liveness_frames.len() > limits.max_frames {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(ApiError::payload_too_large(format!(
             "at most {} liveness_frames",
             limits.max_frames
         )));

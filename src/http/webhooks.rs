@@ -4,6 +4,7 @@
 
 use super::extract::{self, PathOf, QueryOf, RawBody};
 use super::{ApiContext, ApiResult, TenantAuth};
+use crate::domain::{DeliveryId, WebhookId};
 use crate::usecase::webhooks::{
     self, CreateWebhook, DeliveryDocument, DeliveryList, SecretRotated, WebhookCreated,
     WebhookDocument, WebhookList,
@@ -46,7 +47,7 @@ pub async fn create_webhook(
     let request: CreateWebhook = extract::json_body(&headers, &body)?;
     Ok((
         StatusCode::CREATED,
-        Json(webhooks::create(&ctx.services(), &auth.tenant_id, request).await?),
+        Json(webhooks::create(&ctx.svc, &auth.tenant_id, request).await?),
     ))
 }
 
@@ -62,13 +63,11 @@ pub async fn list_webhooks(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
 ) -> ApiResult<Json<WebhookList>> {
-    Ok(Json(
-        webhooks::list(&ctx.services(), &auth.tenant_id).await?,
-    ))
+    Ok(Json(webhooks::list(&ctx.svc, &auth.tenant_id).await?))
 }
 
 /// One endpoint.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = WebhookId, Path)),
     responses((status = 200, body = WebhookDocument),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
@@ -80,15 +79,13 @@ pub async fn list_webhooks(
 pub async fn get_webhook(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
-    PathOf(id): PathOf<String>,
+    PathOf(id): PathOf<WebhookId>,
 ) -> ApiResult<Json<WebhookDocument>> {
-    Ok(Json(
-        webhooks::get(&ctx.services(), &auth.tenant_id, &id).await?,
-    ))
+    Ok(Json(webhooks::get(&ctx.svc, &auth.tenant_id, &id).await?))
 }
 
 /// Delete an endpoint: nothing more is sent to it; its deliveries stay listed in the audit log.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = WebhookId, Path)),
     responses((status = 204, description = "deleted"),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
@@ -100,15 +97,15 @@ pub async fn get_webhook(
 pub async fn delete_webhook(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
-    PathOf(id): PathOf<String>,
+    PathOf(id): PathOf<WebhookId>,
 ) -> ApiResult<StatusCode> {
-    webhooks::delete(&ctx.services(), &auth.tenant_id, &id).await?;
+    webhooks::delete(&ctx.svc, &auth.tenant_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new signing secret, shown this once; the previous one keeps signing (a second signature in
 /// `webhook-signature`) until `previous_secret_valid_until`.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = WebhookId, Path)),
     responses((status = 200, body = SecretRotated),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
@@ -120,10 +117,10 @@ pub async fn delete_webhook(
 pub async fn rotate_secret(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
-    PathOf(id): PathOf<String>,
+    PathOf(id): PathOf<WebhookId>,
 ) -> ApiResult<Json<SecretRotated>> {
     Ok(Json(
-        webhooks::rotate_secret(&ctx.services(), &auth.tenant_id, &id).await?,
+        webhooks::rotate_secret(&ctx.svc, &auth.tenant_id, &id).await?,
     ))
 }
 
@@ -137,7 +134,7 @@ pub struct DeliveriesQuery {
 
 /// The endpoint's deliveries, newest first, with every attempt (status code or error class, time;
 /// never the receiver's body).
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), DeliveriesQuery),
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = WebhookId, Path), DeliveriesQuery),
     responses((status = 200, body = DeliveryList),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (limit, path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
@@ -149,17 +146,17 @@ pub struct DeliveriesQuery {
 pub async fn list_deliveries(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
-    PathOf(id): PathOf<String>,
+    PathOf(id): PathOf<WebhookId>,
     QueryOf(query): QueryOf<DeliveriesQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
     Ok(Json(
-        webhooks::deliveries(&ctx.services(), &auth.tenant_id, &id, query.limit).await?,
+        webhooks::deliveries(&ctx.svc, &auth.tenant_id, &id, query.limit).await?,
     ))
 }
 
 /// Retry a delivery now, with a fresh retry budget; re-enables an endpoint that was disabled.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
-    params(("id" = String, Path), ("delivery_id" = String, Path)),
+    params(("id" = WebhookId, Path), ("delivery_id" = DeliveryId, Path)),
     responses((status = 202, body = DeliveryDocument, description = "due now (a pending delivery is left as it is)"),
               (status = 400, body = super::error::Problem, content_type = "application/problem+json", description = "malformed_request (path)"),
               (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
@@ -171,10 +168,10 @@ pub async fn list_deliveries(
 pub async fn retry_delivery(
     State(ctx): State<ApiContext>,
     auth: TenantAuth,
-    PathOf((id, delivery_id)): PathOf<(String, String)>,
+    PathOf((id, delivery_id)): PathOf<(WebhookId, DeliveryId)>,
 ) -> ApiResult<(StatusCode, Json<DeliveryDocument>)> {
     Ok((
         StatusCode::ACCEPTED,
-        Json(webhooks::retry(&ctx.services(), &auth.tenant_id, &id, &delivery_id).await?),
+        Json(webhooks::retry(&ctx.svc, &auth.tenant_id, &id, &delivery_id).await?),
     ))
 }

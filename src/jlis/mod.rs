@@ -29,37 +29,14 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// What to check: the end-entity serial, the CA certificate that issued it (from the verified chain) and
-/// the certificate's CRL distribution points.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RevocationTarget {
-    /// Serial of the signing certificate, big-endian bytes (leading zero bytes allowed).
-    pub serial: Vec<u8>,
-    /// DER of the issuing CA certificate.
-    pub issuer_cert_der: Vec<u8>,
-    /// The certificate's cRLDistributionPoints extension value (DER; `card::RevocationTarget` carries it).
-    /// CRL mode picks the configured URL by it and matches the CRL's issuingDistributionPoint to it;
-    /// `None`: only a complete CRL (one without a distribution point in its scope) can answer.
-    pub crl_distribution_points: Option<Vec<u8>>,
-}
-
-impl fmt::Debug for RevocationTarget {
-    // The serial identifies one person's certificate: keep it out of logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationTarget")
-            .field("serial", &"[redacted]")
-            .field("issuer_cert_der_len", &self.issuer_cert_der.len())
-            .field(
-                "crl_distribution_points",
-                &self.crl_distribution_points.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
+pub use crate::domain::RevocationTarget;
 
 /// How the status was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RevocationMethod)]
 pub enum Method {
     Ocsp,
     Crl,
@@ -77,7 +54,7 @@ impl Method {
 }
 
 /// RFC 5280 CRLReason, named as there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RevocationReason {
     Unspecified,

@@ -1,14 +1,14 @@
 //! The audit log's hash chain: each row commits to the previous row's hash and its own content,
 //! so an edited, removed or reordered row breaks every hash after it.
 
-use crate::domain::{Millis, TenantId};
+use crate::domain::{AuditKind, Millis, TenantId};
 use sha2::{Digest, Sha256};
 
 /// What happened, to which resource. `details` is JSON with ids and outcomes only, never personal data.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub tenant_id: TenantId,
-    pub event: String,
+    pub event: AuditKind,
     pub subject: String,
     pub details: serde_json::Value,
     pub at: Millis,
@@ -17,13 +17,13 @@ pub struct AuditEvent {
 impl AuditEvent {
     pub fn new(
         tenant_id: &TenantId,
-        event: &str,
+        event: AuditKind,
         subject: &str,
         details: serde_json::Value,
     ) -> Self {
         Self {
             tenant_id: tenant_id.clone(),
-            event: event.to_string(),
+            event,
             subject: subject.to_string(),
             details,
             at: crate::domain::now_millis(),

@@ -302,12 +302,12 @@ macro_rules! sql_store {
                 };
                 let seq = prev_seq + 1;
                 let details = ev.details.to_string();
-                let hash = chain_hash(&prev_hash, ev.tenant_id.as_str(), seq, ev.at, &ev.event, &ev.subject, &details);
+                let hash = chain_hash(&prev_hash, ev.tenant_id.as_str(), seq, ev.at, ev.event.as_str(), &ev.subject, &details);
                 sqlx::query("INSERT INTO audit_log (tenant_id, seq, at, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .bind(&ev.tenant_id)
                     .bind(seq)
                     .bind(ev.at)
-                    .bind(&ev.event)
+                    .bind(ev.event.as_str())
                     .bind(&ev.subject)
                     .bind(details)
                     .bind(prev_hash)
@@ -624,7 +624,7 @@ macro_rules! sql_store {
                 if locked_now {
                     let locked = AuditEvent {
                         tenant_id: v.tenant_id.clone(),
-                        event: "enrollment.locked".into(),
+                        event: crate::domain::AuditKind::EnrollmentLocked,
                         subject: v.enrollment_id.to_string(),
                         details: serde_json::json!({"verification_id": v.id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
                         at: now,
@@ -961,7 +961,7 @@ macro_rules! sql_store {
                                 disabled_now = true;
                                 let audit = AuditEvent {
                                     tenant_id: r.tenant_id.clone(),
-                                    event: "webhook.disabled".into(),
+                                    event: crate::domain::AuditKind::WebhookDisabled,
                                     subject: r.endpoint_id.to_string(),
                                     details: serde_json::json!({"reason": "consecutive_failures", "failed_deliveries": r.disable_after_failed_deliveries, "last_delivery_id": r.delivery_id}),
                                     at: a.at,
@@ -1090,7 +1090,7 @@ macro_rules! sql_store {
                 if counts.total() > 0 {
                     let audit = AuditEvent {
                         tenant_id: tenant_id.clone(),
-                        event: "retention.purged".into(),
+                        event: crate::domain::AuditKind::RetentionPurged,
                         subject: tenant_id.to_string(),
                         details: serde_json::json!({"counts": counts}),
                         at: now,

@@ -36,9 +36,10 @@ fn selfie_error(e: FaceError, what: &str) -> UseCaseError {
         FaceError::Internal => {
             UseCaseError::internal(anyhow::anyhow!("face engine failed on {what}"))
         }
-        FaceError::TenantQueueFull { retry_after_secs } => {
-            UseCaseError::RateLimited { retry_after_secs }
-        }
+        FaceError::TenantQueueFull { retry_after_secs } => UseCaseError::RateLimited {
+            retry_after_secs,
+            detail: "this tenant's share of the face engine is in use; retry shortly",
+        },
         FaceError::WorkerPanicked => {
             UseCaseError::internal(anyhow::anyhow!("face worker panicked on {what}"))
         }

@@ -13,19 +13,57 @@ pub mod retention;
 pub mod scheduled;
 pub mod sessions;
 pub mod status;
+pub mod upload;
 pub mod verification;
 pub mod webhooks;
 
-use crate::config::Settings;
 use crate::crypto::KeyRing;
-use crate::domain::TenantId;
+use crate::domain::{Environment, TenantId};
 use crate::store::{Session, Store, StoreError};
+use serde::Deserialize;
 use std::sync::Arc;
+
+/// The settings the use cases read: the slices of the configuration that are theirs (the
+/// application builds it from `config::Settings`; nothing here reads the whole configuration).
+#[derive(Debug, Clone)]
+pub struct UseCaseSettings {
+    pub environment: Environment,
+    pub sessions: SessionSettings,
+    pub idempotency: IdempotencySettings,
+    pub verification: VerificationSettings,
+    pub face: crate::face::FaceConfig,
+    pub liveness: crate::liveness::LivenessConfig,
+    pub webhooks: crate::webhooks::WebhookSettings,
+    pub status_checks: scheduled::StatusCheckSettings,
+    pub retention: retention::RetentionSettings,
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub ttl_secs: u64,
+}
+
+/// `[idempotency]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub ttl_secs: u64,
+    /// How long a reservation of a running request holds its key; after that, a request that died
+    /// is assumed gone and a retry may take the key over. Longer than any request can run.
+    pub reservation_secs: u64,
+}
+
+/// `[verification]`: transaction-time re-verification.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VerificationSettings {
+    pub lockout: crate::lockout::LockoutPolicy,
+}
 
 /// The services a use case may call. Cheap to clone (shared handles).
 #[derive(Clone)]
 pub struct Services {
-    pub settings: Arc<Settings>,
+    pub settings: Arc<UseCaseSettings>,
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
     /// The configured CVC issuer keys and JPKI roots.
@@ -102,8 +140,12 @@ pub enum UseCaseError {
     },
     #[error("the face engine is at capacity; retry shortly")]
     Overloaded { retry_after_secs: u64 },
-    #[error("this tenant's share of the face engine is in use; retry shortly")]
-    RateLimited { retry_after_secs: u64 },
+    /// The tenant's request rate (HTTP) or its share of the face engine is used up.
+    #[error("{detail}")]
+    RateLimited {
+        retry_after_secs: u64,
+        detail: &'static str,
+    },
     #[error("the service is not ready")]
     NotReady { retry_after_secs: u64 },
     #[error("the database is unavailable; nothing was decided")]
@@ -117,6 +159,18 @@ pub type UseCaseResult<T> = Result<T, UseCaseError>;
 impl UseCaseError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         UseCaseError::Internal(e.into())
+    }
+
+    /// A validity checker's failure (nothing decided): the API's fail-closed error.
+    pub fn validity_unavailable(e: &crate::jlis::JlisError) -> Self {
+        tracing::warn!(
+            kind = e.kind().as_str(),
+            "validity check unavailable; failing closed"
+        );
+        UseCaseError::RevocationUnavailable {
+            retry_after_secs: e.retry_after_secs(),
+            cause: e.kind().as_str(),
+        }
     }
 }
 

@@ -103,7 +103,7 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
             .inactive_enrollments(&tenant.id, now - secs(shred_after), 1000)
             .await?
         {
-            match super::enrollment::delete_by(svc, &tenant.id, id.as_str(), "retention").await {
+            match super::enrollment::delete_by(svc, &tenant.id, &id, "retention").await {
                 Ok(()) => report.shredded += 1,
                 Err(super::UseCaseError::NotFound) => {}
                 Err(e) => return Err(anyhow::anyhow!("shredding {id}: {e}")),

@@ -154,7 +154,7 @@ impl Scheduler {
                 let interval = intervals.get(&c.tenant_id).copied().unwrap_or(default_ms);
                 async move {
                     let result =
-                        check_enrollment_by(&self.svc, &c.tenant_id, c.enrollment_id.as_str(), Trigger::Scheduled)
+                        check_enrollment_by(&self.svc, &c.tenant_id, &c.enrollment_id, Trigger::Scheduled)
                             .await;
                     let now = now_millis();
                     let next = match &result {

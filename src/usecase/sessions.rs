@@ -14,20 +14,89 @@ use serde::{Deserialize, Serialize};
 const MAX_SUBJECT_REF: usize = 256;
 const MAX_CONTEXT_BYTES: usize = 4096;
 
-/// `POST /v1/sessions`. Either purpose, told apart by `purpose`.
+/// `POST /v1/sessions`: one variant per purpose, told apart by the `purpose` member. Parsing is the
+/// validation: a body that deserialises is a valid request, and this type is also what the OpenAPI
+/// document shows.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSession {
-    pub purpose: Purpose,
-    /// The RP's own reference for the customer (enrollment sessions only).
-    #[schema(min_length = 1, max_length = 256)]
-    pub subject_ref: Option<String>,
-    /// The enrollment to re-verify (transaction sessions; required there, refused otherwise).
-    pub enrollment_id: Option<String>,
-    /// Free-form JSON object the RP wants kept with the session, e.g. `{"reference": "wire-2291"}`
-    /// (at most 4096 bytes serialised).
-    #[schema(value_type = Option<Object>)]
-    pub context: Option<serde_json::Value>,
+#[serde(tag = "purpose", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CreateSession {
+    /// An enrollment session.
+    Enrollment {
+        /// The RP's own reference for the customer.
+        #[serde(default)]
+        #[schema(value_type = Option<String>, min_length = 1, max_length = 256)]
+        subject_ref: Option<SubjectRef>,
+        #[serde(default)]
+        context: Option<SessionContext>,
+    },
+    /// A transaction session: re-verifies the person of `enrollment_id`.
+    Transaction {
+        enrollment_id: EnrollmentId,
+        #[serde(default)]
+        context: Option<SessionContext>,
+    },
+}
+
+impl CreateSession {
+    fn purpose(&self) -> Purpose {
+        match self {
+            CreateSession::Enrollment { .. } => Purpose::Enrollment,
+            CreateSession::Transaction { .. } => Purpose::Transaction,
+        }
+    }
+
+    fn context(&self) -> Option<String> {
+        match self {
+            CreateSession::Enrollment { context, .. }
+            | CreateSession::Transaction { context, .. } => context.as_ref().map(|c| c.0.clone()),
+        }
+    }
+}
+
+/// The RP's reference for a customer: 1-256 characters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubjectRef(String);
+
+impl TryFrom<String> for SubjectRef {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.len() > MAX_SUBJECT_REF {
+            return Err(format!(
+                "subject_ref must be 1-{MAX_SUBJECT_REF} characters"
+            ));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<SubjectRef> for String {
+    fn from(s: SubjectRef) -> String {
+        s.0
+    }
+}
+
+/// Free-form JSON object the RP wants kept with the session, e.g. `{"reference": "wire-2291"}`:
+/// at most 4096 bytes serialised. Held as its serialised text.
+#[derive(Debug, Clone, utoipa::ToSchema)]
+#[schema(value_type = Object)]
+pub struct SessionContext(String);
+
+impl<'de> Deserialize<'de> for SessionContext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        if !value.is_object() {
+            return Err(serde::de::Error::custom("context must be a JSON object"));
+        }
+        let text = value.to_string();
+        if text.len() > MAX_CONTEXT_BYTES {
+            return Err(serde::de::Error::custom(format!(
+                "context must serialise to at most {MAX_CONTEXT_BYTES} bytes"
+            )));
+        }
+        Ok(Self(text))
+    }
 }
 
 /// The answer of `POST /v1/sessions` (201).
@@ -79,8 +148,13 @@ pub fn session_id_for(caller: &Caller, named: Option<&str>) -> UseCaseResult<Ses
             Ok(session.id.clone())
         }
         Caller::Tenant { .. } => {
-            let named = named
-                .ok_or_else(|| UseCaseError::Malformed("missing field `session_id`".into()))?;
+            // Server to server the session is named in the path (`POST /v1/sessions/{id}/enrollment`);
+            // the `session_id` field of the app's operation is the deprecated form of that.
+            let named = named.ok_or_else(|| {
+                UseCaseError::Forbidden(
+                    "with an API key, enroll through POST /v1/sessions/{id}/enrollment".into(),
+                )
+            })?;
             SessionId::parse(named).ok_or(UseCaseError::NotFound)
         }
     }
@@ -140,47 +214,6 @@ impl StoredChallenge {
     }
 }
 
-fn validate(request: &CreateSession) -> UseCaseResult<Option<String>> {
-    if request
-        .subject_ref
-        .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() > MAX_SUBJECT_REF)
-    {
-        return Err(UseCaseError::Malformed(format!(
-            "subject_ref must be 1-{MAX_SUBJECT_REF} characters"
-        )));
-    }
-    let context = match &request.context {
-        Some(value) if !value.is_object() => {
-            return Err(UseCaseError::Malformed(
-                "context must be a JSON object".into(),
-            ))
-        }
-        Some(value) => Some(value.to_string()),
-        None => None,
-    };
-    if context
-        .as_ref()
-        .is_some_and(|c| c.len() > MAX_CONTEXT_BYTES)
-    {
-        return Err(UseCaseError::Malformed(format!(
-            "context must serialise to at most {MAX_CONTEXT_BYTES} bytes"
-        )));
-    }
-    match (request.purpose, &request.enrollment_id) {
-        (Purpose::Enrollment, Some(_)) => Err(UseCaseError::Malformed(
-            "enrollment_id is only for purpose \"transaction\"".into(),
-        )),
-        (Purpose::Transaction, None) => Err(UseCaseError::Malformed(
-            "purpose \"transaction\" needs enrollment_id".into(),
-        )),
-        (Purpose::Transaction, Some(_)) if request.subject_ref.is_some() => Err(
-            UseCaseError::Malformed("subject_ref is only for purpose \"enrollment\"".into()),
-        ),
-        _ => Ok(context),
-    }
-}
-
 /// `POST /v1/sessions` with the raw body (for the Idempotency-Key fingerprint).
 pub async fn open(
     svc: &Services,
@@ -190,7 +223,8 @@ pub async fn open(
     raw_body: &[u8],
     idempotency_key: Option<String>,
 ) -> UseCaseResult<Answer> {
-    let context = validate(&request)?;
+    let context = request.context();
+    let purpose = request.purpose();
     let keyed = idempotency_key.map(|key| {
         Keyed::new(
             tenant_id,
@@ -201,20 +235,21 @@ pub async fn open(
         )
     });
     idempotency::once(svc, keyed, |completion| async move {
-        let enrollment_id = match (request.purpose, &request.enrollment_id) {
-            (Purpose::Transaction, Some(named)) => {
-                let id = EnrollmentId::parse(named).ok_or(UseCaseError::NotFound)?;
+        let (subject_ref, enrollment_id) = match &request {
+            CreateSession::Enrollment { subject_ref, .. } => {
+                (subject_ref.clone().map(String::from), None)
+            }
+            CreateSession::Transaction { enrollment_id, .. } => {
                 let enrollment = svc
                     .store
-                    .get_enrollment(tenant_id, &id)
+                    .get_enrollment(tenant_id, enrollment_id)
                     .await?
                     .ok_or(UseCaseError::NotFound)?;
                 if !enrollment.status.is_active() {
                     return Err(UseCaseError::EnrollmentInactive);
                 }
-                Some(id)
+                (None, Some(enrollment_id.clone()))
             }
-            _ => None,
         };
         let now = domain::now_millis();
         let ttl_ms = i64::try_from(svc.settings.sessions.ttl_secs * 1000).unwrap_or(600_000);
@@ -233,8 +268,8 @@ pub async fn open(
         let session = NewSession {
             id: SessionId::new(),
             tenant_id: tenant_id.clone(),
-            purpose: request.purpose,
-            subject_ref: request.subject_ref.clone(),
+            purpose,
+            subject_ref: subject_ref.clone(),
             enrollment_id: enrollment_id.clone(),
             context,
             client_token_hash: credential.hash,
@@ -245,20 +280,20 @@ pub async fn open(
         };
         let created = CreatedSession {
             id: session.id.clone(),
-            purpose: request.purpose,
+            purpose,
             client_token: credential.token.into_inner(),
             nonce: URL_SAFE_NO_PAD.encode(nonce),
             expires_at: domain::rfc3339(session.expires_at),
             liveness: challenge,
-            subject_ref: request.subject_ref,
+            subject_ref,
             enrollment_id,
         };
         let answer = Answer::created(&created)?;
         let audit = AuditEvent::new(
             tenant_id,
-            "session.created",
+            crate::domain::AuditKind::SessionCreated,
             session.id.as_str(),
-            serde_json::json!({"purpose": request.purpose.as_str()}),
+            serde_json::json!({"purpose": purpose.as_str()}),
         );
         // The answer holds the client token: sealed under the KEK, kept for the key's lifetime.
         let stored =
@@ -351,9 +386,10 @@ mod tests {
             tenant_id: TenantId::new(),
             key_id: "key_1".into(),
         };
+        // The backend names the session in the path of its own operation.
         assert!(matches!(
             session_id_for(&backend, None),
-            Err(UseCaseError::Malformed(_))
+            Err(UseCaseError::Forbidden(_))
         ));
         assert_eq!(
             session_id_for(&backend, Some(SES_2)).unwrap().as_str(),

@@ -1,88 +1,14 @@
 //! Status checks (現況確認): the revocation check of the API, how an answer changes an enrollment's
 //! status, and the on-demand check of a stored enrollment.
 
+use super::enrollment::{open_certificate, reason_of, RevocationCheck, StoredDecision};
 use super::{Services, UseCaseError, UseCaseResult};
 use crate::domain::{now_millis, EnrollmentId, EnrollmentStatus, Reason, TenantId};
-use crate::jlis::{self, ValidityReport};
+use crate::jlis::ValidityReport;
 use crate::store::{AuditEvent, StatusChange};
 use serde::{Deserialize, Serialize};
 
-/// The outcome of the validity check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RevocationResult {
-    Good,
-    Revoked,
-    Unknown,
-    /// Nothing was asked: the card's own checks failed first (or it chained to no trusted root).
-    NotChecked,
-}
-
-/// The `revocation` check of the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RevocationCheck {
-    pub result: RevocationResult,
-    /// `ocsp`, `crl` or `static`.
-    pub method: Option<String>,
-    /// When this answer was obtained (the last status check's time after a status check).
-    pub checked_at: Option<String>,
-    /// RFC 5280 reason name when revoked, e.g. `affiliationChanged`.
-    pub reason: Option<String>,
-    pub revoked_at: Option<String>,
-    pub responder: Option<String>,
-}
-
-impl RevocationCheck {
-    pub fn not_checked() -> Self {
-        Self {
-            result: RevocationResult::NotChecked,
-            method: None,
-            checked_at: None,
-            reason: None,
-            revoked_at: None,
-            responder: None,
-        }
-    }
-
-    pub fn from_report(report: &ValidityReport) -> Self {
-        let (result, reason, revoked_at) = match report.status {
-            jlis::Status::Good => (RevocationResult::Good, None, None),
-            jlis::Status::Revoked { reason, revoked_at } => (
-                RevocationResult::Revoked,
-                serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string)),
-                Some(revoked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            ),
-            jlis::Status::Unknown => (RevocationResult::Unknown, None, None),
-        };
-        Self {
-            result,
-            method: Some(report.method.as_str().into()),
-            checked_at: Some(
-                report
-                    .checked_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
-            reason,
-            revoked_at,
-            responder: report.responder.clone(),
-        }
-    }
-}
-
-/// The reason code of a validity answer that is not `good`.
-pub fn reason_of(report: &ValidityReport) -> Option<Reason> {
-    match report.status {
-        jlis::Status::Good => None,
-        jlis::Status::Revoked {
-            reason: jlis::RevocationReason::AffiliationChanged,
-            ..
-        } => Some(Reason::IdentityChanged),
-        jlis::Status::Revoked { .. } => Some(Reason::CertificateRevoked),
-        jlis::Status::Unknown => Some(Reason::CertificateStatusUnknown),
-    }
-}
+pub use super::enrollment::{RevocationResult, SealedCertificate};
 
 /// The status after a status check's answer. Revocation is final; `unknown` is visible
 /// (`status_unknown`) and lifts when a later check answers `good`.
@@ -97,58 +23,12 @@ pub fn after_check(current: EnrollmentStatus, report: &ValidityReport) -> Enroll
     }
 }
 
-/// What is sealed under the enrollment's key about its certificate: enough for a status check, and
-/// the fields that reveal a person (the serial; `not_after` is the fifth birthday after issuance).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SealedCertificate {
-    pub serial_hex: String,
-    pub issuer_cert_der_hex: String,
-    /// The certificate's CRL distribution point, when it names one (DER, hex).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution_point_hex: Option<String>,
-    /// For the API key holder's view.
-    #[serde(default)]
-    pub serial: Option<String>,
-    #[serde(default)]
-    pub issuer: Option<String>,
-    #[serde(default)]
-    pub not_after: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl SealedCertificate {
-    pub fn target(&self) -> UseCaseResult<jlis::RevocationTarget> {
-        Ok(jlis::RevocationTarget {
-            serial: hex::decode(&self.serial_hex).map_err(UseCaseError::internal)?,
-            issuer_cert_der: hex::decode(&self.issuer_cert_der_hex)
-                .map_err(UseCaseError::internal)?,
-            crl_distribution_points: self
-                .distribution_point_hex
-                .as_deref()
-                .map(hex::decode)
-                .transpose()
-                .map_err(UseCaseError::internal)?,
-        })
-    }
-}
-
 /// The answer of `POST /v1/enrollments/{id}/status-check`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusCheckDocument {
     pub id: EnrollmentId,
     pub status: EnrollmentStatus,
     pub revocation: RevocationCheck,
-}
-
-/// Maps a validity checker's failure (nothing decided) to the API's fail-closed error.
-pub fn unavailable(e: &jlis::JlisError) -> UseCaseError {
-    tracing::warn!(
-        kind = e.kind().as_str(),
-        "validity check unavailable; failing closed"
-    );
-    UseCaseError::RevocationUnavailable {
-        retry_after_secs: e.retry_after_secs(),
-        cause: e.kind().as_str(),
-    }
 }
 
 /// Who asked for a status check.
@@ -173,7 +53,7 @@ impl Trigger {
 pub async fn check_enrollment(
     svc: &Services,
     tenant_id: &crate::domain::TenantId,
-    id: &str,
+    id: &EnrollmentId,
 ) -> UseCaseResult<StatusCheckDocument> {
     check_enrollment_by(svc, tenant_id, id, Trigger::Manual).await
 }
@@ -183,30 +63,29 @@ pub async fn check_enrollment(
 pub async fn check_enrollment_by(
     svc: &Services,
     tenant_id: &TenantId,
-    id: &str,
+    id: &EnrollmentId,
     trigger: Trigger,
 ) -> UseCaseResult<StatusCheckDocument> {
-    let id = EnrollmentId::parse(id).ok_or(UseCaseError::NotFound)?;
     let mut row = svc
         .store
-        .get_enrollment(tenant_id, &id)
+        .get_enrollment(tenant_id, id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
-    let Some(certificate) = super::enrollment::open_certificate(svc, &row)? else {
+    let Some(certificate) = open_certificate(svc, &row)? else {
         return Err(UseCaseError::EnrollmentInactive);
     };
     let report = svc
         .validity
-        .check(&certificate.target()?)
+        .check(&certificate.target)
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(|e| UseCaseError::validity_unavailable(&e))?;
     let check = RevocationCheck::from_report(&report);
     // The answer is applied to the status as it is when we write: a concurrent check (manual and
     // scheduled, or two replicas) that wrote first is read again, so a change is recorded, audited
     // and signalled once.
     for _ in 0..MAX_STATUS_WRITE_ATTEMPTS {
         let status = after_check(row.status, &report);
-        let mut record = super::enrollment::StoredDecision::from_row(&row)?;
+        let mut record = StoredDecision::from_row(&row)?;
         record.checks.revocation = check.clone();
         match reason_of(&report) {
             Some(reason) => record.reasons.push(reason),
@@ -214,7 +93,7 @@ pub async fn check_enrollment_by(
         }
         let audit = AuditEvent::new(
             &row.tenant_id,
-            "enrollment.status_checked",
+            crate::domain::AuditKind::EnrollmentStatusChecked,
             row.id.as_str(),
             serde_json::json!({"result": check.result, "reason": check.reason, "status": status,
                                "previous_status": row.status, "trigger": trigger.as_str()}),
@@ -246,7 +125,7 @@ pub async fn check_enrollment_by(
             .await?
         {
             return Ok(StatusCheckDocument {
-                id,
+                id: id.clone(),
                 status,
                 revocation: check,
             });
@@ -254,7 +133,7 @@ pub async fn check_enrollment_by(
         // Deleted while we asked J-LIS (404), or changed by a concurrent check: read it again.
         row = svc
             .store
-            .get_enrollment(tenant_id, &id)
+            .get_enrollment(tenant_id, id)
             .await?
             .ok_or(UseCaseError::NotFound)?;
     }
@@ -269,6 +148,7 @@ const MAX_STATUS_WRITE_ATTEMPTS: usize = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jlis;
     use chrono::Utc;
     use EnrollmentStatus::*;
 

@@ -8,10 +8,11 @@
 //! transaction (see [`crate::store::Store::record_verification`]), so parallel attempts cannot race
 //! past the limit.
 
-use super::enrollment::{self, MatchPolicy, Upload};
+use super::enrollment::{self, MatchPolicy};
 use super::faces;
 use super::idempotency::{self, Answer, Keyed};
 use super::sessions::{self, StoredChallenge};
+use super::upload::Upload;
 use super::{round4, secs_until, Caller, Services, UseCaseError, UseCaseResult};
 use crate::crypto::{Owner, RecordKind};
 use crate::domain::{
@@ -105,33 +106,35 @@ pub async fn verify(
         return Err(UseCaseError::Malformed("unexpected part `card`".into()));
     }
     // Which enrollment, before any state check (so a retry's key is looked up first).
-    let (enrollment_id, session_id) =
-        match caller {
-            Caller::Client { session } => {
-                if upload.enrollment_id.is_some() {
-                    return Err(UseCaseError::Malformed(
+    let (enrollment_id, session_id) = match caller {
+        Caller::Client { session } => {
+            if upload.enrollment_id.is_some() {
+                return Err(UseCaseError::Malformed(
                     "`enrollment_id` comes from the session with a client token; do not send it"
                         .into(),
                 ));
-                }
-                let session_id = sessions::session_id_for(caller, upload.session_id.as_deref())?;
-                let enrollment_id = session.enrollment_id.clone().ok_or_else(|| {
-                    UseCaseError::Forbidden("this session is for enrollment".into())
-                })?;
-                (enrollment_id.to_string(), Some(session_id))
             }
-            Caller::Tenant { .. } => {
-                if upload.session_id.is_some() {
-                    return Err(UseCaseError::Malformed(
-                        "`session_id` is not a field of a server-to-server verification".into(),
-                    ));
-                }
-                let id = upload.enrollment_id.clone().ok_or_else(|| {
-                    UseCaseError::Malformed("missing field `enrollment_id`".into())
-                })?;
-                (id, None)
+            let session_id = sessions::session_id_for(caller, upload.session_id.as_deref())?;
+            let enrollment_id = session
+                .enrollment_id
+                .clone()
+                .ok_or_else(|| UseCaseError::Forbidden("this session is for enrollment".into()))?;
+            (enrollment_id.to_string(), Some(session_id))
+        }
+        Caller::Tenant { .. } => {
+            if upload.session_id.is_some() {
+                return Err(UseCaseError::Malformed(
+                    "`session_id` is not a field of a server-to-server verification".into(),
+                ));
             }
-        };
+            let id = upload.enrollment_id.clone().ok_or_else(|| {
+                UseCaseError::Forbidden(
+                    "with an API key, verify through POST /v1/enrollments/{id}/verify".into(),
+                )
+            })?;
+            (id, None)
+        }
+    };
     let keyed = idempotency_key.map(|key| {
         Keyed::new(
             caller.tenant_id(),
@@ -248,7 +251,7 @@ async fn record(
     };
     let audit = AuditEvent::new(
         &enrollment.tenant_id,
-        "verification.created",
+        crate::domain::AuditKind::VerificationCreated,
         id.as_str(),
         serde_json::json!({"enrollment_id": enrollment.id, "decision": outcome.decision.as_str()}),
     );

@@ -300,7 +300,7 @@ pub async fn create(
     };
     let audit = AuditEvent::new(
         tenant_id,
-        "webhook.created",
+        crate::domain::AuditKind::WebhookCreated,
         id.as_str(),
         serde_json::json!({"events": endpoint.events}),
     );
@@ -328,31 +328,29 @@ pub async fn list(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<Webhook
     })
 }
 
-fn parse_id(id: &str) -> UseCaseResult<WebhookId> {
-    WebhookId::parse(id).ok_or(UseCaseError::NotFound)
-}
-
-pub async fn get(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseResult<WebhookDocument> {
-    let id = parse_id(id)?;
+pub async fn get(
+    svc: &Services,
+    tenant_id: &TenantId,
+    id: &WebhookId,
+) -> UseCaseResult<WebhookDocument> {
     let row = svc
         .store
-        .get_webhook(tenant_id, &id)
+        .get_webhook(tenant_id, id)
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render(&row, now_millis())
 }
 
-pub async fn delete(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseResult<()> {
-    let id = parse_id(id)?;
+pub async fn delete(svc: &Services, tenant_id: &TenantId, id: &WebhookId) -> UseCaseResult<()> {
     let audit = AuditEvent::new(
         tenant_id,
-        "webhook.deleted",
+        crate::domain::AuditKind::WebhookDeleted,
         id.as_str(),
         serde_json::json!({}),
     );
     if svc
         .store
-        .delete_webhook(tenant_id, &id, &audit, now_millis())
+        .delete_webhook(tenant_id, id, &audit, now_millis())
         .await?
     {
         Ok(())
@@ -364,29 +362,28 @@ pub async fn delete(svc: &Services, tenant_id: &TenantId, id: &str) -> UseCaseRe
 pub async fn rotate_secret(
     svc: &Services,
     tenant_id: &TenantId,
-    id: &str,
+    id: &WebhookId,
 ) -> UseCaseResult<SecretRotated> {
-    let id = parse_id(id)?;
     let key = sign::new_key();
     let until = now_millis() + (svc.settings.webhooks.secret_grace_secs as Millis) * 1000;
     let sealed = svc
         .keys
-        .seal_system(&secret_context(tenant_id, &id), key.as_slice());
+        .seal_system(&secret_context(tenant_id, id), key.as_slice());
     let audit = AuditEvent::new(
         tenant_id,
-        "webhook.secret_rotated",
+        crate::domain::AuditKind::WebhookSecretRotated,
         id.as_str(),
         serde_json::json!({"previous_valid_until": domain::rfc3339(until)}),
     );
     if !svc
         .store
-        .rotate_webhook_secret(tenant_id, &id, &sealed, until, &audit)
+        .rotate_webhook_secret(tenant_id, id, &sealed, until, &audit)
         .await?
     {
         return Err(UseCaseError::NotFound);
     }
     Ok(SecretRotated {
-        id,
+        id: id.clone(),
         secret: ShownSecret(sign::secret_text(key.as_slice())),
         previous_secret_valid_until: domain::rfc3339(until),
     })
@@ -395,23 +392,22 @@ pub async fn rotate_secret(
 pub async fn deliveries(
     svc: &Services,
     tenant_id: &TenantId,
-    id: &str,
+    id: &WebhookId,
     limit: Option<i64>,
 ) -> UseCaseResult<DeliveryList> {
-    let id = parse_id(id)?;
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(UseCaseError::Malformed(
             "limit must be between 1 and 200".into(),
         ));
     }
-    if svc.store.get_webhook(tenant_id, &id).await?.is_none() {
+    if svc.store.get_webhook(tenant_id, id).await?.is_none() {
         return Err(UseCaseError::NotFound);
     }
     Ok(DeliveryList {
         deliveries: svc
             .store
-            .list_deliveries(tenant_id, &id, limit)
+            .list_deliveries(tenant_id, id, limit)
             .await?
             .iter()
             .map(|(d, a)| render_delivery(d, a))
@@ -423,20 +419,18 @@ pub async fn deliveries(
 pub async fn retry(
     svc: &Services,
     tenant_id: &TenantId,
-    id: &str,
-    delivery_id: &str,
+    id: &WebhookId,
+    delivery_id: &DeliveryId,
 ) -> UseCaseResult<DeliveryDocument> {
-    let id = parse_id(id)?;
-    let delivery_id = DeliveryId::parse(delivery_id).ok_or(UseCaseError::NotFound)?;
     let audit = AuditEvent::new(
         tenant_id,
-        "webhook.delivery_retried",
+        crate::domain::AuditKind::WebhookDeliveryRetried,
         delivery_id.as_str(),
         serde_json::json!({"webhook_id": id}),
     );
     let (row, attempts) = svc
         .store
-        .retry_delivery(tenant_id, &id, &delivery_id, &audit, now_millis())
+        .retry_delivery(tenant_id, id, delivery_id, &audit, now_millis())
         .await?
         .ok_or(UseCaseError::NotFound)?;
     render_delivery(&row, &attempts)

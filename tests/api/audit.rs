@@ -12,13 +12,13 @@ async fn audit_chain_verifies_and_detects_an_edited_row(backend: Backend) {
     }
     // Concurrent appends keep one unbroken chain.
     let appends = (0..10).map(|i| {
-        let store = app.ctx.store.clone();
+        let store = app.ctx.svc.store.clone();
         let tenant = app.tenant_id.clone();
         tokio::spawn(async move {
             store
                 .append_audit(&AuditEvent::new(
                     &tenant,
-                    "test.event",
+                    jpki_face::domain::AuditKind::SessionCreated,
                     &format!("s{i}"),
                     serde_json::json!({"i": i}),
                 ))
@@ -28,7 +28,7 @@ async fn audit_chain_verifies_and_detects_an_edited_row(backend: Backend) {
     for r in futures::future::join_all(appends).await {
         r.unwrap().unwrap();
     }
-    let verdict = verify_audit_chain(app.ctx.store.as_ref(), &app.tenant_id)
+    let verdict = verify_audit_chain(app.ctx.svc.store.as_ref(), &app.tenant_id)
         .await
         .unwrap();
     // tenant.created + 3 sessions + 10 events
@@ -36,7 +36,7 @@ async fn audit_chain_verifies_and_detects_an_edited_row(backend: Backend) {
 
     let (other, _) = app.other_tenant().await;
     assert_eq!(
-        verify_audit_chain(app.ctx.store.as_ref(), &other)
+        verify_audit_chain(app.ctx.svc.store.as_ref(), &other)
             .await
             .unwrap(),
         ChainVerdict::Intact { rows: 1 }
@@ -62,7 +62,7 @@ async fn audit_chain_verifies_and_detects_an_edited_row(backend: Backend) {
                 .unwrap();
         }
     }
-    let verdict = verify_audit_chain(app.ctx.store.as_ref(), &app.tenant_id)
+    let verdict = verify_audit_chain(app.ctx.svc.store.as_ref(), &app.tenant_id)
         .await
         .unwrap();
     assert_eq!(verdict, ChainVerdict::Broken { seq: 3 });

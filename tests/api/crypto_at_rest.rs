@@ -10,7 +10,7 @@ crate::on_both_backends!(personal_data_is_encrypted_and_shredded_on_delete);
 
 async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
     let app = spawn_app(backend).await;
-    let store = app.ctx.store.as_ref();
+    let store = app.ctx.svc.store.as_ref();
     let id = insert_enrollment(&app, &app.tenant_id, "verified").await;
 
     let dump = dump_database(&app).await;
@@ -36,6 +36,7 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
     };
     let dek = app
         .ctx
+        .svc
         .keys
         .unwrap_key(owner, row.wrapped_key.as_ref().unwrap())
         .unwrap();
@@ -49,7 +50,7 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
 
     let audit = AuditEvent::new(
         &app.tenant_id,
-        "enrollment.deleted",
+        jpki_face::domain::AuditKind::EnrollmentDeleted,
         id.as_str(),
         serde_json::json!({}),
     );
@@ -88,7 +89,7 @@ async fn personal_data_is_encrypted_and_shredded_on_delete(backend: Backend) {
     );
     assert!(!dump.contains(&String::from_utf8_lossy(&wrapped_before.blob).into_owned()));
     // Even a copy of the old ciphertext is useless without the data key: no other key opens it.
-    let (other_dek, _) = app.ctx.keys.new_data_key(owner);
+    let (other_dek, _) = app.ctx.svc.keys.new_data_key(owner);
     assert!(other_dek
         .open(owner, RecordKind::Identity, sealed_identity.expose())
         .is_err());

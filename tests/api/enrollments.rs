@@ -250,6 +250,7 @@ async fn validity_service_down_fails_closed_and_stores_nothing(backend: Backend)
     assert_eq!(app.count(CountedTable::Templates).await, 0);
     let stored = app
         .ctx
+        .svc
         .store
         .get_session(
             &app.tenant_id,
@@ -409,7 +410,7 @@ async fn parallel_enrollments_land_exactly_once(backend: Backend) {
     assert_eq!((created, consumed), (20, 20), "{statuses:?}");
     assert_eq!(app.count(CountedTable::Enrollments).await, 20);
     assert_eq!(app.count(CountedTable::Templates).await, 40);
-    let chain = jpki_face::store::verify_audit_chain(app.ctx.store.as_ref(), &app.tenant_id)
+    let chain = jpki_face::store::verify_audit_chain(app.ctx.svc.store.as_ref(), &app.tenant_id)
         .await
         .unwrap();
     assert!(

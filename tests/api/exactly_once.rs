@@ -18,17 +18,6 @@ crate::on_both_backends!(
     connection_kills_leave_no_enrollment_a_retry_cannot_learn,
 );
 
-async fn enroll_keyed(app: &TestApp, bearer: &str, card: &Value, key: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/enrollments"))
-        .bearer_auth(bearer)
-        .header("idempotency-key", key)
-        .multipart(enrollment_form(card, A_SELFIE, &[]))
-        .send()
-        .await
-        .expect("request")
-}
-
 async fn parts(response: reqwest::Response) -> (u16, bool, Vec<u8>) {
     let status = response.status().as_u16();
     let replayed = response
@@ -40,6 +29,7 @@ async fn parts(response: reqwest::Response) -> (u16, bool, Vec<u8>) {
 
 async fn audit_events(app: &TestApp, event: &str) -> usize {
     app.ctx
+        .svc
         .store
         .audit_rows(&app.tenant_id)
         .await
@@ -252,6 +242,7 @@ async fn parallel_wrong_faces_lock_the_enrollment_without_lost_updates(backend: 
     );
     let row = app
         .ctx
+        .svc
         .store
         .get_enrollment(
             &app.tenant_id,

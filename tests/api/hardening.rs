@@ -338,7 +338,7 @@ async fn a_worker_panic_is_one_500_and_the_pool_heals() {
     );
     let app = spawn_app_with(options).await;
     // Its own engine warms up first (503 not_ready until then).
-    let face = app.ctx.face.clone();
+    let face = app.ctx.svc.face.clone();
     let warm = tokio::task::spawn_blocking(move || face.wait_ready(Duration::from_secs(120)));
     assert!(warm.await.unwrap(), "the engine warms up");
     let id = enroll_person_a(&app).await;
@@ -380,7 +380,7 @@ async fn a_worker_panic_is_one_500_and_the_pool_heals() {
     assert!(ready, "/readyz recovers after the worker is replaced");
     let response = post_verify(&app, &app.api_key, A_LATER, &[("enrollment_id", id)]).await;
     assert_eq!(response.status(), 200);
-    let stats = app.ctx.face.stats();
+    let stats = app.ctx.svc.face.stats();
     assert!(
         stats.worker_panics >= 1 && stats.worker_restarts >= 1,
         "{stats:?}"

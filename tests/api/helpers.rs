@@ -126,7 +126,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .expect("app builds");
     let addr = app.local_addr();
     let ctx = app.context().clone();
-    let (tenant, _key_id, key) = create_tenant(ctx.store.as_ref(), "test-tenant")
+    let (tenant, _key_id, key) = create_tenant(ctx.svc.store.as_ref(), "test-tenant")
         .await
         .expect("tenant");
     tokio::spawn(app.run_until(std::future::pending()));
@@ -162,7 +162,7 @@ impl TestApp {
 
     /// A second tenant with its own key.
     pub async fn other_tenant(&self) -> (jpki_face::domain::TenantId, String) {
-        let (tenant, _, key) = create_tenant(self.ctx.store.as_ref(), "other-tenant")
+        let (tenant, _, key) = create_tenant(self.ctx.svc.store.as_ref(), "other-tenant")
             .await
             .expect("tenant");
         (tenant.id, key.expose().clone())
@@ -419,4 +419,124 @@ pub fn client_token(session: &Value) -> String {
         .as_str()
         .expect("the session has a client token")
         .to_string()
+}
+
+// Enrolling and verifying over HTTP, shared by every suite.
+
+use crate::cards::{cards, photo, A_SELFIE};
+
+/// The multipart form of an enrollment: the card JSON, the selfie file and extra text fields.
+pub fn enrollment_form(
+    card: &serde_json::Value,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::multipart::Form {
+    let bytes = std::fs::read(photo(selfie)).unwrap();
+    let mut form = reqwest::multipart::Form::new()
+        .part(
+            "card",
+            reqwest::multipart::Part::text(card.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "selfie",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name("selfie.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    for (name, value) in extra {
+        form = form.text(name.to_string(), value.clone());
+    }
+    form
+}
+
+/// Sends an enrollment as multipart: the card JSON and the selfie file.
+pub async fn post_enrollment(
+    app: &TestApp,
+    bearer: &str,
+    card: &serde_json::Value,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/enrollments"))
+        .bearer_auth(bearer)
+        .multipart(enrollment_form(card, selfie, extra))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// The multipart form of a transaction-time verify: the selfie file and extra text fields.
+pub fn verify_form(selfie: &str, extra: &[(&str, String)]) -> reqwest::multipart::Form {
+    let bytes = std::fs::read(photo(selfie)).unwrap();
+    let mut form = reqwest::multipart::Form::new().part(
+        "selfie",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("s.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    for (name, value) in extra {
+        form = form.text(name.to_string(), value.clone());
+    }
+    form
+}
+
+/// A transaction-time verify with the selfie file.
+pub async fn post_verify(
+    app: &TestApp,
+    bearer: &str,
+    selfie: &str,
+    extra: &[(&str, String)],
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/transactions/verify"))
+        .bearer_auth(bearer)
+        .multipart(verify_form(selfie, extra))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Opens a session for `purpose` (and `enrollment_id` for transactions) with the tenant's key.
+pub async fn open_session(app: &TestApp, body: serde_json::Value) -> serde_json::Value {
+    let response = app.post_session(&app.api_key, &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// A verified enrollment of person A; returns its id.
+pub async fn enroll_person_a(app: &TestApp) -> String {
+    enroll_card(app, &cards().a).await
+}
+
+/// A verified enrollment of `person`'s test card with person A's selfie; returns its id.
+pub async fn enroll_card(app: &TestApp, person: &jpki_face::devcard::PersonId) -> String {
+    let session = app.enrollment_session().await;
+    let card = cards().sign(person, &session);
+    let response = post_enrollment(app, &client_token(&session), &card, A_SELFIE, &[]).await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "verified", "{body:#}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// An enrollment upload with an Idempotency-Key.
+pub async fn enroll_keyed(
+    app: &TestApp,
+    bearer: &str,
+    card: &serde_json::Value,
+    key: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/enrollments"))
+        .bearer_auth(bearer)
+        .header("idempotency-key", key)
+        .multipart(enrollment_form(card, A_SELFIE, &[]))
+        .send()
+        .await
+        .expect("request")
 }

@@ -23,7 +23,7 @@ async fn sessions_carry_the_tenants_liveness_challenge(backend: Backend) {
         ..Default::default()
     };
     let (_, _, key) =
-        jpki_face::app::create_tenant_with(app.ctx.store.as_ref(), "strict", settings)
+        jpki_face::app::create_tenant_with(app.ctx.svc.store.as_ref(), "strict", settings)
             .await
             .unwrap();
     let mut seen = std::collections::HashSet::new();

@@ -19,11 +19,12 @@ pub async fn insert_enrollment(app: &TestApp, tenant_id: &TenantId, status: &str
     let enrollment = new_enrollment(app, tenant_id, &session_id, status);
     let audit = AuditEvent::new(
         tenant_id,
-        "enrollment.created",
+        jpki_face::domain::AuditKind::EnrollmentCreated,
         enrollment.id.as_str(),
         serde_json::json!({"status": status}),
     );
     app.ctx
+        .svc
         .store
         .create_enrollment(&enrollment, &audit, None, &[])
         .await
@@ -48,11 +49,12 @@ pub async fn insert_session(app: &TestApp, tenant_id: &TenantId) -> SessionId {
     };
     let audit = AuditEvent::new(
         tenant_id,
-        "session.created",
+        jpki_face::domain::AuditKind::SessionCreated,
         session.id.as_str(),
         serde_json::json!({}),
     );
     app.ctx
+        .svc
         .store
         .create_session(&session, &audit, None)
         .await
@@ -71,7 +73,7 @@ pub fn new_enrollment(
         tenant_id,
         enrollment_id: &id,
     };
-    let (dek, wrapped) = app.ctx.keys.new_data_key(owner);
+    let (dek, wrapped) = app.ctx.svc.keys.new_data_key(owner);
     let identity = serde_json::json!({"name": TEST_NAME, "birth_date": "1990-01-02"}).to_string();
     let template: Vec<u8> = (0..128u32)
         .flat_map(|i| (i as f32 / 128.0).to_le_bytes())
@@ -160,7 +162,7 @@ crate::on_both_backends!(
 
 async fn every_read_is_scoped_by_tenant(backend: Backend) {
     let app = spawn_app(backend).await;
-    let store = app.ctx.store.as_ref();
+    let store = app.ctx.svc.store.as_ref();
     let (tenant_b, _) = app.other_tenant().await;
     let enrollment = insert_enrollment(&app, &app.tenant_id, "verified").await;
     let session = insert_session(&app, &app.tenant_id).await;
@@ -227,7 +229,7 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
 
     let audit = AuditEvent::new(
         &tenant_b,
-        "enrollment.deleted",
+        jpki_face::domain::AuditKind::EnrollmentDeleted,
         enrollment.as_str(),
         serde_json::json!({}),
     );
@@ -264,12 +266,12 @@ async fn every_read_is_scoped_by_tenant(backend: Backend) {
 
 async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
     let app = spawn_app(backend).await;
-    let store = app.ctx.store.as_ref();
+    let store = app.ctx.svc.store.as_ref();
     let session = insert_session(&app, &app.tenant_id).await;
     let first = new_enrollment(&app, &app.tenant_id, &session, "verified");
     let audit = AuditEvent::new(
         &app.tenant_id,
-        "enrollment.created",
+        jpki_face::domain::AuditKind::EnrollmentCreated,
         first.id.as_str(),
         serde_json::json!({}),
     );
@@ -297,12 +299,12 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
     let session = insert_session(&app, &app.tenant_id).await;
     let attempts = (0..8).map(|_| {
         let e = new_enrollment(&app, &app.tenant_id, &session, "verified");
-        let store = app.ctx.store.clone();
+        let store = app.ctx.svc.store.clone();
         let tenant = app.tenant_id.clone();
         tokio::spawn(async move {
             let audit = AuditEvent::new(
                 &tenant,
-                "enrollment.created",
+                jpki_face::domain::AuditKind::EnrollmentCreated,
                 e.id.as_str(),
                 serde_json::json!({}),
             );

@@ -189,7 +189,7 @@ async fn delete_shreds_and_later_calls_404(backend: Backend) {
         .await;
     assert_problem(session, 404, "not_found").await;
     assert_eq!(app.count(CountedTable::Templates).await, 0);
-    let audit = app.ctx.store.audit_rows(&app.tenant_id).await.unwrap();
+    let audit = app.ctx.svc.store.audit_rows(&app.tenant_id).await.unwrap();
     assert!(
         audit
             .iter()
@@ -318,6 +318,7 @@ async fn an_interrupted_upload_leaves_nothing(backend: Backend) {
     }
     let stored = app
         .ctx
+        .svc
         .store
         .get_session(
             &app.tenant_id,
@@ -415,6 +416,7 @@ async fn nothing_personal_is_stored_in_plaintext(backend: Backend) {
     // Templates: the stored bytes are ciphertext, not the template the engine computes for the selfie.
     let analysis = app
         .ctx
+        .svc
         .face
         .analyze(
             std::fs::read(photo(A_SELFIE)).unwrap().into(),
@@ -425,6 +427,7 @@ async fn nothing_personal_is_stored_in_plaintext(backend: Backend) {
     let plain = analysis.template.unwrap().to_bytes();
     let stored = app
         .ctx
+        .svc
         .store
         .templates(
             &app.tenant_id,

@@ -218,7 +218,7 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
 }
 
 async fn audit_events(app: &TestApp) -> Vec<jpki_face::store::AuditRow> {
-    app.ctx.store.audit_rows(&app.tenant_id).await.unwrap()
+    app.ctx.svc.store.audit_rows(&app.tenant_id).await.unwrap()
 }
 
 async fn endpoints_are_managed_and_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(
@@ -493,7 +493,7 @@ async fn a_silent_receiver_gets_its_endpoint_disabled_after_the_limit(backend: B
 }
 
 async fn verify_audit(app: &TestApp) -> jpki_face::store::ChainVerdict {
-    jpki_face::store::verify_audit_chain(app.ctx.store.as_ref(), &app.tenant_id)
+    jpki_face::store::verify_audit_chain(app.ctx.svc.store.as_ref(), &app.tenant_id)
         .await
         .unwrap()
 }
@@ -501,16 +501,6 @@ async fn verify_audit(app: &TestApp) -> jpki_face::store::ChainVerdict {
 /// The scheduler on a few-second interval, polling often.
 fn schedule_toml(interval_secs: u64) -> String {
     format!("[status_checks]\ninterval_secs = {interval_secs}\npoll_interval_ms = 200\nlease_secs = 30\nconcurrency = 2\n")
-}
-
-async fn enroll_card(app: &TestApp, person: &jpki_face::devcard::PersonId) -> String {
-    let cards = cards();
-    let session = app.enrollment_session().await;
-    let card = cards.sign(person, &session);
-    let response = post_enrollment(app, &client_token(&session), &card, A_SELFIE, &[]).await;
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "verified", "{body:#}");
-    body["id"].as_str().unwrap().to_string()
 }
 
 async fn the_scheduled_check_finds_a_revoked_card_and_signals_it_once(backend: Backend) {
@@ -700,7 +690,7 @@ async fn retention_removes_what_it_should_and_nothing_else(backend: Backend) {
     );
     options.toml.push_str(&fast_webhooks(1000));
     let app = spawn_app_with(options).await;
-    let svc = app.ctx.services();
+    let svc = app.ctx.svc.clone();
     let receiver = Receiver::start(0).await;
     register(
         &app,

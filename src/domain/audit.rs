@@ -1,0 +1,92 @@
+//! The audit log's vocabulary: every kind of event the service records, spelled once.
+
+use serde::Serialize;
+
+/// What happened. Stored as [`AuditKind::as_str`]; the names are stable (consumers read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum AuditKind {
+    #[serde(rename = "tenant.created")]
+    TenantCreated,
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    #[serde(rename = "enrollment.created")]
+    EnrollmentCreated,
+    #[serde(rename = "enrollment.deleted")]
+    EnrollmentDeleted,
+    #[serde(rename = "enrollment.status_checked")]
+    EnrollmentStatusChecked,
+    #[serde(rename = "enrollment.locked")]
+    EnrollmentLocked,
+    #[serde(rename = "verification.created")]
+    VerificationCreated,
+    #[serde(rename = "webhook.created")]
+    WebhookCreated,
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted,
+    #[serde(rename = "webhook.secret_rotated")]
+    WebhookSecretRotated,
+    #[serde(rename = "webhook.delivery_retried")]
+    WebhookDeliveryRetried,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
+    #[serde(rename = "retention.purged")]
+    RetentionPurged,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 13] = [
+        AuditKind::TenantCreated,
+        AuditKind::SessionCreated,
+        AuditKind::EnrollmentCreated,
+        AuditKind::EnrollmentDeleted,
+        AuditKind::EnrollmentStatusChecked,
+        AuditKind::EnrollmentLocked,
+        AuditKind::VerificationCreated,
+        AuditKind::WebhookCreated,
+        AuditKind::WebhookDeleted,
+        AuditKind::WebhookSecretRotated,
+        AuditKind::WebhookDeliveryRetried,
+        AuditKind::WebhookDisabled,
+        AuditKind::RetentionPurged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::TenantCreated => "tenant.created",
+            AuditKind::SessionCreated => "session.created",
+            AuditKind::EnrollmentCreated => "enrollment.created",
+            AuditKind::EnrollmentDeleted => "enrollment.deleted",
+            AuditKind::EnrollmentStatusChecked => "enrollment.status_checked",
+            AuditKind::EnrollmentLocked => "enrollment.locked",
+            AuditKind::VerificationCreated => "verification.created",
+            AuditKind::WebhookCreated => "webhook.created",
+            AuditKind::WebhookDeleted => "webhook.deleted",
+            AuditKind::WebhookSecretRotated => "webhook.secret_rotated",
+            AuditKind::WebhookDeliveryRetried => "webhook.delivery_retried",
+            AuditKind::WebhookDisabled => "webhook.disabled",
+            AuditKind::RetentionPurged => "retention.purged",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_spelled_once_and_distinct() {
+        let mut names: Vec<_> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        for k in AuditKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), AuditKind::ALL.len());
+    }
+}
