@@ -10,6 +10,7 @@ mod enrollments;
 mod errors;
 mod exactly_once;
 mod hardening;
+mod house;
 mod liveness;
 mod ops;
 mod readiness;

@@ -262,3 +262,76 @@ pub fn render(svc: &Services, row: &EnrollmentRow) -> UseCaseResult<EnrollmentDo
         row.created_at,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Reason;
+    use crate::jlis;
+
+    /// A `document` column as version 1 wrote it (no `schema` member): a rejected enrollment whose
+    /// certificate was found revoked. Kept verbatim: if the API's types change, this must still load.
+    const V1_REVOKED: &str = r#"{"reasons":["certificate_revoked"],"checks":{"card_data":{"result":"valid","issuer_key_id":"9000023/001"},"card_present":{"result":"valid"},"certificate":{"result":"valid","serial":null,"issuer":null,"not_after":null},"revocation":{"result":"revoked","method":"ocsp","checked_at":"2026-12-01T10:00:00.000Z","reason":"keyCompromise","revoked_at":"2026-11-30T09:00:00Z","responder":"http://127.0.0.1:8888"},"consistency":{"result":"match","mismatched":[]},"hojo":{"result":"valid","issuer_key_id":"9000033/001"},"hojo_binding":{"result":"bound","certificate_mismatched":[],"kenmen_mismatched":[]},"selfie_quality":{"result":"pass","faces":1,"face_width_px":200,"brightness":0.5,"sharpness":0.8,"yaw_deg":0.0,"pitch_deg":0.0,"failed":[],"inter_eye_px":60.0,"roll_deg":0.0,"glare":0.0,"detection_score":0.9},"chip_photo_quality":{"result":"pass","faces":1,"face_width_px":200,"brightness":0.5,"sharpness":0.8,"yaw_deg":0.0,"pitch_deg":0.0,"failed":[],"inter_eye_px":60.0,"roll_deg":0.0,"glare":0.0,"detection_score":0.9},"liveness":{"result":"skipped","kind":"off"},"face_match":{"result":"match","score":0.7,"threshold":0.5,"target_fmr":0.0001,"model":"sface@abc"}}}"#;
+
+    #[test]
+    fn a_version_1_record_loads_and_is_written_back_as_the_current_version() {
+        let record = StoredDecision::from_json(V1_REVOKED).expect("version 1 loads");
+        assert!(record.reasons.contains(Reason::CertificateRevoked));
+        assert_eq!(
+            record.checks.revocation.reason,
+            Some(jlis::RevocationReason::KeyCompromise)
+        );
+        assert_eq!(record.checks.revocation.method, Some(jlis::Method::Ocsp));
+        let written = record.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(value["schema"], StoredDecision::SCHEMA);
+        // Apart from the version, the stored shape is unchanged.
+        let mut v1: serde_json::Value = serde_json::from_str(V1_REVOKED).unwrap();
+        v1["schema"] = StoredDecision::SCHEMA.into();
+        assert_eq!(value, v1);
+        assert_eq!(StoredDecision::from_json(&written).unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_of_a_newer_schema_is_refused_not_misread() {
+        let mut v: serde_json::Value = serde_json::from_str(V1_REVOKED).unwrap();
+        v["schema"] = 3.into();
+        assert!(matches!(
+            StoredDecision::from_json(&v.to_string()),
+            Err(RecordError::NewerSchema(3))
+        ));
+    }
+
+    #[test]
+    fn certificate_details_are_refused_in_the_public_record() {
+        let mut record = StoredDecision::from_json(V1_REVOKED).unwrap();
+        record.checks.certificate.serial = Some("0A1B".into());
+        assert!(matches!(
+            record.to_json(),
+            Err(RecordError::CertificateDetails)
+        ));
+        let mut record = StoredDecision::from_json(V1_REVOKED).unwrap();
+        record.checks.certificate.issuer = Some("CN=x".into());
+        assert!(record.to_json().is_err());
+    }
+
+    #[test]
+    fn the_sealed_certificate_keeps_its_first_json_shape() {
+        let json = r#"{"serial_hex":"0a1b","issuer_cert_der_hex":"3082","distribution_point_hex":"30ff","serial":"0A1B","issuer":"CN=JPKI","not_after":"2030-01-01T00:00:00Z"}"#;
+        let sealed: SealedCertificate = serde_json::from_str(json).unwrap();
+        assert_eq!(sealed.target.serial, vec![0x0a, 0x1b]);
+        assert_eq!(
+            sealed.target.crl_distribution_points,
+            Some(vec![0x30, 0xff])
+        );
+        let back: serde_json::Value = serde_json::to_value(&sealed).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
+        assert!(serde_json::from_str::<SealedCertificate>(
+            r#"{"serial_hex":"zz","issuer_cert_der_hex":"30"}"#
+        )
+        .is_err());
+    }
+}
