@@ -123,12 +123,13 @@ run_backend() {
       -F "card=@$2;type=application/json" -F "selfie=@$3;type=image/jpeg")
     echo "$code $out"
   }
-  # verify BEARER SELFIE [ENROLLMENT_ID] -> "STATUS BODYFILE"
+  # verify BEARER SELFIE [ENROLLMENT_ID] -> "STATUS BODYFILE": the app's operation with a client
+  # token, or the backend's own (the enrollment in the path) with the API key and an id.
   verify() {
-    local out="$WORK/resp-$RANDOM$RANDOM.json" extra=()
-    [ -n "${3:-}" ] && extra=(-F "enrollment_id=$3")
-    local code; code=$(curl -s -o "$out" -w '%{http_code}' -X POST "$base/v1/transactions/verify" -H "authorization: Bearer $1" \
-      -F "selfie=@$2;type=image/jpeg" "${extra[@]}")
+    local out="$WORK/resp-$RANDOM$RANDOM.json" url="$base/v1/transactions/verify"
+    [ -n "${3:-}" ] && url="$base/v1/enrollments/$3/verify"
+    local code; code=$(curl -s -o "$out" -w '%{http_code}' -X POST "$url" -H "authorization: Bearer $1" \
+      -F "selfie=@$2;type=image/jpeg")
     echo "$code $out"
   }
   count_enrollments() { curl -s "$base/v1/enrollments?subject_ref=e2e-customer" "${H[@]}" | jq '.enrollments | length'; }
