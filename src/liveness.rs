@@ -139,6 +139,9 @@ pub struct LivenessConfig {
     pub same_person_min_score: f32,
 }
 
+/// The default of `liveness.max_frames` (the OpenAPI document states it as `maxItems`).
+pub const DEFAULT_MAX_FRAMES: usize = 6;
+
 impl Default for LivenessConfig {
     fn default() -> Self {
         Self {
@@ -147,7 +150,7 @@ impl Default for LivenessConfig {
             pitch_up_min_deg: 10.0,
             front_max_deg: 12.0,
             min_motion: 0.03,
-            max_frames: 6,
+            max_frames: DEFAULT_MAX_FRAMES,
             same_person_min_score: 0.5,
         }
     }

@@ -33,7 +33,7 @@ fn limits(ctx: &ApiContext) -> PartLimits {
 /// Enroll a card holder.
 #[utoipa::path(post, path = "/v1/enrollments", tag = "enrollments",
     request_body(content(
-        (upload::EnrollmentMultipart = "multipart/form-data"),
+        (upload::EnrollmentUpload = "multipart/form-data"),
         (upload::EnrollmentJson = "application/json"),
     ), description = "The app's upload with its session's client token: `card`, `selfie`, `liveness_frame`…. (An API key here answers 403: the server-to-server form is `POST /v1/sessions/{id}/enrollment`.)"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key: a retry with the same key and request replays the first answer")),
@@ -59,14 +59,14 @@ pub async fn create_enrollment(
     request: Request,
 ) -> ApiResult<Answer> {
     let key = idempotency::key(&headers)?;
-    let upload = upload::read(request, limits(&ctx)).await?;
+    let upload = upload::read_enrollment(request, limits(&ctx)).await?;
     Ok(enrollment::enroll(&ctx.svc, &caller, upload, key).await?)
 }
 
 /// Enroll a card holder, server to server: the RP's backend uploads for one of its sessions.
 #[utoipa::path(post, path = "/v1/sessions/{id}/enrollment", tag = "enrollments",
     request_body(content(
-        (upload::EnrollmentMultipart = "multipart/form-data"),
+        (upload::EnrollmentUpload = "multipart/form-data"),
         (upload::EnrollmentJson = "application/json"),
     ), description = "`card`, `selfie`, `liveness_frame`… for the session in the path."),
     params(("id" = crate::domain::SessionId, Path),
@@ -94,7 +94,7 @@ pub async fn create_enrollment_for_session(
     request: Request,
 ) -> ApiResult<Answer> {
     let key = idempotency::key(&headers)?;
-    let mut upload = upload::read(request, limits(&ctx)).await?;
+    let mut upload = upload::read_enrollment(request, limits(&ctx)).await?;
     if upload.session_id.is_some() {
         return Err(ApiError::malformed(
             "`session_id` is in the path of this operation; do not send it",

@@ -27,7 +27,7 @@ fn limits(ctx: &ApiContext) -> PartLimits {
 /// Re-verify an enrolled person by a new selfie.
 #[utoipa::path(post, path = "/v1/transactions/verify", tag = "transactions",
     request_body(content(
-        (upload::VerifyMultipart = "multipart/form-data"),
+        (upload::VerifyUpload = "multipart/form-data"),
         (upload::VerifyJson = "application/json"),
     ), description = "The app's upload with a transaction session's client token: `selfie` (+ `liveness_frame`… if asked). (An API key here answers 403: the server-to-server form is `POST /v1/enrollments/{id}/verify`.)"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key")),
@@ -53,14 +53,14 @@ pub async fn verify(
     request: Request,
 ) -> ApiResult<Answer> {
     let key = idempotency::key(&headers)?;
-    let upload = upload::read(request, limits(&ctx)).await?;
+    let upload = upload::read_verify(request, limits(&ctx)).await?;
     Ok(verification::verify(&ctx.svc, &caller, upload, key).await?)
 }
 
 /// Re-verify an enrolled person by a new selfie, server to server (the RP's backend).
 #[utoipa::path(post, path = "/v1/enrollments/{id}/verify", tag = "transactions",
     request_body(content(
-        (upload::VerifyMultipart = "multipart/form-data"),
+        (upload::VerifyUpload = "multipart/form-data"),
         (upload::VerifyJson = "application/json"),
     ), description = "`selfie` for the enrollment in the path (no liveness challenge: there is no session)."),
     params(("id" = crate::domain::EnrollmentId, Path),
@@ -88,7 +88,7 @@ pub async fn verify_enrollment(
     request: Request,
 ) -> ApiResult<Answer> {
     let key = idempotency::key(&headers)?;
-    let mut upload = upload::read(request, limits(&ctx)).await?;
+    let mut upload = upload::read_verify(request, limits(&ctx)).await?;
     if upload.enrollment_id.is_some() {
         return Err(ApiError::malformed(
             "`enrollment_id` is in the path of this operation; do not send it",

@@ -1,7 +1,7 @@
-//! Reading the uploads of `POST /v1/enrollments` and `POST /v1/transactions/verify`:
-//! `multipart/form-data` (parts `card`, `selfie`, `liveness_frame`…, and the text fields
-//! `session_id` / `enrollment_id`) or `application/json` with the images in base64.
-//! Every part has its own size limit, checked while streaming, before anything is decoded.
+//! Reading the uploads of the enrollment and verify operations: `multipart/form-data` (parts `card`,
+//! `selfie`, `liveness_frame`…) or `application/json` with the images in base64. Every part has its
+//! own size limit, checked while streaming, before anything is decoded; what comes out is the parsed
+//! [`EnrollmentUpload`] or [`VerifyUpload`] (a missing or unexpected part is a 400 here).
 
 use super::ApiError;
 use axum::body::Bytes;
@@ -9,6 +9,9 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use serde::Deserialize;
+
+pub use crate::usecase::upload::{EnrollmentUpload, VerifyUpload};
 
 /// Per-part limits, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -18,59 +21,36 @@ pub struct PartLimits {
     pub max_frames: usize,
 }
 
-pub use crate::usecase::upload::Upload;
-
-/// `multipart/form-data` of `POST /v1/enrollments` (documentation of the parts).
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-pub struct EnrollmentMultipart {
-    /// The card JSON (api.md).
-    #[schema(value_type = String, format = Binary)]
-    pub card: Vec<u8>,
-    /// JPEG, PNG or WebP.
-    #[schema(value_type = String, format = Binary)]
-    pub selfie: Vec<u8>,
-    /// One per prompt of the session's liveness challenge, in order.
-    #[schema(value_type = Option<Vec<String>>, format = Binary)]
-    pub liveness_frame: Option<Vec<Vec<u8>>>,
-    /// Required with an API key; with a client token only its own session.
-    pub session_id: Option<String>,
-}
-
-/// `application/json` of `POST /v1/enrollments`: the images in base64.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
+/// `application/json` of the enrollment operations: the images in base64.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EnrollmentJson {
     /// The card JSON object (api.md).
     #[schema(value_type = Object)]
-    pub card: serde_json::Value,
+    pub card: Box<serde_json::value::RawValue>,
     /// Base64 of a JPEG, PNG or WebP.
     pub selfie: String,
+    /// Base64 images, one per prompt of the session's liveness challenge, in order.
+    #[serde(default)]
     pub liveness_frames: Option<Vec<String>>,
-    /// Required with an API key; with a client token only its own session.
+    /// Deprecated (`POST /v1/enrollments` with an API key): the session.
+    #[serde(default)]
+    #[schema(ignore)]
     pub session_id: Option<String>,
 }
 
-/// `multipart/form-data` of `POST /v1/transactions/verify`.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-pub struct VerifyMultipart {
-    #[schema(value_type = String, format = Binary)]
-    pub selfie: Vec<u8>,
-    #[schema(value_type = Option<Vec<String>>, format = Binary)]
-    pub liveness_frame: Option<Vec<Vec<u8>>>,
-    /// Required with an API key; refused with a client token (the session names the enrollment).
-    pub enrollment_id: Option<String>,
-}
-
-/// `application/json` of `POST /v1/transactions/verify`.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
+/// `application/json` of the verify operations: the images in base64.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyJson {
     /// Base64 of a JPEG, PNG or WebP.
     pub selfie: String,
+    /// Base64 images, one per prompt of the session's liveness challenge, in order.
+    #[serde(default)]
     pub liveness_frames: Option<Vec<String>>,
-    /// Required with an API key; refused with a client token (the session names the enrollment).
+    /// Deprecated (`POST /v1/transactions/verify` with an API key): the enrollment.
+    #[serde(default)]
+    #[schema(ignore)]
     pub enrollment_id: Option<String>,
 }
 
@@ -78,8 +58,59 @@ fn too_large(what: &str, limit: usize) -> ApiError {
     ApiError::payload_too_large(format!("`{what}` is larger than {limit} bytes"))
 }
 
-/// Reads the request as multipart or JSON, according to its content type.
-pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiError> {
+/// Which operation's parts are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Enrollment,
+    Verify,
+}
+
+/// The parts as they arrive, before the operation's shape is applied.
+#[derive(Default)]
+struct Parts {
+    card: Option<Bytes>,
+    selfie: Option<Bytes>,
+    frames: Vec<Bytes>,
+    /// `session_id` (enrollment) or `enrollment_id` (verify): the deprecated field of each.
+    named_id: Option<String>,
+}
+
+impl Parts {
+    fn selfie(&mut self) -> Result<Bytes, ApiError> {
+        self.selfie
+            .take()
+            .ok_or_else(|| ApiError::malformed("missing part `selfie`"))
+    }
+}
+
+/// Reads an enrollment upload as multipart or JSON, according to its content type.
+pub async fn read_enrollment(
+    request: Request,
+    limits: PartLimits,
+) -> Result<EnrollmentUpload, ApiError> {
+    let mut parts = read(request, limits, Shape::Enrollment).await?;
+    Ok(EnrollmentUpload {
+        card: parts
+            .card
+            .take()
+            .ok_or_else(|| ApiError::malformed("missing part `card`"))?,
+        selfie: parts.selfie()?,
+        liveness_frame: parts.frames,
+        session_id: parts.named_id,
+    })
+}
+
+/// Reads a verify upload as multipart or JSON, according to its content type.
+pub async fn read_verify(request: Request, limits: PartLimits) -> Result<VerifyUpload, ApiError> {
+    let mut parts = read(request, limits, Shape::Verify).await?;
+    Ok(VerifyUpload {
+        selfie: parts.selfie()?,
+        liveness_frame: parts.frames,
+        enrollment_id: parts.named_id,
+    })
+}
+
+async fn read(request: Request, limits: PartLimits, shape: Shape) -> Result<Parts, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -90,10 +121,10 @@ pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiErr
         let multipart = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::malformed(e.body_text()))?;
-        read_multipart(multipart, limits).await
+        read_multipart(multipart, limits, shape).await
     } else if content_type.starts_with("application/json") {
         let body = Bytes::from_request(request, &()).await?;
-        read_json(&body, limits)
+        read_json(&body, limits, shape)
     } else {
         Err(ApiError::unsupported_media_type(
             "expected multipart/form-data or application/json",
@@ -101,14 +132,22 @@ pub async fn read(request: Request, limits: PartLimits) -> Result<Upload, ApiErr
     }
 }
 
-async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<Upload, ApiError> {
-    let mut upload = Upload::default();
+async fn read_multipart(
+    mut multipart: Multipart,
+    limits: PartLimits,
+    shape: Shape,
+) -> Result<Parts, ApiError> {
+    let mut parts = Parts::default();
+    let id_field = match shape {
+        Shape::Enrollment => "session_id",
+        Shape::Verify => "enrollment_id",
+    };
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or("").to_string();
         let limit = match name.as_str() {
-            "card" => limits.card_json,
+            "card" if shape == Shape::Enrollment => limits.card_json,
             "selfie" | "liveness_frame" => limits.image,
-            "session_id" | "enrollment_id" => 256,
+            other if other == id_field => 256,
             other => return Err(ApiError::malformed(format!("unexpected part `{other}`"))),
         };
         let mut data = Vec::new();
@@ -120,30 +159,25 @@ async fn read_multipart(mut multipart: Multipart, limits: PartLimits) -> Result<
         }
         let data = Bytes::from(data);
         match name.as_str() {
-            "card" => set_once(&mut upload.card, data, "card")?,
-            "selfie" => set_once(&mut upload.selfie, data, "selfie")?,
+            "card" => set_once(&mut parts.card, data, "card")?,
+            "selfie" => set_once(&mut parts.selfie, data, "selfie")?,
             "liveness_frame" => {
-                if upload.liveness_frames.len() >= limits.max_frames {
+                if parts.frames.len() >= limits.max_frames {
                     return Err(ApiError::payload_too_large(format!(
                         "at most {} liveness_frame parts",
                         limits.max_frames
                     )));
                 }
-                upload.liveness_frames.push(data);
+                parts.frames.push(data);
             }
             field_name => {
                 let text = String::from_utf8(data.to_vec())
                     .map_err(|_| ApiError::malformed(format!("`{field_name}` must be UTF-8")))?;
-                let slot = if field_name == "session_id" {
-                    &mut upload.session_id
-                } else {
-                    &mut upload.enrollment_id
-                };
-                set_once(slot, text.trim().to_string(), field_name)?;
+                set_once(&mut parts.named_id, text.trim().to_string(), field_name)?;
             }
         }
     }
-    Ok(upload)
+    Ok(parts)
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), ApiError> {
@@ -162,17 +196,6 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonUpload {
-    session_id: Option<String>,
-    enrollment_id: Option<String>,
-    card: Option<Box<serde_json::value::RawValue>>,
-    selfie: Option<String>,
-    #[serde(default)]
-    liveness_frames: Vec<String>,
-}
-
 fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> {
     // base64 inflates by 4/3: refuse before decoding what cannot fit.
     if b64.len() / 4 * 3 > limit + 3 {
@@ -188,34 +211,36 @@ fn decode_image(b64: &str, name: &str, limit: usize) -> Result<Bytes, ApiError> 
     Ok(Bytes::from(bytes))
 }
 
-fn read_json(body: &[u8], limits: PartLimits) -> Result<Upload, ApiError> {
-    let parsed: JsonUpload = serde_json::from_slice(body)
-        .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))?;
-    let card = parsed
-        .card
-        .map(|raw| Bytes::from(raw.get().as_bytes().to_vec()));
-    if card.as_ref().is_some_and(|c| c.len() > limits.card_json) {
-        return Err(too_large("card", limits.card_json));
-    }
-    if parsed.liveness_frames.len() > limits.max_frames {
+fn read_json(body: &[u8], limits: PartLimits, shape: Shape) -> Result<Parts, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::malformed(format!("invalid JSON body: {e}"));
+    let (card, selfie, frames, named_id) = match shape {
+        Shape::Enrollment => {
+            let j: EnrollmentJson = serde_json::from_slice(body).map_err(invalid)?;
+            let card = Bytes::from(j.card.get().as_bytes().to_vec());
+            if card.len() > limits.card_json {
+                return Err(too_large("card", limits.card_json));
+            }
+            (Some(card), j.selfie, j.liveness_frames, j.session_id)
+        }
+        Shape::Verify => {
+            let j: VerifyJson = serde_json::from_slice(body).map_err(invalid)?;
+            (None, j.selfie, j.liveness_frames, j.enrollment_id)
+        }
+    };
+    let frames = frames.unwrap_or_default();
+    if frames.len() > limits.max_frames {
         return Err(ApiError::payload_too_large(format!(
             "at most {} liveness_frames",
             limits.max_frames
         )));
     }
-    Ok(Upload {
-        session_id: parsed.session_id,
-        enrollment_id: parsed.enrollment_id,
+    Ok(Parts {
         card,
-        selfie: parsed
-            .selfie
-            .as_deref()
-            .map(|s| decode_image(s, "selfie", limits.image))
-            .transpose()?,
-        liveness_frames: parsed
-            .liveness_frames
+        selfie: Some(decode_image(&selfie, "selfie", limits.image)?),
+        frames: frames
             .iter()
             .map(|f| decode_image(f, "liveness_frame", limits.image))
             .collect::<Result<_, _>>()?,
+        named_id,
     })
 }

@@ -1,48 +1,74 @@
-//! What a client uploaded to `POST /v1/enrollments` or `POST /v1/transactions/verify`, as the HTTP
-//! layer read it (bounded per part while streaming; see `http::upload`). Nothing here is parsed yet.
+//! What a client uploaded, parsed: an enrollment always has its card JSON and selfie, a verify its
+//! selfie. The HTTP layer reads multipart or JSON into these (bounded per part while streaming; see
+//! `http::upload`), and they are also what the OpenAPI document shows for multipart bodies. The
+//! card JSON stays raw here: the card module parses it.
 
-use super::{UseCaseError, UseCaseResult};
 use bytes::Bytes;
 
-/// What a client uploaded (see `http::upload`). The card JSON stays raw: the card module parses it.
-#[derive(Default)]
-pub struct Upload {
+/// `multipart/form-data` of `POST /v1/enrollments` and `POST /v1/sessions/{id}/enrollment`.
+#[derive(Default, utoipa::ToSchema)]
+pub struct EnrollmentUpload {
+    /// The card JSON (api.md).
+    #[schema(value_type = String, format = Binary)]
+    pub card: Bytes,
+    /// JPEG, PNG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    pub selfie: Bytes,
+    /// One part per prompt of the session's liveness challenge, in order.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub liveness_frame: Vec<Bytes>,
+    /// The session: from the path (backend) or the client token (app); the deprecated `session_id`
+    /// part of `POST /v1/enrollments` with an API key lands here too.
+    #[schema(ignore)]
     pub session_id: Option<String>,
+}
+
+/// `multipart/form-data` of `POST /v1/transactions/verify` and `POST /v1/enrollments/{id}/verify`.
+#[derive(Default, utoipa::ToSchema)]
+pub struct VerifyUpload {
+    /// JPEG, PNG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    pub selfie: Bytes,
+    /// One part per prompt of the session's liveness challenge, in order.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub liveness_frame: Vec<Bytes>,
+    /// The enrollment: from the path (backend) or the session (app); the deprecated `enrollment_id`
+    /// part of `POST /v1/transactions/verify` with an API key lands here too.
+    #[schema(ignore)]
     pub enrollment_id: Option<String>,
-    pub card: Option<Bytes>,
-    pub selfie: Option<Bytes>,
-    pub liveness_frames: Vec<Bytes>,
 }
 
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("session_id", &self.session_id)
-            .field("enrollment_id", &self.enrollment_id)
-            .field("card", &self.card.as_ref().map(|c| c.len()))
-            .field("selfie", &self.selfie.as_ref().map(|s| s.len()))
-            .field("liveness_frames", &self.liveness_frames.len())
-            .finish()
-    }
+macro_rules! redacted_debug {
+    ($t:ty, $($field:ident),*) => {
+        impl std::fmt::Debug for $t {
+            // Sizes only: the parts are a card's signatures and a face.
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($field), &self.$field.len()))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
+redacted_debug!(EnrollmentUpload, card, selfie, liveness_frame);
+redacted_debug!(VerifyUpload, selfie, liveness_frame);
 
-impl Upload {
-    /// What the request asks for, for its Idempotency-Key fingerprint: the resolved session and
-    /// enrollment, then the content (independent of multipart boundaries or JSON encoding).
-    pub fn parts<'a>(&'a self, session_id: &'a str, enrollment_id: &'a str) -> Vec<&'a [u8]> {
-        let mut parts: Vec<&[u8]> = vec![
-            session_id.as_bytes(),
-            enrollment_id.as_bytes(),
-            self.card.as_deref().unwrap_or(b""),
-            self.selfie.as_deref().unwrap_or(b""),
-        ];
-        parts.extend(self.liveness_frames.iter().map(|f| f.as_ref()));
-        parts
-    }
-
-    pub fn require_selfie(&self) -> UseCaseResult<Bytes> {
-        self.selfie
-            .clone()
-            .ok_or_else(|| UseCaseError::Malformed("missing part `selfie`".into()))
-    }
+/// What a request asks for, for its Idempotency-Key fingerprint: the resolved session and enrollment,
+/// then the content (independent of multipart boundaries or JSON encoding). The layout is the one
+/// every stored key was fingerprinted with: keep it.
+pub fn fingerprint<'a>(
+    session_id: &'a str,
+    enrollment_id: &'a str,
+    card: &'a [u8],
+    selfie: &'a [u8],
+    frames: &'a [Bytes],
+) -> Vec<&'a [u8]> {
+    let mut parts: Vec<&[u8]> = vec![
+        session_id.as_bytes(),
+        enrollment_id.as_bytes(),
+        card,
+        selfie,
+    ];
+    parts.extend(frames.iter().map(|f| f.as_ref()));
+    parts
 }

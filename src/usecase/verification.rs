@@ -12,7 +12,7 @@ use super::enrollment::{self, MatchPolicy};
 use super::faces;
 use super::idempotency::{self, Answer, Keyed};
 use super::sessions::{self, StoredChallenge};
-use super::upload::Upload;
+use super::upload::{self, VerifyUpload};
 use super::{round4, secs_until, Caller, Services, UseCaseError, UseCaseResult};
 use crate::crypto::{Owner, RecordKind};
 use crate::domain::{
@@ -99,12 +99,9 @@ pub fn attempt_of(decision: VerificationDecision) -> Attempt {
 pub async fn verify(
     svc: &Services,
     caller: &Caller,
-    upload: Upload,
+    upload: VerifyUpload,
     idempotency_key: Option<String>,
 ) -> UseCaseResult<Answer> {
-    if upload.card.is_some() {
-        return Err(UseCaseError::Malformed("unexpected part `card`".into()));
-    }
     // Which enrollment, before any state check (so a retry's key is looked up first).
     let (enrollment_id, session_id) = match caller {
         Caller::Client { session } => {
@@ -114,7 +111,7 @@ pub async fn verify(
                         .into(),
                 ));
             }
-            let session_id = sessions::session_id_for(caller, upload.session_id.as_deref())?;
+            let session_id = session.id.clone();
             let enrollment_id = session
                 .enrollment_id
                 .clone()
@@ -122,11 +119,6 @@ pub async fn verify(
             (enrollment_id.to_string(), Some(session_id))
         }
         Caller::Tenant { .. } => {
-            if upload.session_id.is_some() {
-                return Err(UseCaseError::Malformed(
-                    "`session_id` is not a field of a server-to-server verification".into(),
-                ));
-            }
             let id = upload.enrollment_id.clone().ok_or_else(|| {
                 UseCaseError::Forbidden(
                     "with an API key, verify through POST /v1/enrollments/{id}/verify".into(),
@@ -141,9 +133,12 @@ pub async fn verify(
             &caller.credential(),
             "POST /v1/transactions/verify",
             key,
-            &upload.parts(
+            &upload::fingerprint(
                 session_id.as_ref().map(|s| s.as_str()).unwrap_or(""),
                 &enrollment_id,
+                b"",
+                &upload.selfie,
+                &upload.liveness_frame,
             ),
         )
     });
@@ -175,13 +170,13 @@ pub async fn verify(
         if let Some(retry_after_secs) = policy.locked_for(&seen, now_millis()) {
             return Err(UseCaseError::EnrollmentLocked { retry_after_secs });
         }
-        let selfie = upload.require_selfie()?;
+        let selfie = upload.selfie.clone();
         let challenge = session
             .as_ref()
             .map(StoredChallenge::of)
             .unwrap_or(StoredChallenge::Readable(crate::liveness::Challenge::off()));
         let work =
-            faces::analyze(&svc.face, tenant_id, selfie, None, &upload.liveness_frames).await?;
+            faces::analyze(&svc.face, tenant_id, selfie, None, &upload.liveness_frame).await?;
         let liveness = challenge.evaluate(|c| work.liveness(c, &svc.settings.liveness));
         let threshold = MatchPolicy::for_fmr(&svc.face, svc.settings.face.transaction_target_fmr);
         let scores = match (&work.selfie.template, work.selfie.quality.result) {

@@ -18,7 +18,7 @@ use crate::store::{AuditEvent, NewEnrollment, Session, StoredTemplate};
 use crate::usecase::faces::{self, FaceWork};
 use crate::usecase::idempotency::{self, Answer, Keyed, Pending};
 use crate::usecase::sessions::{self, StoredChallenge};
-use crate::usecase::upload::Upload;
+use crate::usecase::upload::{self, EnrollmentUpload};
 use crate::usecase::webhooks;
 use crate::usecase::{Caller, Services, UseCaseError, UseCaseResult};
 
@@ -26,14 +26,9 @@ use crate::usecase::{Caller, Services, UseCaseError, UseCaseResult};
 pub async fn enroll(
     svc: &Services,
     caller: &Caller,
-    upload: Upload,
+    upload: EnrollmentUpload,
     idempotency_key: Option<String>,
 ) -> UseCaseResult<Answer> {
-    if upload.enrollment_id.is_some() {
-        return Err(UseCaseError::Malformed(
-            "`enrollment_id` is not a field of an enrollment".into(),
-        ));
-    }
     let session_id = sessions::session_id_for(caller, upload.session_id.as_deref())?;
     let keyed = idempotency_key.map(|key| {
         Keyed::new(
@@ -41,7 +36,13 @@ pub async fn enroll(
             &caller.credential(),
             "POST /v1/enrollments",
             key,
-            &upload.parts(session_id.as_str(), ""),
+            &upload::fingerprint(
+                session_id.as_str(),
+                "",
+                &upload.card,
+                &upload.selfie,
+                &upload.liveness_frame,
+            ),
         )
     });
     let upload = &upload;
@@ -56,14 +57,11 @@ pub async fn enroll(
 async fn run(
     svc: &Services,
     session: &Session,
-    upload: &Upload,
+    upload: &EnrollmentUpload,
     pending: Option<Pending>,
 ) -> UseCaseResult<Answer> {
-    let card_json = upload
-        .card
-        .as_ref()
-        .ok_or_else(|| UseCaseError::Malformed("missing part `card`".into()))?;
-    let selfie = upload.require_selfie()?;
+    let card_json = &upload.card;
+    let selfie = upload.selfie.clone();
     let submission = card::parse_card_json(card_json).map_err(|e| match e {
         card::CardInputError::MyNumberNotAccepted { .. } => UseCaseError::MyNumberNotAccepted,
         card::CardInputError::Malformed { detail } => UseCaseError::Malformed(detail),
@@ -98,7 +96,7 @@ async fn run(
                 &session.tenant_id,
                 selfie,
                 Some(report.chip_photo.clone().into()),
-                &upload.liveness_frames,
+                &upload.liveness_frame,
             );
             let (revocation, faces) = tokio::join!(svc.validity.check(target), faces);
             let revocation = revocation.map_err(|e| UseCaseError::validity_unavailable(&e))?;
