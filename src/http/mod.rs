@@ -116,7 +116,8 @@ async fn observe(
 pub fn router(ctx: ApiContext) -> Router {
     let body_limit = ctx.server.body_limit_bytes;
     let deadline_secs = ctx.server.request_deadline_secs;
-    let (mut routes, doc) = api().split_for_parts();
+    let (mut routes, mut doc) = api().split_for_parts();
+    openapi::complete(&mut doc);
     if let Some(observer) = ctx.observer.clone() {
         routes = routes.route_layer(axum::middleware::from_fn_with_state(observer, observe));
     }

@@ -163,7 +163,8 @@ async fn read_multipart(
             "selfie" => set_once(&mut parts.selfie, data, "selfie")?,
             "liveness_frame" => {
                 if parts.frames.len() >= limits.max_frames {
-                    return Err(ApiError::payload_too_large(format!(
+                    // A count rule, not a size: the request is malformed.
+                    return Err(ApiError::malformed(format!(
                         "at most {} liveness_frame parts",
                         limits.max_frames
                     )));
@@ -229,7 +230,7 @@ fn read_json(body: &[u8], limits: PartLimits, shape: Shape) -> Result<Parts, Api
     };
     let frames = frames.unwrap_or_default();
     if frames.len() > limits.max_frames {
-        return Err(ApiError::payload_too_large(format!(
+        return Err(ApiError::malformed(format!(
             "at most {} liveness_frames",
             limits.max_frames
         )));
