@@ -17,7 +17,7 @@ use crate::domain::{
     DeliveryId, EnrollmentId, EnrollmentStatus, EventId, Millis, Purpose, SessionId,
     TemplateSource, TenantId, VerificationDecision, VerificationId, WebhookId,
 };
-use crate::lockout::{Attempt, LockoutPolicy};
+use crate::lockout::Lockout;
 use crate::redact::Secret;
 use std::sync::Arc;
 
@@ -38,9 +38,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url (want sqlite:// or postgres://)")]
     UnsupportedUrl,
-    /// The enrollment was locked by a concurrent verification before this one committed.
-    #[error("enrollment locked")]
-    Locked { until: Millis },
     /// The row the write depends on is gone (e.g. deleted concurrently).
     #[error("no such row")]
     NotFound,
@@ -200,6 +197,17 @@ pub struct EnrollmentRow {
     pub updated_at: Millis,
 }
 
+impl EnrollmentRow {
+    /// The lockout counters as stored.
+    pub fn lockout(&self) -> Lockout {
+        Lockout {
+            failed_count: self.failed_count,
+            failure_window_start: self.failure_window_start,
+            locked_until: self.locked_until,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewVerification {
     pub id: VerificationId,
@@ -218,14 +226,6 @@ pub struct StatusChange<'a> {
     pub from: EnrollmentStatus,
     pub to: EnrollmentStatus,
     pub document: &'a str,
-}
-
-/// The lockout counters of an enrollment after a verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lockout {
-    pub failed_count: i64,
-    pub failure_window_start: Option<Millis>,
-    pub locked_until: Option<Millis>,
 }
 
 /// Where an Idempotency-Key lives: the tenant, the credential that used it (an API key id or, for a
@@ -273,13 +273,19 @@ pub struct Completion {
     pub expires_at: Millis,
 }
 
-/// The outcome of recording a verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordedVerification {
-    /// The counters after this attempt.
-    pub lockout: Lockout,
-    /// This attempt set the lock.
-    pub locked_now: bool,
+/// A verification with the lockout counters the use case computed for it (see
+/// [`crate::lockout::LockoutPolicy::next`]). The store decides nothing: it writes `next` only if the
+/// counters are still `seen` (compare-and-set), together with everything else, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct VerificationWrite<'a> {
+    pub verification: &'a NewVerification,
+    /// The counters `next` was computed from.
+    pub seen: Lockout,
+    pub next: Lockout,
+    /// Appended to the audit chain in this order.
+    pub audit: &'a [AuditEvent],
+    pub answer: Option<&'a Completion>,
+    pub events: &'a [OutboxEvent],
 }
 
 /// A webhook event, written to the outbox in the transaction of the change that caused it and fanned
@@ -400,8 +406,6 @@ pub struct AttemptRecord {
     pub endpoint_id: WebhookId,
     pub attempt: AttemptRow,
     pub outcome: AttemptOutcome,
-    /// The endpoint is disabled when this many deliveries in a row failed (0: never).
-    pub disable_after_failed_deliveries: i64,
 }
 
 /// An enrollment whose scheduled status check is due, claimed (leased) by this replica.
@@ -537,21 +541,12 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         events: &[OutboxEvent],
     ) -> StoreResult<bool>;
-    /// One write transaction, with the enrollment's row locked (`FOR UPDATE` on PostgreSQL, the
-    /// immediate transaction on SQLite): read the lockout counters as they are now, apply `attempt`
-    /// by `policy`, consume the session if any, insert the verification, append the audit event(s),
-    /// store the idempotent answer. A match that finds the enrollment locked by a concurrent
-    /// attempt writes nothing and fails with `Locked`: no write clears a lock it did not see.
-    /// `if_locked` goes to the outbox only when this attempt sets the lock.
-    async fn record_verification(
-        &self,
-        v: &NewVerification,
-        attempt: Attempt,
-        policy: &LockoutPolicy,
-        audit: &AuditEvent,
-        answer: Option<&Completion>,
-        if_locked: &[OutboxEvent],
-    ) -> StoreResult<RecordedVerification>;
+    /// One transaction: compare-and-set of the enrollment's lockout counters from `w.seen` to
+    /// `w.next` (the row is locked by the update until commit), then consume the session if any,
+    /// insert the verification, append the audit events, store the idempotent answer and the outbox
+    /// events. `false`: nothing was written (the counters changed since they were read, or the
+    /// enrollment was deleted): read them again and recompute.
+    async fn record_verification(&self, w: &VerificationWrite<'_>) -> StoreResult<bool>;
 
     /// Reserves an Idempotency-Key for a request with this fingerprint (see [`Reservation`]). A
     /// reservation older than `reserve_ms` belongs to a request that died and is taken over.
@@ -619,9 +614,21 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records an attempt and its outcome; disables the endpoint (with an audit event) when its
-    /// failed deliveries in a row reach the limit. Returns whether it was disabled now.
-    async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<bool>;
+    /// Records an attempt and its outcome, and counts the endpoint's failed deliveries in a row (a
+    /// delivered one resets the count, a failed one adds one). Returns that count.
+    async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<i64>;
+    /// Disables an enabled endpoint, with its audit event, in one transaction, if its count of failed
+    /// deliveries in a row is still `seen_failures` (a delivery or a manual retry since resets it).
+    /// Returns whether it was disabled now.
+    async fn disable_webhook(
+        &self,
+        tenant_id: &TenantId,
+        id: &WebhookId,
+        seen_failures: i64,
+        reason: &str,
+        audit: &AuditEvent,
+        now: Millis,
+    ) -> StoreResult<bool>;
 
     // Scheduled status checks.
     /// Verified (or status-unknown) enrollments that have no check scheduled yet.

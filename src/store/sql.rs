@@ -574,26 +574,26 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn record_verification(&self, v: &NewVerification, attempt: Attempt, policy: &LockoutPolicy, audit: &AuditEvent, answer: Option<&Completion>, if_locked: &[OutboxEvent]) -> StoreResult<RecordedVerification> {
+            async fn record_verification(&self, w: &VerificationWrite<'_>) -> StoreResult<bool> {
+                let v = w.verification;
+                let now = v.created_at;
                 let mut tx = self.begin().await?;
-                let sql = format!("SELECT failed_count, failure_window_start, locked_until FROM enrollments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{}", $for_update);
-                let row = sqlx::query(&sql)
+                let n = sqlx::query("UPDATE enrollments SET failed_count = $1, failure_window_start = $2, locked_until = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6 AND deleted_at IS NULL AND failed_count = $7 AND failure_window_start IS NOT DISTINCT FROM $8 AND locked_until IS NOT DISTINCT FROM $9")
+                    .bind(w.next.failed_count)
+                    .bind(w.next.failure_window_start)
+                    .bind(w.next.locked_until)
+                    .bind(now)
                     .bind(&v.tenant_id)
                     .bind(&v.enrollment_id)
-                    .fetch_optional(&mut *tx)
+                    .bind(w.seen.failed_count)
+                    .bind(w.seen.failure_window_start)
+                    .bind(w.seen.locked_until)
+                    .execute(&mut *tx)
                     .await?
-                    .ok_or(StoreError::NotFound)?;
-                let current = Lockout {
-                    failed_count: row.try_get("failed_count")?,
-                    failure_window_start: row.try_get("failure_window_start")?,
-                    locked_until: row.try_get("locked_until")?,
-                };
-                let now = v.created_at;
-                let was_locked = policy.locked_for(&current, now).is_some();
-                if was_locked && attempt == Attempt::Match {
-                    return Err(StoreError::Locked { until: current.locked_until.unwrap_or(now) });
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
                 }
-                let next = policy.next(&current, attempt, now);
                 if let Some(session_id) = &v.session_id {
                     Self::consume_session_in(&mut tx, &v.tenant_id, session_id, now).await?;
                 }
@@ -607,33 +607,15 @@ macro_rules! sql_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE enrollments SET failed_count = $1, failure_window_start = $2, locked_until = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
-                    .bind(next.failed_count)
-                    .bind(next.failure_window_start)
-                    .bind(next.locked_until)
-                    .bind(now)
-                    .bind(&v.tenant_id)
-                    .bind(&v.enrollment_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(answer) = answer {
+                if let Some(answer) = w.answer {
                     Self::complete_idempotency_in(&mut tx, answer, now).await?;
                 }
-                Self::append_audit_in(&mut tx, audit).await?;
-                let locked_now = !was_locked && policy.locked_for(&next, now).is_some();
-                if locked_now {
-                    let locked = AuditEvent {
-                        tenant_id: v.tenant_id.clone(),
-                        event: "enrollment.locked".into(),
-                        subject: v.enrollment_id.to_string(),
-                        details: serde_json::json!({"verification_id": v.id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
-                        at: now,
-                    };
-                    Self::append_audit_in(&mut tx, &locked).await?;
-                    Self::outbox_in(&mut tx, if_locked).await?;
+                for audit in w.audit {
+                    Self::append_audit_in(&mut tx, audit).await?;
                 }
+                Self::outbox_in(&mut tx, w.events).await?;
                 tx.commit().await?;
-                Ok(RecordedVerification { lockout: next, locked_now })
+                Ok(true)
             }
 
             #[tracing::instrument(skip_all)]
@@ -910,7 +892,7 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(skip_all)]
-            async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<bool> {
+            async fn record_attempt(&self, r: &AttemptRecord) -> StoreResult<i64> {
                 let mut tx = self.begin().await?;
                 let a = &r.attempt;
                 sqlx::query("INSERT INTO webhook_attempts (delivery_id, n, at, status_code, error_class, duration_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_id, n) DO NOTHING")
@@ -935,44 +917,53 @@ macro_rules! sql_store {
                     .bind(&r.delivery_id)
                     .execute(&mut *tx)
                     .await?;
-                let mut disabled_now = false;
                 match r.outcome {
                     AttemptOutcome::Delivered => {
-                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
+                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE tenant_id = $1 AND id = $2")
+                            .bind(&r.tenant_id)
                             .bind(&r.endpoint_id)
                             .execute(&mut *tx)
                             .await?;
                     }
                     AttemptOutcome::Retry { .. } => {}
                     AttemptOutcome::GiveUp => {
-                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1")
+                        sqlx::query("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE tenant_id = $1 AND id = $2")
+                            .bind(&r.tenant_id)
                             .bind(&r.endpoint_id)
                             .execute(&mut *tx)
                             .await?;
-                        if r.disable_after_failed_deliveries > 0 {
-                            let n = sqlx::query("UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = 'consecutive_failures' WHERE id = $2 AND disabled_at IS NULL AND consecutive_failures >= $3")
-                                .bind(a.at)
-                                .bind(&r.endpoint_id)
-                                .bind(r.disable_after_failed_deliveries)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected();
-                            if n == 1 {
-                                disabled_now = true;
-                                let audit = AuditEvent {
-                                    tenant_id: r.tenant_id.clone(),
-                                    event: "webhook.disabled".into(),
-                                    subject: r.endpoint_id.to_string(),
-                                    details: serde_json::json!({"reason": "consecutive_failures", "failed_deliveries": r.disable_after_failed_deliveries, "last_delivery_id": r.delivery_id}),
-                                    at: a.at,
-                                };
-                                Self::append_audit_in(&mut tx, &audit).await?;
-                            }
-                        }
                     }
                 }
+                let failures: i64 = sqlx::query("SELECT consecutive_failures FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+                    .bind(&r.tenant_id)
+                    .bind(&r.endpoint_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("consecutive_failures"))
+                    .transpose()?
+                    .unwrap_or(0);
                 tx.commit().await?;
-                Ok(disabled_now)
+                Ok(failures)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn disable_webhook(&self, tenant_id: &TenantId, id: &WebhookId, seen_failures: i64, reason: &str, audit: &AuditEvent, now: Millis) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 WHERE tenant_id = $3 AND id = $4 AND disabled_at IS NULL AND consecutive_failures = $5")
+                    .bind(now)
+                    .bind(reason)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .bind(seen_failures)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                Self::append_audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             #[tracing::instrument(skip_all)]
