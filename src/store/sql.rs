@@ -221,3 +221,53 @@ pub(super) fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
     <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_store_is_created_in_wal_mode_with_its_connection_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/store.db", dir.path().display());
+        let store = SqlStore::connect(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(store.dialect(), Dialect::Sqlite);
+        store.migrate().await.unwrap();
+        assert!(store.migrations_current().await.unwrap());
+        let mut conn = store.pool().acquire().await.unwrap();
+        let pragma = |name: &'static str| format!("PRAGMA {name}");
+        let journal: String = sqlx::query(&pragma("journal_mode"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(journal, "wal");
+        let foreign_keys: i64 = sqlx::query(&pragma("foreign_keys"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(foreign_keys, 1);
+        let busy: i64 = sqlx::query(&pragma("busy_timeout"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(busy, 10_000);
+    }
+
+    #[test]
+    fn urls_name_their_dialect() {
+        assert_eq!(Dialect::of_url("sqlite::memory:").unwrap(), Dialect::Sqlite);
+        assert_eq!(
+            Dialect::of_url("postgresql://u@h/db").unwrap(),
+            Dialect::Postgres
+        );
+        assert!(matches!(
+            Dialect::of_url("mysql://u@h/db"),
+            Err(StoreError::UnsupportedUrl)
+        ));
+    }
+}

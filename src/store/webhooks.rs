@@ -278,7 +278,7 @@ pub(super) async fn outbox_in(conn: &mut AnyConnection, events: &[OutboxEvent]) 
         let mut targets: Vec<WebhookId> = Vec::new();
         for r in &rows {
             let subscribed = events_of(&r.try_get::<String, _>("events")?)?;
-            if subscribed.iter().any(|t| *t == ev.event_type) {
+            if subscribed.contains(&ev.event_type) {
                 targets.push(r.try_get("id")?);
             }
         }
