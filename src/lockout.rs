@@ -3,8 +3,15 @@
 //! Pure arithmetic on the counters the store keeps, so every replica applies the same rule.
 
 use crate::domain::Millis;
-use crate::store::Lockout;
 use serde::Deserialize;
+
+/// The lockout counters of an enrollment, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    pub failed_count: i64,
+    pub failure_window_start: Option<Millis>,
+    pub locked_until: Option<Millis>,
+}
 
 /// `[verification]` lockout settings.
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -1,8 +1,12 @@
-//! The audit log's hash chain: each row commits to the previous row's hash and its own content,
-//! so an edited, removed or reordered row breaks every hash after it.
+//! The audit log: append-only and hash-chained per tenant. Each row commits to the previous row's
+//! hash and its own content, so an edited, removed or reordered row breaks every hash after it.
 
+use super::sql::{Dialect, SqlStore};
+use super::StoreResult;
 use crate::domain::{AuditKind, Millis, TenantId};
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use sqlx::Row;
 
 /// What happened, to which resource. `details` is JSON with ids and outcomes only, never personal data.
 #[derive(Debug, Clone)]
@@ -104,6 +108,107 @@ pub fn verify_chain(rows: &[AuditRow]) -> ChainVerdict {
         prev = row.hash.clone();
     }
     ChainVerdict::Intact { rows: rows.len() }
+}
+
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one event on its own (events of a change are appended by the change's own write).
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// The tenant's rows, in chain order.
+    async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>>;
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        append_in(&mut tx, self.dialect, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn audit_rows(&self, tenant_id: &TenantId) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query("SELECT tenant_id, seq, at, event, subject, details, prev_hash, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    tenant_id: r.try_get("tenant_id")?,
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    event: r.try_get("event")?,
+                    subject: r.try_get("subject")?,
+                    details: r.try_get("details")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends `ev` to its tenant's chain inside the caller's transaction, serialised per tenant (see
+/// [`super::sql::Dialect::audit_chain_lock`]).
+pub(super) async fn append_in(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ev: &AuditEvent,
+) -> StoreResult<()> {
+    if let Some(lock) = dialect.audit_chain_lock() {
+        sqlx::query(lock)
+            .bind(&ev.tenant_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    }
+    let last = sqlx::query(
+        "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&ev.tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (prev_seq, prev_hash): (i64, Vec<u8>) = match last {
+        Some(row) => (row.try_get("seq")?, row.try_get("hash")?),
+        None => (0, GENESIS.to_vec()),
+    };
+    let seq = prev_seq + 1;
+    let details = ev.details.to_string();
+    let hash = chain_hash(
+        &prev_hash,
+        ev.tenant_id.as_str(),
+        seq,
+        ev.at,
+        ev.event.as_str(),
+        &ev.subject,
+        &details,
+    );
+    sqlx::query("INSERT INTO audit_log (tenant_id, seq, at, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&ev.tenant_id)
+        .bind(seq)
+        .bind(ev.at)
+        .bind(ev.event.as_str())
+        .bind(&ev.subject)
+        .bind(details)
+        .bind(prev_hash)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Appends every event of `events`, in order.
+pub(super) async fn append_all_in(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    for ev in events {
+        append_in(conn, dialect, ev).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

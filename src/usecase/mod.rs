@@ -182,9 +182,6 @@ impl From<StoreError> for UseCaseError {
         match e {
             StoreError::SessionConsumed => UseCaseError::SessionConsumed,
             StoreError::NotFound => UseCaseError::NotFound,
-            StoreError::Locked { until } => UseCaseError::EnrollmentLocked {
-                retry_after_secs: secs_until(until),
-            },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 UseCaseError::StoreUnavailable {

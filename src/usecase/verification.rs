@@ -4,9 +4,9 @@
 //! asks for it (else `liveness_failed`); then it is scored against every stored template of the
 //! enrollment made by the same model (the enrollment selfie and the chip photo), and the BEST score
 //! is compared with the threshold at the transaction-time target FMR. Non-matches count towards the
-//! lockout; quality and liveness failures do not. The attempt is counted in the store's write
-//! transaction (see [`crate::store::Store::record_verification`]), so parallel attempts cannot race
-//! past the limit.
+//! lockout; quality and liveness failures do not. The attempt is counted by a compare-and-set of the
+//! lockout counters in the store's write transaction (see `record`), so parallel attempts cannot
+//! race past the limit.
 
 use super::enrollment::{self, MatchPolicy};
 use super::faces;
@@ -21,7 +21,7 @@ use crate::domain::{
 use crate::face::{QualityReport, QualityResult, Template};
 use crate::liveness::LivenessReport;
 use crate::lockout::Attempt;
-use crate::store::{AuditEvent, EnrollmentRow, Lockout, NewVerification, Session};
+use crate::store::{AuditEvent, EnrollmentRow, NewVerification, Session, VerificationWrite};
 use serde::{Deserialize, Serialize};
 
 /// The answer of `POST /v1/transactions/verify` (200).
@@ -161,12 +161,8 @@ pub async fn verify(
             return Err(UseCaseError::EnrollmentInactive);
         }
         let policy = svc.settings.verification.lockout;
-        let seen = Lockout {
-            failed_count: enrollment.failed_count,
-            failure_window_start: enrollment.failure_window_start,
-            locked_until: enrollment.locked_until,
-        };
-        // Advisory: a locked enrollment costs no face work. The store re-checks when it counts.
+        let seen = enrollment.lockout();
+        // Advisory: a locked enrollment costs no face work. `record` re-checks when it counts.
         if let Some(retry_after_secs) = policy.locked_for(&seen, now_millis()) {
             return Err(UseCaseError::EnrollmentLocked { retry_after_secs });
         }
@@ -252,34 +248,71 @@ async fn record(
     );
     // The answer holds scores and quality metrics only: sealed under the KEK.
     let completion = pending.map(|p| p.sealed_under_kek(svc, &answer, Some(id.as_str())));
-    let recorded = svc
-        .store
-        .record_verification(
-            &verification,
-            attempt_of(outcome.decision),
-            &svc.settings.verification.lockout,
-            &audit,
-            completion.as_ref(),
-            &[super::webhooks::event_at(
+    // The lockout rule is applied here to the counters as stored; the store writes the result only
+    // if they are still what was read (compare-and-set), so parallel attempts are counted one after
+    // the other and cannot race past the limit. A lost race reads the counters again.
+    let policy = &svc.settings.verification.lockout;
+    let attempt = attempt_of(outcome.decision);
+    let mut seen = enrollment.lockout();
+    for _ in 0..MAX_LOCKOUT_WRITE_ATTEMPTS {
+        let was_locked = policy.locked_for(&seen, now).is_some();
+        if was_locked && attempt == Attempt::Match {
+            // Locked by a concurrent attempt since the advisory check: a match does not clear a lock.
+            return Err(UseCaseError::EnrollmentLocked {
+                retry_after_secs: secs_until(seen.locked_until.unwrap_or(now)),
+            });
+        }
+        let next = policy.next(&seen, attempt, now);
+        let locked_now = !was_locked && policy.locked_for(&next, now).is_some();
+        let mut audits = vec![audit.clone()];
+        let mut events = Vec::new();
+        if locked_now {
+            audits.push(AuditEvent {
+                tenant_id: enrollment.tenant_id.clone(),
+                event: crate::domain::AuditKind::EnrollmentLocked,
+                subject: enrollment.id.to_string(),
+                details: serde_json::json!({"verification_id": id, "failed_count": next.failed_count, "locked_until": next.locked_until}),
+                at: now,
+            });
+            events.push(super::webhooks::event_at(
                 &enrollment.tenant_id,
                 super::webhooks::EventType::VerificationLocked,
                 serde_json::json!({"enrollment_id": enrollment.id, "verification_id": id}),
                 now,
-            )],
-        )
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Locked { until } => UseCaseError::EnrollmentLocked {
-                retry_after_secs: secs_until(until),
-            },
-            other => other.into(),
-        })?;
-    if recorded.locked_now {
-        metrics::counter!("enrollments_locked_total").increment(1);
+            ));
+        }
+        let write = VerificationWrite {
+            verification: &verification,
+            seen,
+            next,
+            audit: &audits,
+            answer: completion.as_ref(),
+            events: &events,
+        };
+        if svc.store.record_verification(&write).await? {
+            if locked_now {
+                metrics::counter!("enrollments_locked_total").increment(1);
+            }
+            metrics::counter!("verifications_total", "decision" => outcome.decision.as_str())
+                .increment(1);
+            return Ok(answer);
+        }
+        // A concurrent attempt was counted first (or the enrollment was deleted: 404).
+        seen = svc
+            .store
+            .get_enrollment(&enrollment.tenant_id, &enrollment.id)
+            .await?
+            .ok_or(UseCaseError::NotFound)?
+            .lockout();
     }
-    metrics::counter!("verifications_total", "decision" => outcome.decision.as_str()).increment(1);
-    Ok(answer)
+    Err(UseCaseError::internal(anyhow::anyhow!(
+        "the enrollment's lockout counters kept changing"
+    )))
 }
+
+/// Writes of one attempt before it gives up: each lost race means another attempt was counted, so
+/// this bounds the parallel attempts on one enrollment that are certain to be counted.
+const MAX_LOCKOUT_WRITE_ATTEMPTS: usize = 64;
 
 /// Scores of the probe against the enrollment's templates of the same model.
 async fn scores(

@@ -6,7 +6,7 @@
 use super::{backoff, sign, ssrf, WebhookSettings};
 use crate::crypto::KeyRing;
 use crate::domain::{now_millis, Environment, Millis, TenantId, WebhookId};
-use crate::store::{AttemptOutcome, AttemptRecord, AttemptRow, ClaimedDelivery, Store};
+use crate::store::{AttemptOutcome, AttemptRecord, AttemptRow, AuditEvent, ClaimedDelivery, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -22,6 +22,14 @@ pub struct Worker {
     pub keys: Arc<KeyRing>,
     pub settings: WebhookSettings,
     pub environment: Environment,
+}
+
+/// `disabled_reason` of an endpoint disabled by [`should_disable`].
+const DISABLED_REASON: &str = "consecutive_failures";
+
+/// The endpoint is disabled once `limit` deliveries in a row failed (`limit` 0: never).
+pub fn should_disable(failed_deliveries_in_a_row: i64, limit: i64) -> bool {
+    limit > 0 && failed_deliveries_in_a_row >= limit
 }
 
 /// What one attempt got.
@@ -114,26 +122,47 @@ impl Worker {
         if !matches!(outcome, AttemptOutcome::Retry { .. }) {
             metrics::counter!("webhook_deliveries_total", "result" => label).increment(1);
         }
-        let disabled = self
+        let attempt = AttemptRow {
+            n: c.delivery.attempts + 1,
+            at: started_at,
+            status_code: result.status_code.map(i64::from),
+            error_class: result.error_class.map(str::to_string),
+            duration_ms,
+        };
+        let failures = self
             .store
             .record_attempt(&AttemptRecord {
                 tenant_id: c.delivery.tenant_id.clone(),
                 delivery_id: c.delivery.id.clone(),
                 endpoint_id: c.endpoint.id.clone(),
-                attempt: AttemptRow {
-                    n: c.delivery.attempts + 1,
-                    at: started_at,
-                    status_code: result.status_code.map(i64::from),
-                    error_class: result.error_class.map(str::to_string),
-                    duration_ms,
-                },
+                attempt: attempt.clone(),
                 outcome,
-                disable_after_failed_deliveries: self.settings.disable_after_failed_deliveries,
             })
             .await?;
-        if disabled {
-            metrics::counter!("webhook_endpoints_disabled_total").increment(1);
-            tracing::warn!(endpoint_id = %c.endpoint.id, "webhook endpoint disabled after consecutive failed deliveries");
+        let limit = self.settings.disable_after_failed_deliveries;
+        if outcome == AttemptOutcome::GiveUp && should_disable(failures, limit) {
+            let audit = AuditEvent {
+                tenant_id: c.delivery.tenant_id.clone(),
+                event: crate::domain::AuditKind::WebhookDisabled,
+                subject: c.endpoint.id.to_string(),
+                details: serde_json::json!({"reason": DISABLED_REASON, "failed_deliveries": limit, "last_delivery_id": c.delivery.id}),
+                at: attempt.at,
+            };
+            let disabled = self
+                .store
+                .disable_webhook(
+                    &c.delivery.tenant_id,
+                    &c.endpoint.id,
+                    failures,
+                    DISABLED_REASON,
+                    &audit,
+                    attempt.at,
+                )
+                .await?;
+            if disabled {
+                metrics::counter!("webhook_endpoints_disabled_total").increment(1);
+                tracing::warn!(endpoint_id = %c.endpoint.id, "webhook endpoint disabled after consecutive failed deliveries");
+            }
         }
         Ok(())
     }
@@ -234,5 +263,21 @@ impl Worker {
                 ),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::should_disable;
+
+    #[test]
+    fn an_endpoint_is_disabled_at_the_limit_and_never_with_limit_zero() {
+        assert!(!should_disable(4, 5));
+        assert!(should_disable(5, 5));
+        assert!(
+            should_disable(6, 5),
+            "past the limit (a concurrent failure) still disables"
+        );
+        assert!(!should_disable(100, 0), "0 never disables");
     }
 }

@@ -5,10 +5,13 @@ use crate::helpers::*;
 use jpki_face::crypto::{Owner, RecordKind};
 use jpki_face::domain::{
     new_id, now_millis, prefix, EnrollmentId, Purpose, SessionId, TemplateSource, TenantId,
+    VerificationDecision, VerificationId, WebhookId,
 };
+use jpki_face::lockout::Lockout;
 use jpki_face::redact::Secret;
 use jpki_face::store::{
-    AuditEvent, CountedTable, NewEnrollment, NewSession, StoreError, StoredTemplate,
+    AuditEvent, CountedTable, NewEnrollment, NewSession, NewVerification, NewWebhookEndpoint,
+    Store, StoreError, StoredTemplate, VerificationWrite,
 };
 
 pub const TEST_NAME: &str = "山田　太郎";
@@ -157,7 +160,9 @@ pub async fn dump_database(app: &TestApp) -> String {
 
 crate::on_both_backends!(
     every_read_is_scoped_by_tenant,
-    a_session_is_consumed_once_and_atomically
+    a_session_is_consumed_once_and_atomically,
+    lockout_counters_are_written_by_compare_and_set,
+    an_endpoint_is_disabled_only_from_the_failure_count_seen
 );
 
 async fn every_read_is_scoped_by_tenant(backend: Backend) {
@@ -321,4 +326,177 @@ async fn a_session_is_consumed_once_and_atomically(backend: Backend) {
             .unwrap(),
         jpki_face::store::ChainVerdict::Intact { .. }
     ));
+}
+
+/// The store applies the counters it is given only if they are still the ones they were computed
+/// from: a write based on a stale read writes nothing at all (no verification, no audit row).
+async fn lockout_counters_are_written_by_compare_and_set(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let store = app.ctx.svc.store.as_ref();
+    let enrollment = insert_enrollment(&app, &app.tenant_id, "verified").await;
+    let fresh = store
+        .get_enrollment(&app.tenant_id, &enrollment)
+        .await
+        .unwrap()
+        .unwrap()
+        .lockout();
+    let now = now_millis();
+    let one_failure = Lockout {
+        failed_count: 1,
+        failure_window_start: Some(now),
+        locked_until: None,
+    };
+    let verification = |decision| NewVerification {
+        id: VerificationId::new(),
+        tenant_id: app.tenant_id.clone(),
+        enrollment_id: enrollment.clone(),
+        session_id: None,
+        decision,
+        document: "{}".into(),
+        created_at: now,
+    };
+    let audit = [AuditEvent::new(
+        &app.tenant_id,
+        jpki_face::domain::AuditKind::VerificationCreated,
+        enrollment.as_str(),
+        serde_json::json!({}),
+    )];
+    assert!(
+        record(
+            store,
+            &audit,
+            verification(VerificationDecision::NoMatch),
+            fresh,
+            one_failure
+        )
+        .await
+    );
+    let audit_rows = app.count(CountedTable::Audit).await;
+    // A concurrent attempt computed from the same (now stale) counters loses.
+    assert!(
+        !record(
+            store,
+            &audit,
+            verification(VerificationDecision::NoMatch),
+            fresh,
+            one_failure
+        )
+        .await
+    );
+    assert_eq!(app.count(CountedTable::Verifications).await, 1);
+    assert_eq!(app.count(CountedTable::Audit).await, audit_rows);
+    let row = store
+        .get_enrollment(&app.tenant_id, &enrollment)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.lockout(), one_failure);
+    // Read again, it wins.
+    assert!(
+        record(
+            store,
+            &audit,
+            verification(VerificationDecision::Match),
+            one_failure,
+            fresh
+        )
+        .await
+    );
+    assert_eq!(app.count(CountedTable::Verifications).await, 2);
+    // Another tenant's enrollment is never written.
+    let (tenant_b, _) = app.other_tenant().await;
+    let mut other = verification(VerificationDecision::NoMatch);
+    other.tenant_id = tenant_b;
+    assert!(!record(store, &audit, other, fresh, one_failure).await);
+}
+
+async fn an_endpoint_is_disabled_only_from_the_failure_count_seen(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let store = app.ctx.svc.store.as_ref();
+    let id = WebhookId::new();
+    let audit = |event: jpki_face::domain::AuditKind| {
+        AuditEvent::new(&app.tenant_id, event, id.as_str(), serde_json::json!({}))
+    };
+    store
+        .create_webhook(
+            &NewWebhookEndpoint {
+                id: id.clone(),
+                tenant_id: app.tenant_id.clone(),
+                url: "https://example.com/hook".into(),
+                events: vec!["enrollment.created".into()],
+                secret_sealed: vec![1, 2, 3],
+                created_at: now_millis(),
+            },
+            &audit(jpki_face::domain::AuditKind::WebhookCreated),
+        )
+        .await
+        .unwrap();
+    let disabled_events = || async {
+        store
+            .audit_rows(&app.tenant_id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.event == "webhook.disabled")
+            .count()
+    };
+    // The count changed since it was read (a delivery reset it): nothing happens.
+    assert!(!disable(store, &app.tenant_id, &id, 3).await.unwrap());
+    assert_eq!(disabled_events().await, 0);
+    assert!(disable(store, &app.tenant_id, &id, 0).await.unwrap());
+    assert_eq!(disabled_events().await, 1);
+    // Already disabled: no second event.
+    assert!(!disable(store, &app.tenant_id, &id, 0).await.unwrap());
+    assert_eq!(disabled_events().await, 1);
+    let row = store
+        .get_webhook(&app.tenant_id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.disabled_at.is_some());
+    assert_eq!(row.disabled_reason.as_deref(), Some("consecutive_failures"));
+}
+
+async fn record(
+    store: &dyn Store,
+    audit: &[AuditEvent],
+    verification: NewVerification,
+    seen: Lockout,
+    next: Lockout,
+) -> bool {
+    store
+        .record_verification(&VerificationWrite {
+            verification: &verification,
+            seen,
+            next,
+            audit,
+            answer: None,
+            events: &[],
+        })
+        .await
+        .unwrap()
+}
+
+async fn disable(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+    id: &WebhookId,
+    seen: i64,
+) -> Result<bool, StoreError> {
+    let audit = AuditEvent::new(
+        tenant_id,
+        jpki_face::domain::AuditKind::WebhookDisabled,
+        id.as_str(),
+        serde_json::json!({}),
+    );
+    store
+        .disable_webhook(
+            tenant_id,
+            id,
+            seen,
+            "consecutive_failures",
+            &audit,
+            now_millis(),
+        )
+        .await
 }
