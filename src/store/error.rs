@@ -17,9 +17,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url (want sqlite:// or postgres://)")]
     UnsupportedUrl,
-    /// The row the write depends on is gone (e.g. deleted concurrently).
-    #[error("no such row")]
-    NotFound,
 }
 
 impl From<sqlx::Error> for StoreError {

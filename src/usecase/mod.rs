@@ -181,7 +181,6 @@ impl From<StoreError> for UseCaseError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::SessionConsumed => UseCaseError::SessionConsumed,
-            StoreError::NotFound => UseCaseError::NotFound,
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 UseCaseError::StoreUnavailable {
