@@ -10,7 +10,9 @@
 //! - [`crypto`]: envelope encryption and crypto-shredding;
 //! - [`jobs`]: the periodic-job loop of the background jobs;
 //! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
-//! - [`devcard`]: the test-card generator (development only).
+//! - [`devcard`]: the test-card generator (development only);
+//! - [`cli`]: the operator command line, one file per command, and its one dispatch;
+//! - [`app`]: application wiring (store, keys, listener, background jobs).
 #![deny(unsafe_code)]
 
 pub mod app;

@@ -6,7 +6,6 @@
 
 pub mod align;
 pub mod calibration;
-mod cli;
 pub mod config;
 pub mod decode;
 pub mod detect;
@@ -19,7 +18,6 @@ pub mod quality;
 pub mod template;
 
 pub use calibration::{CalibrationTable, Threshold};
-pub use cli::{run_calibrate, run_face_command, CalibrateArgs, FaceCommand};
 pub use config::{FaceConfig, QualityRules};
 pub use models::FaceInitError;
 pub use pipeline::{accepted_format, Bench};
