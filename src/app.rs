@@ -1,20 +1,19 @@
 //! Application assembly: open the store, apply migrations, load keys, bind the listener, serve
-//! until shutdown. Tests call [`Application::build`] with port 0 and read the actual address.
+//! until shutdown, with the background jobs of a replica. Tests call [`Application::build`] with
+//! port 0 and read the actual address. The command line is [`crate::cli`].
 
-use crate::cli::{Command, KeyCommand, TenantCommand};
 use crate::config::Settings;
 use crate::crypto::{KekSource, KeyRing};
-use crate::domain::{
-    credential_hash, new_id, now_millis, prefix, IssuedCredential, TenantId, API_KEY_PREFIX,
-};
 use crate::http::{self, ApiContext};
-use crate::redact::Secret;
-use crate::store::{self, KeyRef, Store, Tenant, TenantSettings};
+use crate::store::{self, Store};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+// The admin use cases lived here; kept at their old path for the tests that call them.
+pub use crate::usecase::tenants::{create_api_key, create_tenant, create_tenant_with};
 
 /// Components built from the settings unless given: tests share one face engine per process and
 /// may inject a validity checker with a controlled clock.
@@ -191,181 +190,4 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     )
     .await
     .context("opening the database (database.url)")
-}
-
-/// A new tenant and its first API key. The key is returned once; only its hash is stored.
-pub async fn create_tenant(
-    store: &dyn Store,
-    name: &str,
-) -> anyhow::Result<(Tenant, String, Secret<String>)> {
-    create_tenant_with(store, name, TenantSettings::default()).await
-}
-
-pub async fn create_tenant_with(
-    store: &dyn Store,
-    name: &str,
-    settings: TenantSettings,
-) -> anyhow::Result<(Tenant, String, Secret<String>)> {
-    let tenant = Tenant {
-        id: TenantId::new(),
-        name: name.to_string(),
-        settings,
-        created_at: now_millis(),
-    };
-    store.create_tenant(&tenant).await?;
-    let (key_id, key) = create_api_key(store, &tenant.id).await?;
-    store
-        .append_audit(&crate::store::AuditEvent::new(
-            &tenant.id,
-            crate::domain::AuditKind::TenantCreated,
-            tenant.id.as_str(),
-            serde_json::json!({"key_id": key_id}),
-        ))
-        .await?;
-    Ok((tenant, key_id, key))
-}
-
-pub async fn create_api_key(
-    store: &dyn Store,
-    tenant_id: &TenantId,
-) -> anyhow::Result<(String, Secret<String>)> {
-    let credential = IssuedCredential::new(API_KEY_PREFIX);
-    let key_id = new_id(prefix::API_KEY);
-    store
-        .add_api_key(&key_id, tenant_id, &credential.hash, now_millis())
-        .await?;
-    Ok((key_id, credential.token))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
-    tracing::info!("shutdown requested; draining in-flight requests");
-}
-
-fn print_key(json: bool, tenant_id: &TenantId, key_id: &str, key: &Secret<String>) {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"tenant_id": tenant_id, "key_id": key_id, "api_key": key.expose()})
-        );
-    } else {
-        println!("tenant_id: {tenant_id}\nkey_id:    {key_id}\napi_key:   {}\n(the API key is shown only now; store it safely)", key.expose());
-    }
-}
-
-/// Runs the commands that need the async runtime.
-pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Result<()> {
-    crate::telemetry::init_logging(&settings.log);
-    match command {
-        Command::Serve { bind, demo_tenant } => {
-            if let Some(bind) = bind {
-                settings.server.bind = bind;
-                settings.bind_addr()?;
-            }
-            let app = Application::build(settings).await?;
-            if demo_tenant {
-                let (tenant, key_id, key) =
-                    create_tenant(app.context().svc.store.as_ref(), "demo").await?;
-                println!("demo tenant created\n");
-                print_key(false, &tenant.id, &key_id, &key);
-                println!("\ntry: curl -s -X POST http://{}/v1/sessions -H 'authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"purpose\":\"enrollment\",\"subject_ref\":\"customer-1\"}}'\n", app.local_addr(), key.expose());
-            }
-            tracing::info!(addr = %app.local_addr(), backend = app.context().svc.store.backend(), "listening");
-            println!("jpki-face listening on http://{}", app.local_addr());
-            app.run_until(shutdown_signal()).await?;
-            Ok(())
-        }
-        Command::Migrate => {
-            let store = open_store(&settings).await?;
-            store.migrate().await?;
-            println!("migrations applied ({})", store.backend());
-            Ok(())
-        }
-        Command::Tenant { command } => {
-            let store = open_store(&settings).await?;
-            store.migrate().await?;
-            match command {
-                TenantCommand::Create {
-                    name,
-                    json,
-                    liveness,
-                } => {
-                    let (tenant, key_id, key) = create_tenant_with(
-                        store.as_ref(),
-                        &name,
-                        TenantSettings {
-                            liveness,
-                            ..TenantSettings::default()
-                        },
-                    )
-                    .await?;
-                    print_key(json, &tenant.id, &key_id, &key);
-                }
-                TenantCommand::List { json } => {
-                    let tenants = store.list_tenants().await?;
-                    for t in tenants {
-                        if json {
-                            println!(
-                                "{}",
-                                serde_json::json!({"id": t.id, "name": t.name, "created_at": crate::domain::rfc3339(t.created_at)})
-                            );
-                        } else {
-                            println!(
-                                "{}\t{}\t{}",
-                                t.id,
-                                t.name,
-                                crate::domain::rfc3339(t.created_at)
-                            );
-                        }
-                    }
-                }
-                TenantCommand::Key {
-                    command: KeyCommand::Create { tenant, json },
-                } => {
-                    let tenant = match TenantId::parse(&tenant) {
-                        Some(id) => store.get_tenant(&id).await?,
-                        None => None,
-                    }
-                    .with_context(|| format!("no tenant {tenant}"))?;
-                    let (key_id, key) = create_api_key(store.as_ref(), &tenant.id).await?;
-                    print_key(json, &tenant.id, &key_id, &key);
-                }
-                TenantCommand::Key {
-                    command: KeyCommand::Revoke { key },
-                } => {
-                    let revoked = if key.starts_with(API_KEY_PREFIX) {
-                        store
-                            .revoke_api_key(KeyRef::Hash(&credential_hash(&key)), now_millis())
-                            .await?
-                    } else {
-                        store.revoke_api_key(KeyRef::Id(&key), now_millis()).await?
-                    };
-                    anyhow::ensure!(revoked, "no live API key matches");
-                    println!("revoked");
-                }
-            }
-            Ok(())
-        }
-        Command::Face { .. } | Command::Calibrate(_) => {
-            anyhow::bail!("this command runs without the async runtime (see main.rs)")
-        }
-        #[cfg(feature = "devcard")]
-        Command::Dev { .. } => {
-            anyhow::bail!("this command runs without the async runtime (see main.rs)")
-        }
-    }
 }

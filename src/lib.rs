@@ -8,8 +8,11 @@
 //! - [`face`]: image decoding, the ONNX models, quality, templates, the worker pool;
 //! - [`store`]: the storage trait and its Postgres and SQLite implementations;
 //! - [`crypto`]: envelope encryption and crypto-shredding;
+//! - [`jobs`]: the periodic-job loop of the background jobs;
 //! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
-//! - [`devcard`]: the test-card generator (development only).
+//! - [`devcard`]: the test-card generator (development only);
+//! - [`cli`]: the operator command line, one file per command, and its one dispatch;
+//! - [`app`]: application wiring (store, keys, listener, background jobs).
 #![deny(unsafe_code)]
 
 pub mod app;
@@ -23,6 +26,7 @@ pub mod domain;
 pub mod face;
 pub mod http;
 pub mod jlis;
+pub mod jobs;
 pub mod liveness;
 pub mod lockout;
 pub mod redact;

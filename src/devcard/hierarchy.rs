@@ -225,15 +225,30 @@ impl TestHierarchy {
         let municipal = self.municipal.to_public_key();
         write_atomic(
             &self.dir.join("kenmen-cvc.bin"),
-            &cvc(&self.kenmen_root, KENMEN_ROOT_KEY_ID, &municipal)?,
+            &cvc(
+                &self.kenmen_root,
+                KENMEN_ROOT_KEY_ID,
+                MUNICIPAL_KEY_ID,
+                &municipal,
+            )?,
         )?;
         write_atomic(
             &self.dir.join("hojo-cvc.bin"),
-            &cvc(&self.hojo_root, HOJO_ROOT_KEY_ID, &municipal)?,
+            &cvc(
+                &self.hojo_root,
+                HOJO_ROOT_KEY_ID,
+                MUNICIPAL_KEY_ID,
+                &municipal,
+            )?,
         )?;
         write_atomic(
             &self.dir.join("unknown-cvc.bin"),
-            &cvc(&self.kenmen_root, UNKNOWN_ROOT_KEY_ID, &municipal)?,
+            &cvc(
+                &self.kenmen_root,
+                UNKNOWN_ROOT_KEY_ID,
+                MUNICIPAL_KEY_ID,
+                &municipal,
+            )?,
         )?;
 
         write_atomic(&self.dir.join("index.txt"), b"")?;

@@ -1,7 +1,6 @@
 //! The card files' bytes: CVCs, the offset-table records (券面AP EF 0002, 入力補助AP EF 0002/0003) and
 //! the small PNGs standing in for the card's rendered text.
 
-use super::hierarchy::MUNICIPAL_KEY_ID;
 use super::pki;
 use crate::card::{self, make_key_id, push_tlv, Sex};
 use anyhow::{anyhow, Context, Result};
@@ -15,11 +14,12 @@ use sha2::{Digest, Sha256};
 pub(super) fn cvc(
     root: &RsaPrivateKey,
     issuer: (&str, &str),
+    subject: (&str, &str),
     subject_key: &rsa::RsaPublicKey,
 ) -> Result<Vec<u8>> {
     let mut body = Vec::with_capacity(297);
     body.extend_from_slice(&make_key_id(issuer.0, issuer.1));
-    body.extend_from_slice(&make_key_id(MUNICIPAL_KEY_ID.0, MUNICIPAL_KEY_ID.1));
+    body.extend_from_slice(&make_key_id(subject.0, subject.1));
     body.extend_from_slice(&card::encode_card_key(subject_key));
     let sig = pki::sign_sha256(root, &body)?;
     let mut inner = Vec::new();

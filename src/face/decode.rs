@@ -165,7 +165,11 @@ pub fn decode_photo(
     let (img, px_scale) = match reduced {
         Some(n) => {
             drop(decoder);
-            (jpeg_reduced::decode(bytes, n)?, 8.0 / f32::from(n))
+            (
+                jpeg_reduced::decode(bytes, n)
+                    .map_err(|e| DecodeError::Undecodable(e.to_string()))?,
+                8.0 / f32::from(n),
+            )
         }
         None => (
             DynamicImage::from_decoder(decoder)

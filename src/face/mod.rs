@@ -6,22 +6,22 @@
 
 pub mod align;
 pub mod calibration;
-mod cli;
 pub mod config;
 pub mod decode;
 pub mod detect;
-mod engine;
 pub mod jp2gate;
 pub mod jpeg_reduced;
 pub mod models;
+mod pipeline;
+mod pool;
 pub mod quality;
 pub mod template;
 
 pub use calibration::{CalibrationTable, Threshold};
-pub use cli::{run_calibrate, run_face_command, CalibrateArgs, FaceCommand};
 pub use config::{FaceConfig, QualityRules};
-pub use engine::{accepted_format, Bench, FaceEngine, PoolStats};
 pub use models::FaceInitError;
+pub use pipeline::{accepted_format, Bench};
+pub use pool::{FaceEngine, PoolStats};
 pub use quality::{QualityCheck, QualityFailure, QualityReport, QualityResult};
 pub use template::{ModelMismatch, Template, TemplateDecodeError};
 

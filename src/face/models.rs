@@ -120,6 +120,15 @@ pub fn verify(path: &Path, entry: &ManifestEntry, what: &'static str) -> Result<
 /// One process-wide ONNX Runtime environment; the library is loaded once.
 static ENV: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
 
+/// A relative path (the ONNX Runtime library's) made absolute against the working directory.
+pub(super) fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
 pub fn environment(lib: &Path) -> Result<ort::environment::Environment, FaceInitError> {
     // Checked even when a runtime is already loaded, so a wrong path is always reported.
     if !lib.is_file() {

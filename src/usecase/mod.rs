@@ -13,6 +13,7 @@ pub mod retention;
 pub mod scheduled;
 pub mod sessions;
 pub mod status;
+pub mod tenants;
 pub mod upload;
 pub mod verification;
 pub mod webhooks;

@@ -137,20 +137,10 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
 }
 
 /// The periodic job.
-pub async fn run(svc: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(svc: Services, shutdown: tokio::sync::watch::Receiver<bool>) {
     let period = Duration::from_secs(svc.settings.retention.run_interval_secs);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = tick.tick() => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(e) = run_once(&svc, now_millis()).await {
-            tracing::warn!(error = %e, "retention run failed");
-        }
-    }
+    crate::jobs::every("retention run", period, shutdown, || {
+        run_once(&svc, now_millis())
+    })
+    .await;
 }

@@ -81,22 +81,9 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let cfg = &self.svc.settings.status_checks;
-        let mut tick = tokio::time::interval(Duration::from_millis(cfg.poll_interval_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tick.tick() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-            if let Err(e) = self.poll_once().await {
-                tracing::warn!(error = %e, "status check poll failed");
-            }
-        }
+    pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let period = Duration::from_millis(self.svc.settings.status_checks.poll_interval_ms);
+        crate::jobs::every("status check poll", period, shutdown, || self.poll_once()).await;
     }
 
     /// Tenants' intervals in milliseconds (tenants without an override are absent).

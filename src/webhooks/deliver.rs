@@ -49,23 +49,15 @@ impl Worker {
     /// Polls until `shutdown` turns true, then waits for the attempts in flight (each bounded by
     /// its timeout). Attempts run as their own tasks, at most `concurrency` at once, so a slow
     /// receiver does not hold up the next poll.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
         let this = Arc::new(self);
         let slots = Arc::new(tokio::sync::Semaphore::new(this.settings.concurrency));
-        let mut tick = tokio::time::interval(Duration::from_millis(this.settings.poll_interval_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tick.tick() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-            if let Err(e) = this.poll_once(&slots).await {
-                tracing::warn!(error = %e, "webhook delivery poll failed");
-            }
-        }
+        let period = Duration::from_millis(this.settings.poll_interval_ms);
+        crate::jobs::every("webhook delivery poll", period, shutdown, || {
+            this.poll_once(&slots)
+        })
+        .await;
+        // Drain: the attempts in flight hold their slots until they are recorded.
         let _ = slots.acquire_many(this.settings.concurrency as u32).await;
     }
 

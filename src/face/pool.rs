@@ -1,5 +1,6 @@
-//! The engine: a bounded queue feeding N worker threads, each owning its two ONNX Runtime sessions,
-//! and the per-image pipeline they run. The async runtime only enqueues and awaits a oneshot reply.
+//! The engine's worker pool: a bounded queue feeding N worker threads, each owning its two ONNX Runtime
+//! sessions and running [`super::pipeline`] on one job at a time; per-tenant shares of the queue; an
+//! overload answered at once. The async runtime only enqueues and awaits a oneshot reply.
 //!
 //! The pool heals itself: a panic in a worker answers that one job with [`FaceError::WorkerPanicked`]
 //! and the worker thread ends; a job still running past its deadline is abandoned (its worker is
@@ -8,15 +9,13 @@
 //! fewer workers than configured are in service. Counters: `face_worker_panics_total`,
 //! `face_worker_restarts_total`, `face_jobs_abandoned_total` (also in [`PoolStats`]).
 
-use super::align::{self, TEMPLATE};
+use super::align;
 use super::calibration::{CalibrationTable, Threshold};
 use super::config::FaceConfig;
-use super::decode::{self, DecodeError, DecodeLimits, Sniffed};
-use super::jp2gate::{self, GateLimits};
-use super::models::{self, FaceInitError, Manifest, Models};
-use super::quality::{self, Metrics};
-use super::template::{self, ModelMismatch, Template, PREPROCESSING_VERSION};
-use super::{FaceAnalysis, FaceError, FaceGeometry, ImageKind, Timings};
+use super::models::{self, absolute, FaceInitError, Models};
+use super::pipeline::{accepted_format, check_chip_photo, run_pipeline};
+use super::template::{ModelMismatch, Template};
+use super::{FaceAnalysis, FaceError, ImageKind};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use image::RgbImage;
@@ -524,49 +523,6 @@ impl FaceEngine {
     }
 }
 
-/// The JPEG 2000 gate with the configured chip-photo bounds; its refusal is `Undecodable` (`TooLarge` for
-/// the dimensions rule) with a detail naming the rule.
-pub(crate) fn check_chip_photo(
-    cfg: &FaceConfig,
-    image: &[u8],
-) -> Result<jp2gate::Jp2Header, FaceError> {
-    jp2gate::check(image, &GateLimits::chip_photo(cfg.chip_photo_max_side_px))
-        .map_err(|e| decode_error(DecodeError::Refused(e)))
-}
-
-fn decode_limits(cfg: &FaceConfig, kind: ImageKind) -> DecodeLimits {
-    match kind {
-        ImageKind::Selfie => DecodeLimits::new(cfg.selfie_max_pixels),
-        ImageKind::ChipPhoto => DecodeLimits {
-            max_pixels: cfg.chip_photo_max_pixels,
-            jp2: GateLimits::chip_photo(cfg.chip_photo_max_side_px),
-        },
-    }
-}
-
-fn absolute(p: PathBuf) -> PathBuf {
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    }
-}
-
-/// Which formats each kind accepts: selfies are camera images, the chip photo is JPEG 2000.
-pub fn accepted_format(image: &[u8], kind: ImageKind) -> Result<Sniffed, FaceError> {
-    let sniffed = decode::sniff(image);
-    match (kind, sniffed) {
-        (ImageKind::Selfie, Some(f @ (Sniffed::Jpeg | Sniffed::Png | Sniffed::WebP))) => Ok(f),
-        (ImageKind::ChipPhoto, Some(f @ (Sniffed::Jp2 | Sniffed::J2k))) => Ok(f),
-        (ImageKind::Selfie, _) => Err(FaceError::UnsupportedMediaType {
-            detail: "a selfie must be JPEG, PNG or WebP".into(),
-        }),
-        (ImageKind::ChipPhoto, _) => Err(FaceError::UnsupportedMediaType {
-            detail: "the chip photo must be JPEG 2000 (JP2 or J2K)".into(),
-        }),
-    }
-}
-
 /// Starts one worker thread: it loads its sessions, warms up, enters service and takes jobs.
 fn spawn_worker(
     inner: &Arc<Inner>,
@@ -770,202 +726,5 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
             // Replaced already: take no more jobs.
             return;
         }
-    }
-}
-
-fn decode_error(e: DecodeError) -> FaceError {
-    match e {
-        DecodeError::Unsupported(detail) => FaceError::UnsupportedMediaType { detail },
-        DecodeError::TooLarge(detail) => FaceError::TooLarge { detail },
-        DecodeError::Undecodable(detail) => FaceError::Undecodable { detail },
-        DecodeError::Truncated(detail) => FaceError::Undecodable {
-            detail: format!("truncated: {detail}"),
-        },
-        DecodeError::Refused(e) if e.rule == jp2gate::GateRule::Dimensions => FaceError::TooLarge {
-            detail: e.to_string(),
-        },
-        DecodeError::Refused(e) => FaceError::Undecodable {
-            detail: e.to_string(),
-        },
-    }
-}
-
-/// Decodes and analyses one image (runs on a worker thread).
-pub(crate) fn run_pipeline(
-    models: &mut Models,
-    cfg: &FaceConfig,
-    bytes: &[u8],
-    kind: ImageKind,
-    model_id: &str,
-    model_hash: &str,
-) -> Result<FaceAnalysis, FaceError> {
-    let t0 = Instant::now();
-    let format = accepted_format(bytes, kind)?;
-    // A large JPEG selfie is decoded no larger than twice what the detector needs (jpeg_reduced).
-    let reduce_for = (kind == ImageKind::Selfie).then_some(super::detect::MAX_SIDE as u32);
-    let decoded = decode::decode_photo(bytes, format, &decode_limits(cfg, kind), reduce_for)
-        .map_err(decode_error)?;
-    let mut timings = Timings {
-        decode: t0.elapsed(),
-        ..Timings::default()
-    };
-    analyze_decoded(
-        models,
-        cfg,
-        &decoded,
-        kind,
-        model_id,
-        model_hash,
-        &mut timings,
-    )
-}
-
-/// The pipeline after decoding: detect, select, measure, align, embed.
-pub(crate) fn analyze_decoded(
-    models: &mut Models,
-    cfg: &FaceConfig,
-    photo: &decode::Decoded,
-    kind: ImageKind,
-    model_id: &str,
-    model_hash: &str,
-    timings: &mut Timings,
-) -> Result<FaceAnalysis, FaceError> {
-    // Detection, light and alignment work in the decoded pixels; every size checked or reported is
-    // the original's (`px_scale` is 1 unless a large JPEG was decoded reduced).
-    let img = &photo.image;
-    let t = Instant::now();
-    let lb = super::detect::letterbox(img);
-    timings.preprocess += t.elapsed();
-    let t = Instant::now();
-    let dets = models
-        .detect_letterboxed(&lb, cfg.detection_threshold, cfg.nms_iou)
-        .map_err(internal)?;
-    timings.detect += t.elapsed();
-    let rules = match kind {
-        ImageKind::Selfie => &cfg.selfie,
-        ImageKind::ChipPhoto => &cfg.chip_photo,
-    };
-    let t = Instant::now();
-    // The main face is the largest; a second one of comparable size makes the image ambiguous.
-    let mut by_size: Vec<_> = dets.iter().collect();
-    by_size.sort_by(|a, b| (b.bbox[2] * b.bbox[3]).total_cmp(&(a.bbox[2] * a.bbox[3])));
-    let Some(&face) = by_size.first().copied() else {
-        timings.postprocess += t.elapsed();
-        return Ok(FaceAnalysis {
-            quality: quality::no_face_report(kind),
-            template: None,
-            face: None,
-            timings: *timings,
-        });
-    };
-    let second_face_ratio = by_size
-        .get(1)
-        .map_or(0.0, |s| s.bbox[2] / face.bbox[2].max(1e-3));
-    // In the original's pixels, for the rules and the report.
-    let original = face.scaled(photo.px_scale);
-    let pose = quality::estimate_pose(&face.landmarks);
-    let [le, re, ..] = original.landmarks;
-    let inter_eye_px = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt();
-    let (brightness, glare) = quality::box_light(img, &face.bbox);
-    let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
-    let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
-    let sharpness = quality::sharpness(&aligned);
-    let metrics = Metrics {
-        faces: dets.len(),
-        second_face_ratio,
-        face: original,
-        pose,
-        inter_eye_px,
-        brightness,
-        glare,
-        sharpness,
-    };
-    let report = quality::evaluate(&metrics, rules, kind);
-    timings.postprocess += t.elapsed();
-    let t = Instant::now();
-    let mut vector = models.embed(&aligned).map_err(internal)?;
-    timings.embed += t.elapsed();
-    template::l2_normalise(&mut vector);
-    Ok(FaceAnalysis {
-        quality: report,
-        template: Some(Template {
-            model_id: model_id.to_string(),
-            model_hash: model_hash.to_string(),
-            preprocessing_version: PREPROCESSING_VERSION,
-            vector,
-        }),
-        face: Some(FaceGeometry {
-            bbox: original.bbox,
-            landmarks: original.landmarks,
-            detection_score: face.score,
-            yaw_deg: pose.yaw_deg,
-            pitch_deg: pose.pitch_deg,
-            roll_deg: pose.roll_deg,
-        }),
-        timings: *timings,
-    })
-}
-
-fn internal(e: ort::Error) -> FaceError {
-    tracing::error!(error = %e, "face inference failed");
-    FaceError::Internal
-}
-
-/// Direct, single-threaded access to the pipeline without the pool: for benchmarks that time the stages.
-pub struct Bench {
-    models: Models,
-    cfg: FaceConfig,
-    manifest: Manifest,
-}
-
-impl Bench {
-    pub fn new(cfg: &FaceConfig) -> Result<Bench, FaceInitError> {
-        let manifest = models::manifest()?;
-        let det = cfg.models_dir.join(&manifest.detector.file);
-        let rec = cfg.models_dir.join(&manifest.recognizer.file);
-        models::verify(&det, &manifest.detector, "YuNet detector model")?;
-        models::verify(&rec, &manifest.recognizer, "SFace recognition model")?;
-        let env = models::environment(&absolute(cfg.effective_ort_library()))?;
-        Ok(Bench {
-            models: Models::load(&env, &det, &rec)?,
-            cfg: cfg.clone(),
-            manifest,
-        })
-    }
-
-    /// Decode only.
-    pub fn decode(&self, bytes: &[u8], kind: ImageKind) -> Result<RgbImage, FaceError> {
-        let f = accepted_format(bytes, kind)?;
-        decode::decode_raster(bytes, f, &decode_limits(&self.cfg, kind)).map_err(decode_error)
-    }
-
-    /// Letterbox + YuNet + decoding of its outputs.
-    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<super::detect::Detection>, FaceError> {
-        self.models
-            .detect(img, self.cfg.detection_threshold, self.cfg.nms_iou)
-            .map_err(internal)
-    }
-
-    /// SFace alone on an aligned crop of the given face.
-    pub fn embed(
-        &mut self,
-        img: &RgbImage,
-        face: &super::detect::Detection,
-    ) -> Result<Vec<f32>, FaceError> {
-        let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
-        let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
-        self.models.embed(&aligned).map_err(internal)
-    }
-
-    /// The whole selfie pipeline, bytes to template, with stage timings.
-    pub fn pipeline(&mut self, bytes: &[u8], kind: ImageKind) -> Result<FaceAnalysis, FaceError> {
-        run_pipeline(
-            &mut self.models,
-            &self.cfg,
-            bytes,
-            kind,
-            &self.manifest.recognizer.id,
-            &self.manifest.recognizer.sha256,
-        )
     }
 }

@@ -1,130 +1,23 @@
-//! Operator commands: `jpki-face face compare A B` and `jpki-face calibrate`.
+//! `jpki-face calibrate`: embeds a labelled image folder on the face engine, scores the pairs
+//! (printed one a line), and writes the calibration table, the DET plot and the report built by
+//! [`crate::face::calibration`] (the maths lives there).
 
-use super::calibration::{self, CalibrationTable};
-use super::{FaceAnalysis, FaceEngine, FaceError, ImageKind};
+use super::face::start;
+use super::CalibrateArgs;
+use crate::face::calibration::{self, CalibrationTable};
+use crate::face::{FaceConfig, FaceEngine, FaceError, ImageKind, QualityCheck, Template};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
-
-/// `jpki-face face …`
-#[derive(Debug, clap::Subcommand)]
-pub enum FaceCommand {
-    /// Compare the faces in two image files (JPEG/PNG/WebP/JP2) and print JSON.
-    Compare { a: PathBuf, b: PathBuf },
-}
-
-/// `jpki-face calibrate …`
-#[derive(Debug, clap::Args)]
-pub struct CalibrateArgs {
-    /// Folder of the images: one sub-folder per identity (`<identity>/<file>`), or the folder the
-    /// `--pairs` paths are relative to.
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Only score the pairs of this list (`a<TAB>b<TAB>same`, one header line). Without it every pair of
-    /// images is scored: same folder = genuine, different folders = impostor.
-    #[arg(long)]
-    pub pairs: Option<PathBuf>,
-    /// Where the calibration table, the DET plot and the report are written.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// How the table and the report name the data set.
-    #[arg(long, default_value = "LFW-gray + web photos")]
-    pub data: String,
-}
-
-fn start(settings: &crate::config::Settings) -> anyhow::Result<FaceEngine> {
-    let engine = FaceEngine::start(&settings.face).context("starting the face engine")?;
-    if !engine.wait_ready(Duration::from_secs(120)) {
-        bail!("the face engine did not warm up within 120 s");
-    }
-    Ok(engine)
-}
-
-/// JPEG 2000 files are analysed as chip photos, everything else as selfies.
-fn kind_of(bytes: &[u8]) -> ImageKind {
-    match super::decode::sniff(bytes) {
-        Some(super::decode::Sniffed::Jp2 | super::decode::Sniffed::J2k) => ImageKind::ChipPhoto,
-        _ => ImageKind::Selfie,
-    }
-}
-
-fn analyze_file(engine: &FaceEngine, path: &Path) -> anyhow::Result<FaceAnalysis> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let kind = kind_of(&bytes);
-    engine
-        .analyze_blocking(Bytes::from(bytes), kind)
-        .with_context(|| format!("analysing {}", path.display()))
-}
-
-pub fn run_face_command(
-    cmd: FaceCommand,
-    settings: &crate::config::Settings,
-) -> anyhow::Result<()> {
-    match cmd {
-        FaceCommand::Compare { a, b } => {
-            let engine = start(settings)?;
-            let fa = analyze_file(&engine, &a)?;
-            let fb = analyze_file(&engine, &b)?;
-            let threshold = engine.threshold_for_fmr(settings.face.enrollment_target_fmr);
-            let score = match (&fa.template, &fb.template) {
-                (Some(ta), Some(tb)) => Some(engine.compare(ta, tb)?),
-                _ => None,
-            };
-            let quality_ok = fa.quality.result == super::QualityResult::Pass
-                && fb.quality.result == super::QualityResult::Pass;
-            let decision = match score {
-                None => "quality_failed",
-                Some(_) if !quality_ok => "quality_failed",
-                Some(s) if s >= threshold.score => "match",
-                Some(_) => "no_match",
-            };
-            let side = |file: &Path, f: &FaceAnalysis| Side {
-                file: file.display().to_string(),
-                quality: f.quality.clone(),
-                face: f.face,
-            };
-            let out = CompareOutput {
-                score: score.map(|s| (s * 10_000.0).round() / 10_000.0),
-                threshold: threshold.score,
-                target_fmr: threshold.target_fmr,
-                decision,
-                model: engine.model_label(),
-                a: side(&a, &fa),
-                b: side(&b, &fb),
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
-        }
-    }
-}
-
-#[derive(serde::Serialize)]
-struct CompareOutput {
-    score: Option<f32>,
-    threshold: f32,
-    target_fmr: f64,
-    decision: &'static str,
-    model: String,
-    a: Side,
-    b: Side,
-}
-
-#[derive(serde::Serialize)]
-struct Side {
-    file: String,
-    quality: super::QualityReport,
-    face: Option<super::FaceGeometry>,
-}
 
 /// What calibration learned about one image.
 #[derive(Clone)]
 enum Embedded {
-    Template(super::Template),
+    Template(Template),
     Rejected(String),
 }
 
@@ -210,10 +103,7 @@ fn subset_from_manifest(root: &Path, column: &str) -> Option<std::collections::H
     )
 }
 
-pub fn run_calibrate(
-    args: CalibrateArgs,
-    settings: &crate::config::Settings,
-) -> anyhow::Result<()> {
+pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
     let listed = match &args.pairs {
         Some(p) => Some(read_pair_list(p)?),
         None => None,
@@ -237,7 +127,7 @@ pub fn run_calibrate(
         bail!("no images found under {}", args.images.display());
     }
 
-    let engine = start(settings)?;
+    let engine = start(cfg)?;
     eprintln!(
         "calibrate: {} images, {}, {} workers",
         images.len(),
@@ -368,7 +258,7 @@ fn embed_all(engine: &FaceEngine, root: &Path, images: &[String]) -> HashMap<Str
                                 a.quality
                                     .failed
                                     .iter()
-                                    .find(|f| f.check != super::QualityCheck::MultipleFaces),
+                                    .find(|f| f.check != QualityCheck::MultipleFaces),
                                 a.template,
                             ) {
                                 (None, Some(t)) => Embedded::Template(t),

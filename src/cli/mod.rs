@@ -1,0 +1,291 @@
+//! The command line: `serve`, `migrate`, `tenant …`, `face …`, `calibrate`, `dev card …`. This module
+//! holds the grammar (the clap types) and the one dispatch, [`run`]; each command is in its own file.
+//! `main.rs` only parses and reports the exit code.
+
+mod calibrate;
+#[cfg(feature = "devcard")]
+mod dev;
+mod face;
+mod serve;
+mod tenant;
+
+use crate::config::Settings;
+use clap::{Parser, Subcommand};
+use std::future::Future;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "jpki-face", version, about = "Self-hosted eKYC with the My Number Card: card + JPKI verification and face matching", long_about = None)]
+pub struct Cli {
+    /// Configuration file layered over the compiled-in defaults (default: config/local.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (applies pending migrations first).
+    Serve {
+        /// Listen address, overriding `server.bind`.
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// Create a demo tenant at start-up and print its API key (used by `make run`).
+        #[arg(long)]
+        demo_tenant: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage tenants and their API keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Face engine tools for operators.
+    Face {
+        #[command(subcommand)]
+        command: FaceCommand,
+    },
+    /// Calibrate score thresholds on a labelled pair list.
+    Calibrate(CalibrateArgs),
+    /// Development tools (test cards). Never needed in production.
+    #[cfg(feature = "devcard")]
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its id and a new API key (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Live-capture challenge for this tenant's sessions (default: `liveness.mode` of the config).
+        #[arg(long, value_enum)]
+        liveness: Option<crate::liveness::LivenessMode>,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue an additional API key for a tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by its id (`key_…`) or by the key itself.
+    Revoke {
+        /// The key id printed at creation, or the full `jfk_live_…` key.
+        key: String,
+    },
+}
+
+#[cfg(feature = "devcard")]
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// The test-card generator.
+    Card {
+        #[command(subcommand)]
+        command: DevCardCommand,
+    },
+}
+
+/// `jpki-face face …`
+#[derive(Debug, clap::Subcommand)]
+pub enum FaceCommand {
+    /// Compare the faces in two image files (JPEG/PNG/WebP/JP2) and print JSON.
+    Compare { a: PathBuf, b: PathBuf },
+}
+
+/// `jpki-face calibrate …`
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Folder of the images: one sub-folder per identity (`<identity>/<file>`), or the folder the
+    /// `--pairs` paths are relative to.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Only score the pairs of this list (`a<TAB>b<TAB>same`, one header line). Without it every pair of
+    /// images is scored: same folder = genuine, different folders = impostor.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Where the calibration table, the DET plot and the report are written.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// How the table and the report name the data set.
+    #[arg(long, default_value = "LFW-gray + web photos")]
+    pub data: String,
+}
+
+/// `jpki-face dev card …`
+#[cfg(feature = "devcard")]
+#[derive(Debug, clap::Subcommand)]
+pub enum DevCardCommand {
+    /// Create a test trust hierarchy in DIR (set `card.trust_dir` to DIR/trust).
+    Init {
+        /// Directory for the hierarchy (created if missing; reopened if it holds one with the same seed).
+        dir: PathBuf,
+        /// Seed for every key and serial (same seed, same keys).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Issue a test card; prints the person id (a folder under DIR).
+    Issue {
+        /// The hierarchy directory made by `init`.
+        dir: PathBuf,
+        /// Face photo, JPEG or PNG; encoded as JPEG 2000 into DF27.
+        #[arg(
+            long,
+            required_unless_present = "photo_raw",
+            conflicts_with = "photo_raw"
+        )]
+        photo: Option<PathBuf>,
+        /// A file whose bytes go into DF27 exactly as they are (no decoding, no re-encoding), signed like
+        /// any photo: for tests with crafted or hostile chip photos.
+        #[arg(long, value_name = "FILE")]
+        photo_raw: Option<PathBuf>,
+        /// Family and given name; a space between them becomes U+3000 as on the card.
+        #[arg(long, default_value = "山田 太郎")]
+        name: String,
+        /// YYYY-MM-DD
+        #[arg(long, default_value = "1990-01-02")]
+        birth_date: String,
+        #[arg(long, value_enum, default_value = "male")]
+        sex: SexArg,
+        #[arg(long, default_value = "東京都千代田区霞が関２－１－２")]
+        address: String,
+        /// Also write the 入力補助AP attribute, integrity and CVC files.
+        #[arg(long)]
+        with_hojo: bool,
+        /// Seed for this person's keys (default: the person number).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Issue a deliberately defective card.
+        #[arg(long, value_enum)]
+        defect: Option<crate::devcard::Defect>,
+        /// Encode the chip photo in greyscale.
+        #[arg(long)]
+        greyscale: bool,
+    },
+    /// Sign a session's challenge; prints the `card` JSON of the enrollment API.
+    Sign {
+        /// The hierarchy directory made by `init`.
+        dir: PathBuf,
+        /// The person id printed by `issue` (e.g. `person-0001`).
+        person: String,
+        #[arg(long)]
+        session_id: String,
+        /// The session nonce as the API returns it (base64url of 32 bytes).
+        #[arg(long)]
+        nonce: String,
+        /// Apply a byte-level mutant to the output (negative tests).
+        #[arg(long, value_enum)]
+        mutant: Option<crate::devcard::Mutant>,
+    },
+    /// Revoke a person's certificate: updates index.txt and re-issues the CRL.
+    Revoke {
+        /// The hierarchy directory made by `init`.
+        dir: PathBuf,
+        /// The person id printed by `issue` (e.g. `person-0001`).
+        person: String,
+        #[arg(long, value_enum)]
+        reason: ReasonArg,
+    },
+}
+
+#[cfg(feature = "devcard")]
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SexArg {
+    Male,
+    Female,
+    NotKnown,
+    NotApplicable,
+}
+
+/// RFC 5280 reasons with OpenSSL's names.
+#[cfg(feature = "devcard")]
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "verbatim")]
+pub enum ReasonArg {
+    #[value(name = "unspecified")]
+    Unspecified,
+    #[value(name = "keyCompromise")]
+    KeyCompromise,
+    #[value(name = "CACompromise")]
+    CaCompromise,
+    #[value(name = "affiliationChanged")]
+    AffiliationChanged,
+    #[value(name = "superseded")]
+    Superseded,
+    #[value(name = "cessationOfOperation")]
+    CessationOfOperation,
+    #[value(name = "certificateHold")]
+    CertificateHold,
+}
+
+#[cfg(feature = "devcard")]
+impl From<ReasonArg> for crate::devcard::CrlReason {
+    fn from(r: ReasonArg) -> Self {
+        use crate::devcard::CrlReason;
+        match r {
+            ReasonArg::Unspecified => CrlReason::Unspecified,
+            ReasonArg::KeyCompromise => CrlReason::KeyCompromise,
+            ReasonArg::CaCompromise => CrlReason::CaCompromise,
+            ReasonArg::AffiliationChanged => CrlReason::AffiliationChanged,
+            ReasonArg::Superseded => CrlReason::Superseded,
+            ReasonArg::CessationOfOperation => CrlReason::CessationOfOperation,
+            ReasonArg::CertificateHold => CrlReason::CertificateHold,
+        }
+    }
+}
+
+/// Runs one command line. Settings are loaded first, for every command; the commands that use the
+/// database run on a Tokio runtime with logging, the face tools and the test-card tool on this thread.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { bind, demo_tenant } => {
+            on_runtime(settings, |s| serve::serve(s, bind, demo_tenant))
+        }
+        Command::Migrate => on_runtime(settings, serve::migrate),
+        Command::Tenant { command } => on_runtime(settings, |s| tenant::run(command, s)),
+        Command::Face { command } => face::run(command, &settings.face),
+        Command::Calibrate(args) => calibrate::run(args, &settings.face),
+        #[cfg(feature = "devcard")]
+        Command::Dev {
+            command: DevCommand::Card { command },
+        } => dev::run(command),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime, logging as configured.
+fn on_runtime<F, Fut>(settings: Settings, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        crate::telemetry::init_logging(&settings.log);
+        command(settings).await
+    })
+}
