@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 // The admin use cases lived here; kept at their old path for the tests that call them.
-pub use crate::usecase::tenants::{create_api_key, create_tenant, create_tenant_with};
 
 /// Components built from the settings unless given: tests share one face engine per process and
 /// may inject a validity checker with a controlled clock.

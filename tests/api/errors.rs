@@ -36,9 +36,10 @@ async fn every_auth_failure_is_the_same_401(backend: Backend) {
     details.push(assert_problem(basic, 401, "unauthenticated").await["detail"].clone());
 
     // A revoked key, and an expired client token.
-    let (key_id, key) = jpki_face::app::create_api_key(app.ctx.svc.store.as_ref(), &app.tenant_id)
-        .await
-        .unwrap();
+    let (key_id, key) =
+        jpki_face::usecase::tenants::create_api_key(app.ctx.svc.store.as_ref(), &app.tenant_id)
+            .await
+            .unwrap();
     assert_eq!(app.post_session(key.expose(), &body).await.status(), 201);
     assert!(app
         .ctx

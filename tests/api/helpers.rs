@@ -1,8 +1,9 @@
 //! `spawn_app` and typed request helpers shared by the API tests.
 
-use jpki_face::app::{create_tenant, Application, Components};
+use jpki_face::app::{Application, Components};
 use jpki_face::config::Settings;
 use jpki_face::http::ApiContext;
+use jpki_face::usecase::tenants::create_tenant;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -121,10 +121,13 @@ async fn pose_sequence_liveness(backend: Backend) {
         liveness: Some(LivenessMode::PoseSequence),
         ..Default::default()
     };
-    let (_, _, key) =
-        jpki_face::app::create_tenant_with(app.ctx.svc.store.as_ref(), "live", settings)
-            .await
-            .unwrap();
+    let (_, _, key) = jpki_face::usecase::tenants::create_tenant_with(
+        app.ctx.svc.store.as_ref(),
+        "live",
+        settings,
+    )
+    .await
+    .unwrap();
     let key = key.expose().clone();
 
     // The right frames in the right order pass.

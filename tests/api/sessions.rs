@@ -22,10 +22,13 @@ async fn sessions_carry_the_tenants_liveness_challenge(backend: Backend) {
         liveness: Some(jpki_face::liveness::LivenessMode::PoseSequence),
         ..Default::default()
     };
-    let (_, _, key) =
-        jpki_face::app::create_tenant_with(app.ctx.svc.store.as_ref(), "strict", settings)
-            .await
-            .unwrap();
+    let (_, _, key) = jpki_face::usecase::tenants::create_tenant_with(
+        app.ctx.svc.store.as_ref(),
+        "strict",
+        settings,
+    )
+    .await
+    .unwrap();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..6 {
         let body: serde_json::Value = app
