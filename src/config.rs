@@ -41,6 +41,8 @@ pub struct Settings {
     pub status_checks: crate::usecase::scheduled::StatusCheckSettings,
     #[serde(default)]
     pub retention: crate::usecase::retention::RetentionSettings,
+    #[serde(default)]
+    pub claims: crate::claims::ClaimsSettings,
 }
 
 /// `[verification]`: transaction-time re-verification.
@@ -256,6 +258,9 @@ impl Settings {
                 "required when environment = \"production\" (32 random bytes, base64)",
             ));
         }
+        self.claims
+            .validate(self.environment)
+            .map_err(|(key, why)| ConfigError::key(&key, why))?;
         Ok(())
     }
 

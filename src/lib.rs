@@ -8,12 +8,14 @@
 //! - [`face`]: image decoding, the ONNX models, quality, templates, the worker pool;
 //! - [`store`]: the storage trait and its Postgres and SQLite implementations;
 //! - [`crypto`]: envelope encryption and crypto-shredding;
+//! - [`claims`]: verified claims for the RP (OIDC4IDA `verified_claims`, signed; the JWKS);
 //! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
 //! - [`devcard`]: the test-card generator (development only).
 #![deny(unsafe_code)]
 
 pub mod app;
 pub mod card;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -29,6 +29,10 @@ pub enum ApiError {
         "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
     )]
     EnrollmentInactive,
+    #[error("the enrollment is not verified (rejected, revoked, identity changed or status unknown): it has no verified claims")]
+    EnrollmentNotVerified,
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("{0}")]
     LimitReached(String),
     #[error("{0}")]
@@ -94,7 +98,9 @@ impl ApiError {
             | IdempotencyConflict
             | IdempotencyInProgress { .. }
             | EnrollmentInactive
+            | EnrollmentNotVerified
             | LimitReached(_) => StatusCode::CONFLICT,
+            NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidCardData(_) | MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
@@ -123,6 +129,8 @@ impl ApiError {
             IdempotencyConflict => "idempotency_conflict",
             IdempotencyInProgress { .. } => "idempotency_in_progress",
             EnrollmentInactive => "enrollment_inactive",
+            EnrollmentNotVerified => "enrollment_not_verified",
+            NotAcceptable(_) => "not_acceptable",
             LimitReached(_) => "limit_reached",
             PayloadTooLarge(_) => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
@@ -213,6 +221,7 @@ impl From<crate::usecase::UseCaseError> for ApiError {
                 ApiError::IdempotencyInProgress { retry_after_secs }
             }
             U::EnrollmentInactive => ApiError::EnrollmentInactive,
+            U::EnrollmentNotVerified => ApiError::EnrollmentNotVerified,
             U::LimitReached(detail) => ApiError::LimitReached(detail),
             U::EnrollmentLocked { retry_after_secs } => {
                 ApiError::EnrollmentLocked { retry_after_secs }
