@@ -157,6 +157,35 @@ mod tests {
         );
     }
 
+    /// Made by the `openssl` commands of config/default.toml (a test key, used nowhere else).
+    const OPENSSL_PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAdgHQUI+hIo/84nCE2b6lhkel47JIyF9D/GA4UiX4W6hRANCAASscJzom240oK/zYQ8AZwrnt8uagGOT9ejhz8oUUQ6TMuYxq1Uj8+FmgG5/ozo0W+RZ9Wa+im6bCefXLZU10CW6";
+    const OPENSSL_SPKI: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAErHCc6JtuNKCv82EPAGcK57fLmoBjk/Xo4c/KFFEOkzLmMatVI/PhZoBuf6M6NFvkWfVmvopumwnn1y2VNdAlug==";
+
+    #[test]
+    fn keys_made_by_the_documented_openssl_commands_are_accepted() {
+        let private = keys::parse_signing_key(OPENSSL_PKCS8).unwrap();
+        let public = keys::parse_public_key(OPENSSL_SPKI).unwrap();
+        assert_eq!(private.verifying_key(), &public);
+    }
+
+    #[test]
+    fn documented_defaults_equal_the_code_defaults_and_production_names_the_key() {
+        let s = crate::config::Settings::from_toml_overrides("")
+            .unwrap()
+            .claims;
+        let d = ClaimsSettings::default();
+        assert_eq!(
+            (&s.issuer, s.subject, &s.key_id, &s.dev_key_file),
+            (&d.issuer, d.subject, &d.key_id, &d.dev_key_file)
+        );
+        assert!(s.signing_key.is_none() && s.previous_keys.is_empty());
+        let e = crate::config::Settings::from_toml_overrides(
+            "environment = \"production\"\n[crypto]\nkek = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n[claims]\nissuer = \"https://ekyc.example.jp\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("claims.signing_key"), "{e}");
+    }
+
     #[test]
     fn the_key_is_never_printed() {
         let s = ClaimsSettings {
