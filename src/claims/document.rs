@@ -145,6 +145,7 @@ pub struct VerifiedClaims {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IdaVerification)]
 pub struct Verification {
     /// `jp_aml`
     pub trust_framework: String,
@@ -165,6 +166,7 @@ pub struct AssuranceProcess {
 /// One piece of evidence, by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = IdaEvidence)]
 pub enum Evidence {
     /// The My Number Card itself.
     Document(DocumentEvidence),
@@ -227,6 +229,7 @@ pub struct SignatureEvidence {
 
 /// The verified claims, as read from the JPKI signing certificate; only those asked for.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IdaClaims)]
 pub struct Claims {
     /// Full name as on the card (family name, ideographic space, given name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +246,7 @@ pub struct Claims {
 
 /// The OpenID Connect `address` claim: the card gives the address as one string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IdaAddress)]
 pub struct Address {
     pub formatted: String,
     /// `JP`
