@@ -374,7 +374,12 @@ async fn rotation_keeps_old_tokens_verifiable_during_the_grace_period(backend: B
 
 async fn only_verified_enrollments_have_claims(backend: Backend) {
     // Development without a configured key: one is generated, and tokens verify with its JWKS.
-    let app = app_with(backend, &format!("[claims]\nissuer = \"{ISSUER}\"\n")).await;
+    // `sub` is the RP's own subject_ref here.
+    let app = app_with(
+        backend,
+        &format!("[claims]\nissuer = \"{ISSUER}\"\nsubject = \"subject_ref\"\n"),
+    )
+    .await;
     let rejected = enroll(&app, B_SELFIE).await;
     let response = get_claims(&app, &app.api_key, &rejected, None, None).await;
     assert_problem(response, 409, "enrollment_not_verified").await;
@@ -384,5 +389,7 @@ async fn only_verified_enrollments_have_claims(backend: Backend) {
     assert_problem(response, 401, "unauthenticated").await;
     let verified = enroll(&app, A_SELFIE).await;
     let jwt = token(&app, &verified, None).await;
-    assert!(verify(&jwt, &jwks(&app).await).is_ok());
+    let claims = verify(&jwt, &jwks(&app).await).expect("verifies");
+    assert_eq!(claims["sub"], "customer-1");
+    assert_eq!(claims["txn"], verified.as_str());
 }
