@@ -70,6 +70,7 @@ impl Application {
                 tracing::warn!(path = %path.display(), "generated a development key-encryption key; configure crypto.kek for real data")
             }
         }
+        let claims = claims_keys(&settings)?;
         let bind = settings.bind_addr()?;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
@@ -95,6 +96,7 @@ impl Application {
                 settings.server.auth_failure_burst,
             )),
             observer: components.observer,
+            claims: Arc::new(claims),
             metrics: crate::telemetry::metrics_handle(),
         };
         Ok(Self {
@@ -179,6 +181,23 @@ impl BackgroundJobs {
             }
         }
     }
+}
+
+/// The verified-claims signing key (`[claims]`); development may generate one, production may not.
+fn claims_keys(settings: &Settings) -> anyhow::Result<crate::claims::ClaimsKeys> {
+    use crate::claims::{ClaimsKeys, KeySource};
+    let (keys, source) = ClaimsKeys::from_settings(&settings.claims, settings.environment)
+        .context("loading the verified-claims signing key ([claims])")?;
+    match source {
+        KeySource::Configured => {}
+        KeySource::DevFileLoaded(path) => {
+            tracing::warn!(path = %path.display(), "using the development claims signing key; configure claims.signing_key for real use")
+        }
+        KeySource::DevFileGenerated(path) => {
+            tracing::warn!(path = %path.display(), "generated a development claims signing key; configure claims.signing_key for real use")
+        }
+    }
+    Ok(keys)
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {

@@ -44,6 +44,8 @@ pub struct Settings {
     pub status_checks: crate::usecase::scheduled::StatusCheckSettings,
     #[serde(default)]
     pub retention: crate::usecase::retention::RetentionSettings,
+    #[serde(default)]
+    pub claims: crate::claims::ClaimsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +95,7 @@ impl Settings {
             webhooks: self.webhooks.clone(),
             status_checks: self.status_checks.clone(),
             retention: self.retention.clone(),
+            claims: self.claims.clone(),
         }
     }
 }
@@ -304,6 +307,9 @@ impl Settings {
                 "must be at least 16 characters",
             ));
         }
+        self.claims
+            .validate(self.environment)
+            .map_err(|(key, why)| ConfigError::key(&key, why))?;
         Ok(())
     }
 
@@ -387,7 +393,15 @@ mod tests {
             Settings::from_toml_layers(&["environment = \"production\"", kek, trust]).unwrap_err();
         assert!(e.to_string().contains("server.metrics_token"), "{e}");
         let token = "[server]\nmetrics_token = \"0123456789abcdef0123\"\n";
-        Settings::from_toml_layers(&["environment = \"production\"", kek, trust, token])
+        let e = Settings::from_toml_layers(&["environment = \"production\"", kek, trust, token])
+            .unwrap_err();
+        assert!(e.to_string().contains("`claims."), "{e}");
+        let claims_key = crate::claims::generate_pkcs8_b64();
+        let claims_key = claims_key.as_str();
+        let claims = format!(
+            "[claims]\nissuer = \"https://ekyc.example.jp\"\nsigning_key = \"{claims_key}\"\n"
+        );
+        Settings::from_toml_layers(&["environment = \"production\"", kek, trust, token, &claims])
             .expect("a complete production configuration");
     }
 

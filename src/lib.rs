@@ -9,6 +9,7 @@
 //! - [`store`]: the storage trait and its Postgres and SQLite implementations;
 //! - [`crypto`]: envelope encryption and crypto-shredding;
 //! - [`jobs`]: the periodic-job loop of the background jobs;
+//! - [`claims`]: verified claims for the RP (OIDC4IDA `verified_claims`, signed; the JWKS);
 //! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
 //! - [`devcard`]: the test-card generator (development only);
 //! - [`cli`]: the operator command line, one file per command, and its one dispatch;
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod card;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -17,6 +17,8 @@ pub enum AuditKind {
     EnrollmentStatusChecked,
     #[serde(rename = "enrollment.locked")]
     EnrollmentLocked,
+    #[serde(rename = "enrollment.verified_claims_issued")]
+    EnrollmentVerifiedClaimsIssued,
     #[serde(rename = "verification.created")]
     VerificationCreated,
     #[serde(rename = "webhook.created")]
@@ -34,13 +36,14 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
         AuditKind::EnrollmentDeleted,
         AuditKind::EnrollmentStatusChecked,
         AuditKind::EnrollmentLocked,
+        AuditKind::EnrollmentVerifiedClaimsIssued,
         AuditKind::VerificationCreated,
         AuditKind::WebhookCreated,
         AuditKind::WebhookDeleted,
@@ -58,6 +61,7 @@ impl AuditKind {
             AuditKind::EnrollmentDeleted => "enrollment.deleted",
             AuditKind::EnrollmentStatusChecked => "enrollment.status_checked",
             AuditKind::EnrollmentLocked => "enrollment.locked",
+            AuditKind::EnrollmentVerifiedClaimsIssued => "enrollment.verified_claims_issued",
             AuditKind::VerificationCreated => "verification.created",
             AuditKind::WebhookCreated => "webhook.created",
             AuditKind::WebhookDeleted => "webhook.deleted",

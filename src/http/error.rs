@@ -20,6 +20,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request did not complete within {0} s; nothing was decided")]
     DeadlineExceeded(u64),
+    /// Content negotiation: no representation the client accepts.
+    #[error("{0}")]
+    NotAcceptable(String),
 }
 
 /// The problem-details body (RFC 9457) with the stable `code` and the request id.
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UseCase(e) => match e {
                 U::Malformed(_) => StatusCode::BAD_REQUEST,
                 U::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -71,6 +75,7 @@ impl ApiError {
                 | U::IdempotencyConflict
                 | U::IdempotencyInProgress { .. }
                 | U::EnrollmentInactive
+                | U::EnrollmentNotVerified
                 | U::LimitReached(_) => StatusCode::CONFLICT,
                 U::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 U::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,6 +98,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::DeadlineExceeded(_) => "deadline_exceeded",
+            ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::UseCase(e) => match e {
                 U::Malformed(_) => "malformed_request",
                 U::Forbidden(_) => "forbidden",
@@ -102,6 +108,7 @@ impl ApiError {
                 U::IdempotencyConflict => "idempotency_conflict",
                 U::IdempotencyInProgress { .. } => "idempotency_in_progress",
                 U::EnrollmentInactive => "enrollment_inactive",
+                U::EnrollmentNotVerified => "enrollment_not_verified",
                 U::LimitReached(_) => "limit_reached",
                 U::PayloadTooLarge(_) => "payload_too_large",
                 U::UnsupportedMediaType(_) => "unsupported_media_type",

@@ -2,6 +2,7 @@
 //! layers and the one state struct are applied. Domain modules never see axum types.
 
 pub mod auth;
+pub mod claims;
 pub mod enrollments;
 pub mod error;
 pub mod extract;
@@ -40,6 +41,8 @@ pub struct ApiContext {
     pub auth_failures: Arc<ratelimit::AuthFailureBudget>,
     /// Test hook: sees every response (see [`Observer`]).
     pub observer: Option<Observer>,
+    /// The key that signs verified claims, and the published keys.
+    pub claims: Arc<crate::claims::ClaimsKeys>,
 }
 
 impl ApiContext {
@@ -79,6 +82,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(enrollments::router())
         .merge(transactions::router())
         .merge(webhooks::router())
+        .merge(claims::router())
         .merge(ops::router())
 }
 

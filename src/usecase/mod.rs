@@ -6,6 +6,7 @@
 //! functions (`enrollment::decide`, `verification::decide`, `status::after_check`, the session rules)
 //! are pure and unit-tested without models or a database.
 
+pub mod claims;
 pub mod enrollment;
 pub mod faces;
 pub mod idempotency;
@@ -37,6 +38,7 @@ pub struct UseCaseSettings {
     pub webhooks: crate::webhooks::WebhookSettings,
     pub status_checks: scheduled::StatusCheckSettings,
     pub retention: retention::RetentionSettings,
+    pub claims: crate::claims::ClaimsSettings,
 }
 
 /// `[sessions]`.
@@ -121,6 +123,9 @@ pub enum UseCaseError {
         "the enrollment is not active (rejected, revoked, identity changed or status unknown)"
     )]
     EnrollmentInactive,
+    /// Verified claims asked of an enrollment that is not `verified` (rejected, revoked, …).
+    #[error("the enrollment is not verified (rejected, revoked, identity changed or status unknown): it has no verified claims")]
+    EnrollmentNotVerified,
     /// A per-tenant count limit is reached (e.g. webhook endpoints); the request was valid.
     #[error("{0}")]
     LimitReached(String),

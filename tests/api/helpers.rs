@@ -113,7 +113,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     };
     let kek = base64_kek();
     let toml = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\nrequest_deadline_secs = 600\ntenant_rate_per_sec = 0.0\n[idempotency]\nreservation_secs = 900\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n"
+        "[server]\nbind = \"127.0.0.1:0\"\nrequest_deadline_secs = 600\ntenant_rate_per_sec = 0.0\n[idempotency]\nreservation_secs = 900\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n[claims]\ndev_key_file = \"{}/dev-claims-key.b64\"\n",
+        dir.path().display()
     );
     let settings = Settings::from_toml_layers(&[&toml, &options.toml]).expect("test settings");
     let violations = Violations::default();

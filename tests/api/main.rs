@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod cards;
+mod claims;
 mod crypto_at_rest;
 mod enrollments;
 mod errors;
