@@ -360,5 +360,9 @@ pub async fn run_command(command: Command, mut settings: Settings) -> anyhow::Re
         Command::Dev { .. } => {
             anyhow::bail!("this command runs without the async runtime (see main.rs)")
         }
+        #[cfg(feature = "reader")]
+        Command::Read(_) => {
+            anyhow::bail!("this command runs without the async runtime (see main.rs)")
+        }
     }
 }

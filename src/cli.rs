@@ -38,6 +38,9 @@ pub enum Command {
     },
     /// Calibrate score thresholds on a labelled pair list.
     Calibrate(crate::face::CalibrateArgs),
+    /// Read a My Number Card over PC/SC for a session, or enroll with it (docs/reader.md).
+    #[cfg(feature = "reader")]
+    Read(crate::reader::ReadArgs),
     /// Development tools (test cards). Never needed in production.
     #[cfg(feature = "devcard")]
     Dev {

@@ -9,9 +9,11 @@
 //! - [`store`]: the storage trait and its Postgres and SQLite implementations;
 //! - [`crypto`]: envelope encryption and crypto-shredding;
 //! - [`webhooks`]: signed webhooks to the RP (signature, SSRF rules, retry schedule, delivery worker);
-//! - [`devcard`]: the test-card generator (development only).
+//! - [`devcard`]: the test-card generator and the virtual card behind PC/SC (development only);
+//! - [`apdu`]: the card's APDU vocabulary; [`reader`]: reading a card over PC/SC (`jpki-face read`).
 #![deny(unsafe_code)]
 
+pub mod apdu;
 pub mod app;
 pub mod card;
 pub mod cli;
@@ -25,6 +27,8 @@ pub mod http;
 pub mod jlis;
 pub mod liveness;
 pub mod lockout;
+#[cfg(feature = "reader")]
+pub mod reader;
 pub mod redact;
 pub mod store;
 pub mod telemetry;

@@ -23,6 +23,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Face { command } => jpki_face::face::run_face_command(command, &settings),
         Command::Calibrate(args) => jpki_face::face::run_calibrate(args, &settings),
+        #[cfg(feature = "reader")]
+        Command::Read(args) => jpki_face::reader::run(args),
         #[cfg(feature = "devcard")]
         Command::Dev {
             command: DevCommand::Card { command },

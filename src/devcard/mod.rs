@@ -14,6 +14,7 @@ mod person;
 mod pki;
 mod portrait;
 mod records;
+pub mod vcard;
 
 pub use hierarchy::{
     TestHierarchy, DEFAULT_CRL_URL, DEFAULT_OCSP_URL, HOJO_ROOT_KEY_ID, KENMEN_ROOT_KEY_ID,
@@ -104,6 +105,8 @@ pub enum DevCardCommand {
         #[arg(long, value_enum)]
         reason: ReasonArg,
     },
+    /// Serve a person's card as a virtual My Number Card behind vpcd (PC/SC), until vpcd goes away.
+    Serve(vcard::ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -253,5 +256,6 @@ pub fn run(cmd: DevCardCommand) -> Result<()> {
             println!("revoked {person}; index.txt and crl.der updated");
             Ok(())
         }
+        DevCardCommand::Serve(args) => vcard::serve(args),
     }
 }
