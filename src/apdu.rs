@@ -187,7 +187,14 @@ pub fn select_ef(fid: u16) -> Vec<u8> {
 /// `00 B0 P1P2 Le`: read `le` bytes (1–256; 256 is sent as `00`) at `offset` (≤ 0x7FFF) of the current EF.
 pub fn read_binary(offset: u16, le: usize) -> Vec<u8> {
     let [p1, p2] = offset.to_be_bytes();
-    short(0x00, 0xB0, p1 & 0x7F, p2, &[], Some((le.min(256) & 0xFF) as u8))
+    short(
+        0x00,
+        0xB0,
+        p1 & 0x7F,
+        p2,
+        &[],
+        Some((le.min(256) & 0xFF) as u8),
+    )
 }
 
 /// `00 20 00 80 Lc PIN`: verify the current PIN EF. Without data it only asks for the counter (`63 Cx`).
@@ -296,7 +303,9 @@ mod tests {
         let b = collation_b(date(1980, 2, 17), 2035, "2285").unwrap();
         assert_eq!(b.as_str(), "55021720352285");
         assert_eq!(
-            collation_b(date(1990, 1, 2), 2036, "0042").unwrap().as_str(),
+            collation_b(date(1990, 1, 2), 2036, "0042")
+                .unwrap()
+                .as_str(),
             "02010220360042"
         );
         // Era boundaries: the first days of 平成 and 令和 are year 1 (元年).
@@ -317,34 +326,53 @@ mod tests {
 
     #[test]
     fn commands_parse_in_every_case() {
-        let c = Command::parse(&select_df(&AID_JPKI)).unwrap();
-        assert_eq!((c.ins, c.p1, c.p2, c.data, c.le), (0xA4, 4, 0x0C, &AID_JPKI[..], None));
-        let c = Command::parse(&read_binary(0x0107, 256)).unwrap();
+        let bytes = select_df(&AID_JPKI);
+        let c = Command::parse(&bytes).unwrap();
+        assert_eq!(
+            (c.ins, c.p1, c.p2, c.data, c.le),
+            (0xA4, 4, 0x0C, &AID_JPKI[..], None)
+        );
+        let bytes = read_binary(0x0107, 256);
+        let c = Command::parse(&bytes).unwrap();
         assert_eq!((c.p1, c.p2, c.le), (1, 7, Some(256)));
-        let c = Command::parse(&verify(b"")).unwrap();
+        let bytes = verify(b"");
+        let c = Command::parse(&bytes).unwrap();
         assert_eq!((c.ins, c.data, c.le), (0x20, &b""[..], None));
-        let c = Command::parse(&sign(0x80, &[1; 51])).unwrap();
+        let bytes = sign(0x80, &[1; 51]);
+        let c = Command::parse(&bytes).unwrap();
         assert_eq!((c.cla, c.data.len(), c.le), (0x80, 51, Some(256)));
         let c = Command::parse(&[0, 0xB0, 0, 0, 0, 0x01, 0x00]).unwrap();
         assert_eq!(c.le, Some(256));
         let c = Command::parse(&[0x80, 0x2A, 0, 0x80, 0, 0, 2, 9, 9, 0, 0]).unwrap();
         assert_eq!((c.data, c.le), (&[9u8, 9][..], Some(65536)));
         assert_eq!(Command::parse(&[0, 0xB0, 0]), Err(sw::WRONG_LENGTH));
-        assert_eq!(Command::parse(&[0, 0x20, 0, 0x80, 5, 1]), Err(sw::WRONG_LENGTH));
+        assert_eq!(
+            Command::parse(&[0, 0x20, 0, 0x80, 5, 1]),
+            Err(sw::WRONG_LENGTH)
+        );
     }
 
     #[test]
     fn tlv_lengths_and_status_words() {
         assert_eq!(tlv_total_len(&[0x30, 0x82, 0x04, 0x00]), Some(4 + 0x400));
-        assert_eq!(tlv_total_len(&[0xFF, 0x20, 0x82, 0x01, 0x00]), Some(5 + 256));
-        assert_eq!(tlv_total_len(&[0x7F, 0x21, 0x82, 0x02, 0x33]), Some(5 + 0x233));
+        assert_eq!(
+            tlv_total_len(&[0xFF, 0x20, 0x82, 0x01, 0x00]),
+            Some(5 + 256)
+        );
+        assert_eq!(
+            tlv_total_len(&[0x7F, 0x21, 0x82, 0x02, 0x33]),
+            Some(5 + 0x233)
+        );
         assert_eq!(tlv_total_len(&[0xFF, 0x20, 0x65]), Some(3 + 0x65));
         assert_eq!(tlv_total_len(&[0xFF, 0x30, 0x81, 0x90]), Some(4 + 0x90));
         assert_eq!(tlv_total_len(&[0xFF, 0x20]), None);
         assert_eq!(tlv_total_len(&[0x30, 0x84, 0, 0, 0, 1]), None);
         assert_eq!(sw::retries(0x63C4), Some(4));
         assert_eq!(sw::retries(0x9000), None);
-        assert_eq!(split_response(&[1, 2, 0x90, 0]), Some((&[1u8, 2][..], 0x9000)));
+        assert_eq!(
+            split_response(&[1, 2, 0x90, 0]),
+            Some((&[1u8, 2][..], 0x9000))
+        );
         assert_eq!(split_response(&[0x90]), None);
         assert_eq!(sha256_digest_info(b"x").len(), 51);
     }

@@ -5,8 +5,8 @@
 //!
 //! Isolation: pcscd runs in its own mount and network namespaces (`unshare`, root), so its vpcd port
 //! (which binds 0.0.0.0) is reachable only inside, where the virtual card joins it (`nsenter`); a tmpfs
-//! on /run/pcscd keeps its pid file apart from any other pcscd. Clients reach it through a socket path
-//! of this run (`PCSCLITE_CSOCK_NAME`). One pcscd per test process; the tests take turns (one reader slot).
+//! on /run/pcscd keeps its pid file and socket apart from any other pcscd. Clients reach the socket as
+//! `/proc/PID/root/run/pcscd/pcscd.comm` (`PCSCLITE_CSOCK_NAME`). One pcscd per test process; the tests take turns (one reader slot).
 //! Needs: pcscd, vsmartcard-vpcd, opensc (scripts/ensure-pcsc.sh), openssl, curl, psql, `script`,
 //! jpki-cli (scripts/ensure-jpki-cli.sh), the face models (`make models`).
 
@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jpki-face");
 const SIGN_PASSWORD: &str = "ABC123";
-const SELFIE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/samples/Female_40-2_1.jpg");
+const SELFIE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/samples/Female_40-2_1.jpg"
+);
 
 /// One virtual card slot: the tests take turns.
 fn turn() -> MutexGuard<'static, ()> {
@@ -46,20 +49,20 @@ fn pcscd() -> &'static Pcscd {
         let dir = tmp().join(format!("pcscd-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("pcscd.comm");
         let log = dir.join("pcscd.log");
         // `read` returns when the test process exits and closes the pipe; pcscd goes with it.
         let script = "set -e; ip link set lo up; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; \
                       pcscd --foreground >/dev/null 2>>\"$PCSCD_LOG\" & p=$!; read _ || true; kill $p; wait $p || true";
         let child = Command::new("unshare")
             .args(["--mount", "--net", "--", "sh", "-c", script])
-            .env("PCSCLITE_CSOCK_NAME", &socket)
             .env("PCSCD_LOG", &log)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("unshare.log")).unwrap())
             .spawn()
             .expect("unshare (util-linux) and pcscd (scripts/ensure-pcsc.sh); the tests run as root");
+        // pcscd's socket inside its mount namespace, reached through /proc from outside.
+        let socket = PathBuf::from(format!("/proc/{}/root/run/pcscd/pcscd.comm", child.id()));
         let deadline = Instant::now() + Duration::from_secs(15);
         while !socket.exists() {
             assert!(
@@ -84,9 +87,10 @@ fn card_present() -> bool {
     let Ok(readers) = ctx.list_readers_owned() else {
         return false;
     };
-    readers
-        .iter()
-        .any(|r| ctx.connect(r, pcsc::ShareMode::Shared, pcsc::Protocols::ANY).is_ok())
+    readers.iter().any(|r| {
+        ctx.connect(r, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .is_ok()
+    })
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -136,12 +140,13 @@ fn person() -> &'static Person {
         let dir = tmp().join(format!("reader-cards-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         run_ok(jpki_face().args(["dev", "card", "init"]).arg(&dir));
-        let id = run_ok(
-            jpki_face()
-                .args(["dev", "card", "issue"])
-                .arg(&dir)
-                .args(["--photo", SELFIE, "--with-hojo", "--birth-date", "1985-06-15"]),
-        )
+        let id = run_ok(jpki_face().args(["dev", "card", "issue"]).arg(&dir).args([
+            "--photo",
+            SELFIE,
+            "--with-hojo",
+            "--birth-date",
+            "1985-06-15",
+        ]))
         .trim()
         .to_string();
         let code = std::fs::read_to_string(dir.join(&id).join("security-code.txt")).unwrap();
@@ -229,7 +234,11 @@ fn free_port() -> u16 {
 }
 
 fn server(backend: Backend) -> Server {
-    let dir = tmp().join(format!("reader-server-{}-{}", std::process::id(), free_port()));
+    let dir = tmp().join(format!(
+        "reader-server-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let db_url = match backend {
         Backend::Sqlite => format!("sqlite://{}/reader.db", dir.display()),
@@ -252,14 +261,17 @@ fn server(backend: Backend) -> Server {
             )
             .env(
                 "JPKI_FACE__FACE__ORT_LIBRARY",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/models/libonnxruntime.so.1.31.1"),
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/models/libonnxruntime.so.1.31.1"
+                ),
             );
     };
     let mut create = jpki_face();
     env(&mut create);
-    let created: serde_json::Value = serde_json::from_str(&run_ok(create.args([
-        "tenant", "create", "--name", "reader", "--json",
-    ])))
+    let created: serde_json::Value = serde_json::from_str(&run_ok(
+        create.args(["tenant", "create", "--name", "reader", "--json"]),
+    ))
     .unwrap();
     let port = free_port();
     let mut serve = jpki_face();
@@ -276,7 +288,14 @@ fn server(backend: Backend) -> Server {
         api_key: created["api_key"].as_str().unwrap().to_string(),
     };
     let deadline = Instant::now() + Duration::from_secs(120);
-    while curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{}/readyz", s.base)]) != "200" {
+    while curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{}/readyz", s.base),
+    ]) != "200"
+    {
         assert!(Instant::now() < deadline, "the server did not get ready");
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -284,7 +303,11 @@ fn server(backend: Backend) -> Server {
 }
 
 fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl").arg("-s").args(args).output().expect("curl");
+    let out = Command::new("curl")
+        .arg("-s")
+        .args(args)
+        .output()
+        .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -321,7 +344,14 @@ fn read(args: &[&str], secrets: &str, api_key: Option<&str>) -> Output {
 
 fn enroll(s: &Server, subject: &str, secrets: &str) -> Output {
     read(
-        &["--enroll", &s.base, "--selfie", SELFIE, "--subject-ref", subject],
+        &[
+            "--enroll",
+            &s.base,
+            "--selfie",
+            SELFIE,
+            "--subject-ref",
+            subject,
+        ],
         secrets,
         Some(&s.api_key),
     )
@@ -337,13 +367,19 @@ fn certificate_read_by_the_reader(dir: &Path) -> Vec<u8> {
     let out = dir.join("card.json");
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
     let o = read(
-        &["--session-id", "ses_judge", "--nonce", &nonce, "-o", out.to_str().unwrap()],
+        &[
+            "--session-id",
+            "ses_judge",
+            "--nonce",
+            &nonce,
+            "-o",
+            out.to_str().unwrap(),
+        ],
         &person().secrets,
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     base64::engine::general_purpose::STANDARD
         .decode(card["jpki"]["signing_certificate"].as_str().unwrap())
         .unwrap()
@@ -382,7 +418,10 @@ fn a_wrong_password_costs_one_try_and_posts_nothing() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("is wrong; 4 tries left"), "{err}");
-    assert!(enrollments(&s, "wrong-pin").is_empty(), "nothing was posted");
+    assert!(
+        enrollments(&s, "wrong-pin").is_empty(),
+        "nothing was posted"
+    );
     // The counter is down by one, and the right password restores it.
     let o = enroll(&s, "wrong-pin", &person().secrets);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -425,24 +464,63 @@ fn opensc_signs_through_the_virtual_card_and_the_certificate_the_reader_read_ver
     let _card = VirtualCard::insert(&[]);
     let cert = certificate_read_by_the_reader(dir.path());
     std::fs::write(dir.path().join("cert.der"), &cert).unwrap();
-    std::fs::write(dir.path().join("data.txt"), b"signed by OpenSC through the virtual card").unwrap();
-    let module = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"]
-        .into_iter()
-        .find(|m| Path::new(m).exists())
-        .expect("opensc (scripts/ensure-pcsc.sh)");
+    std::fs::write(
+        dir.path().join("data.txt"),
+        b"signed by OpenSC through the virtual card",
+    )
+    .unwrap();
+    let module = [
+        "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+        "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+    ]
+    .into_iter()
+    .find(|m| Path::new(m).exists())
+    .expect("opensc (scripts/ensure-pcsc.sh)");
     // OpenSC's JPKI driver: one slot per PIN; the signing key is behind the "Digital Signature PIN".
-    let slots = run_ok(Command::new("pkcs11-tool").args(["--module", module, "--list-slots"]).env("PCSCLITE_CSOCK_NAME", &pcscd().socket));
-    assert!(slots.contains("JPKI"), "{slots}");
-    let o = Command::new("pkcs11-tool")
-        .args(["--module", module, "--token-label", "JPKI (Digital Signature PIN)", "--login", "--pin", SIGN_PASSWORD])
-        .args(["--sign", "-m", "SHA256-RSA-PKCS", "--label", "Digital Signature Key"])
-        .arg("-i")
-        .arg(dir.path().join("data.txt"))
-        .arg("-o")
-        .arg(dir.path().join("sig.bin"))
-        .env("PCSCLITE_CSOCK_NAME", &pcscd().socket)
-        .output()
-        .unwrap();
+    let mut slots = String::new();
+    for _ in 0..5 {
+        slots = run_ok(
+            Command::new("pkcs11-tool")
+                .args(["--module", module, "--list-slots"])
+                .env("PCSCLITE_CSOCK_NAME", &pcscd().socket),
+        );
+        if slots.contains("JPKI (Digital Signature PIN)") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(slots.contains("JPKI (Digital Signature PIN)"), "{slots}");
+    // Right after another client reset the card, pcscd may briefly show the slot without a token: retry.
+    let mut tries = 0;
+    let o = loop {
+        let o = Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                module,
+                "--token-label",
+                "JPKI (Digital Signature PIN)",
+            ])
+            .args(["--login", "--pin", SIGN_PASSWORD])
+            .args([
+                "--sign",
+                "-m",
+                "SHA256-RSA-PKCS",
+                "--label",
+                "Digital Signature Key",
+            ])
+            .arg("-i")
+            .arg(dir.path().join("data.txt"))
+            .arg("-o")
+            .arg(dir.path().join("sig.bin"))
+            .env("PCSCLITE_CSOCK_NAME", &pcscd().socket)
+            .output()
+            .unwrap();
+        tries += 1;
+        if o.status.success() || tries == 5 {
+            break o;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     assert!(
         o.status.success(),
         "{}{}\nslots: {slots}",
@@ -479,10 +557,12 @@ fn jpki_cli_reads_the_same_certificate_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let _card = VirtualCard::insert(&[]);
     let cert = certificate_read_by_the_reader(dir.path());
-    // jpki-cli asks for the password on a terminal: give it one (`script`), feed the password, time out.
+    // jpki-cli asks for the password on a terminal: `script` gives it one (and `timeout --foreground`
+    // keeps it in the terminal's foreground group, or its prompt would stop it). Type the password when
+    // the prompt shows, as a user would.
     let out = dir.path().join("jpki-cli.out");
     let cmd = format!(
-        "timeout 60 {jpki_cli} crypto read-certificate > {}",
+        "timeout --foreground 60 {jpki_cli} crypto read-certificate > {}",
         out.display()
     );
     let mut child = Command::new("script")
@@ -490,14 +570,37 @@ fn jpki_cli_reads_the_same_certificate_byte_for_byte() {
         .env("PCSCLITE_CSOCK_NAME", &pcscd().socket)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("script (util-linux)");
+    let terminal = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = terminal.clone();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = stdin.write_all(format!("{SIGN_PASSWORD}\n").as_bytes());
-    let o = child.wait_with_output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&terminal.lock().unwrap()).contains("pin_hint") {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "jpki-cli never asked for the password: {}",
+            String::from_utf8_lossy(&terminal.lock().unwrap())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stdin
+        .write_all(format!("{SIGN_PASSWORD}\r").as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
     drop(stdin);
+    let _ = drain.join();
+    let o_stdout = terminal.lock().unwrap().clone();
+    // jpki-cli exits 0 even on errors: judge by what it wrote.
+    let _ = status;
     let got = std::fs::read(&out).unwrap_or_default();
     let pem = String::from_utf8_lossy(&got);
     let der = if pem.contains("BEGIN CERTIFICATE") {
@@ -508,7 +611,9 @@ fn jpki_cli_reads_the_same_certificate_byte_for_byte() {
             .skip(1)
             .take_while(|l| !l.starts_with("-----END"))
             .collect();
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
     } else {
         got.clone()
     };
@@ -518,6 +623,6 @@ fn jpki_cli_reads_the_same_certificate_byte_for_byte() {
         "jpki-cli's certificate differs from the reader's ({} bytes vs {}); its terminal: {}",
         der.len(),
         cert.len(),
-        String::from_utf8_lossy(&o.stdout)
+        String::from_utf8_lossy(&o_stdout)
     );
 }

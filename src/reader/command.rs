@@ -60,11 +60,15 @@ fn ask_secrets(from_stdin: bool) -> Result<Credentials> {
         Box::new(move |_prompt: &str| {
             let mut line = Zeroizing::new(String::new());
             stdin.lock().read_line(&mut line)?;
-            Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
+            Ok(Zeroizing::new(
+                line.trim_end_matches(['\r', '\n']).to_string(),
+            ))
         })
     } else {
         if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
-            bail!("no terminal to ask for the card's secrets on; for automation use --secrets-stdin");
+            bail!(
+                "no terminal to ask for the card's secrets on; for automation use --secrets-stdin"
+            );
         }
         Box::new(|prompt: &str| {
             Ok(Zeroizing::new(rpassword::prompt_password(prompt).context(
@@ -105,10 +109,9 @@ pub fn run(args: ReadArgs) -> Result<()> {
         None => None,
     };
     let api_key = match &args.enroll {
-        Some(_) => Some(Zeroizing::new(
-            std::env::var(API_KEY_ENV)
-                .with_context(|| format!("--enroll needs the tenant API key in ${API_KEY_ENV}"))?,
-        )),
+        Some(_) => Some(Zeroizing::new(std::env::var(API_KEY_ENV).with_context(
+            || format!("--enroll needs the tenant API key in ${API_KEY_ENV}"),
+        )?)),
         None => None,
     };
     let mut card = PcscTransport::connect(args.reader.as_deref())?;
@@ -200,7 +203,11 @@ async fn enroll(
             .map(str::to_string)
             .with_context(|| format!("the session answer has no {k}"))
     };
-    let (session_id, nonce, token) = (field("id")?, field("nonce")?, Zeroizing::new(field("client_token")?));
+    let (session_id, nonce, token) = (
+        field("id")?,
+        field("nonce")?,
+        Zeroizing::new(field("client_token")?),
+    );
     let nonce = decode_nonce(&nonce)?;
     eprintln!("session {session_id} opened; reading the card");
     let data = sequence::read_card(

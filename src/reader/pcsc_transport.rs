@@ -52,7 +52,9 @@ impl PcscTransport {
             .collect();
         if candidates.is_empty() {
             match filter {
-                Some(f) => bail!("no PC/SC reader matches {f:?} (see `jpki-face read --list-readers`)"),
+                Some(f) => {
+                    bail!("no PC/SC reader matches {f:?} (see `jpki-face read --list-readers`)")
+                }
                 None => bail!("no PC/SC reader is connected"),
             }
         }
@@ -86,6 +88,9 @@ impl Transport for PcscTransport {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         match self.card.transmit(apdu, &mut buf) {
+            // A card that leaves the field mid-command can come back as an exchange with no bytes at
+            // all (vpcd does this): no status word means the card is gone.
+            Ok(resp) if resp.len() < 2 => Err(TransportError::CardRemoved),
             Ok(resp) => Ok(resp.to_vec()),
             Err(
                 pcsc::Error::RemovedCard

@@ -161,7 +161,12 @@ fn counter(t: &mut dyn Transport, fid: u16, pin: PinKind, min: u8) -> Result<u8,
         (_, s) => match sw::retries(s) {
             Some(0) => return Err(ReadError::Blocked { pin }),
             Some(n) => n,
-            None => return Err(ReadError::Status { step: "VERIFY (counter)", sw: s }),
+            None => {
+                return Err(ReadError::Status {
+                    step: "VERIFY (counter)",
+                    sw: s,
+                })
+            }
         },
     };
     if left < min {
@@ -180,13 +185,21 @@ pub fn preflight(
     if !select_ap(t, &apdu::AID_JPKI, "SELECT the JPKI AP")? {
         return Err(ReadError::NotAMyNumberCard);
     }
-    expect_ok(t, &apdu::select_ef(apdu::jpki::TOKEN), "SELECT the token info")?;
+    expect_ok(
+        t,
+        &apdu::select_ef(apdu::jpki::TOKEN),
+        "SELECT the token info",
+    )?;
     let token = expect_ok(t, &apdu::read_binary(0, 32), "READ the token info")?;
     if !token.starts_with(b"JPKIAP") {
         return Err(ReadError::NotAMyNumberCard);
     }
-    let sign_password_left =
-        counter(t, apdu::jpki::SIGN_PASSWORD, PinKind::SignPassword, min_tries)?;
+    let sign_password_left = counter(
+        t,
+        apdu::jpki::SIGN_PASSWORD,
+        PinKind::SignPassword,
+        min_tries,
+    )?;
     if !select_ap(t, &apdu::AID_KENMEN, "SELECT the 券面AP")? {
         return Err(ReadError::Status {
             step: "SELECT the 券面AP",
@@ -195,12 +208,17 @@ pub fn preflight(
     }
     let kenmen_collation_b_left =
         counter(t, apdu::kenmen::PIN_B, PinKind::KenmenCollationB, min_tries)?;
-    let hojo_collation_b_left = if with_hojo && select_ap(t, &apdu::AID_HOJO, "SELECT the 入力補助AP")?
-    {
-        Some(counter(t, apdu::hojo::PIN_B, PinKind::HojoCollationB, min_tries)?)
-    } else {
-        None
-    };
+    let hojo_collation_b_left =
+        if with_hojo && select_ap(t, &apdu::AID_HOJO, "SELECT the 入力補助AP")? {
+            Some(counter(
+                t,
+                apdu::hojo::PIN_B,
+                PinKind::HojoCollationB,
+                min_tries,
+            )?)
+        } else {
+            None
+        };
     Ok(Preflight {
         sign_password_left,
         kenmen_collation_b_left,
@@ -209,7 +227,12 @@ pub fn preflight(
 }
 
 /// Verifies one PIN of the current application, once.
-fn verify_pin(t: &mut dyn Transport, fid: u16, secret: &[u8], pin: PinKind) -> Result<(), ReadError> {
+fn verify_pin(
+    t: &mut dyn Transport,
+    fid: u16,
+    secret: &[u8],
+    pin: PinKind,
+) -> Result<(), ReadError> {
     expect_ok(t, &apdu::select_ef(fid), "SELECT the PIN file")?;
     let cmd = Zeroizing::new(apdu::verify(secret));
     match exchange(t, &cmd)? {
@@ -218,7 +241,10 @@ fn verify_pin(t: &mut dyn Transport, fid: u16, secret: &[u8], pin: PinKind) -> R
         (_, s) => match sw::retries(s) {
             Some(0) => Err(ReadError::Blocked { pin }),
             Some(left) => Err(ReadError::WrongPin { pin, left }),
-            None => Err(ReadError::Status { step: "VERIFY", sw: s }),
+            None => Err(ReadError::Status {
+                step: "VERIFY",
+                sw: s,
+            }),
         },
     }
 }
@@ -267,7 +293,12 @@ fn read_file(t: &mut dyn Transport, fid: u16, what: &'static str) -> Result<Vec<
     Ok(out)
 }
 
-fn sign(t: &mut dyn Transport, p2: u8, tbs: &[u8], step: &'static str) -> Result<Vec<u8>, ReadError> {
+fn sign(
+    t: &mut dyn Transport,
+    p2: u8,
+    tbs: &[u8],
+    step: &'static str,
+) -> Result<Vec<u8>, ReadError> {
     let sig = expect_ok(t, &apdu::sign(p2, &apdu::sha256_digest_info(tbs)), step)?;
     if sig.is_empty() {
         return Err(ReadError::BadFile {
@@ -298,8 +329,16 @@ pub fn read_card(
         creds.sign_password.as_bytes(),
         PinKind::SignPassword,
     )?;
-    let jpki_certificate = read_file(t, apdu::jpki::SIGN_CERT, "the signing certificate (EF 0001)")?;
-    expect_ok(t, &apdu::select_ef(apdu::jpki::SIGN_KEY), "SELECT the signing key")?;
+    let jpki_certificate = read_file(
+        t,
+        apdu::jpki::SIGN_CERT,
+        "the signing certificate (EF 0001)",
+    )?;
+    expect_ok(
+        t,
+        &apdu::select_ef(apdu::jpki::SIGN_KEY),
+        "SELECT the signing key",
+    )?;
     let jpki_signature = sign(t, 0x80, &tbs_jpki(binding), "the JPKI signature")?;
 
     // 券面AP: 照合番号B opens EF 0002; the card key signs without a PIN.
@@ -325,7 +364,11 @@ pub fn read_card(
                 PinKind::HojoCollationB,
             )?;
             Some(HojoData {
-                attributes: read_file(t, apdu::hojo::ATTRIBUTES, "the 入力補助AP attributes (EF 0002)")?,
+                attributes: read_file(
+                    t,
+                    apdu::hojo::ATTRIBUTES,
+                    "the 入力補助AP attributes (EF 0002)",
+                )?,
                 integrity: Zeroizing::new(read_file(
                     t,
                     apdu::hojo::INTEGRITY,

@@ -138,8 +138,8 @@ impl VirtualCard {
             )?)
         };
         let face = read("kenmen-face.bin")?;
-        let security_code = std::fs::read_to_string(pdir.join("security-code.txt"))
-            .with_context(|| {
+        let security_code =
+            std::fs::read_to_string(pdir.join("security-code.txt")).with_context(|| {
                 format!("{person} has no security-code.txt: issue it again with this version")
             })?;
         let parsed = crate::card::FaceRecord::parse(&face, 1 << 20)
@@ -184,7 +184,12 @@ impl VirtualCard {
         my_number_file.resize(17, 0xFF);
 
         let mut files = vec![
-            file(Ap::Jpki, apdu::jpki::SIGN_CERT, read("cert.der")?, &[apdu::jpki::SIGN_PASSWORD]),
+            file(
+                Ap::Jpki,
+                apdu::jpki::SIGN_CERT,
+                read("cert.der")?,
+                &[apdu::jpki::SIGN_PASSWORD],
+            ),
             file(Ap::Jpki, apdu::jpki::SIGN_CA_CERT, ca_der.clone(), &[]),
             file(Ap::Jpki, apdu::jpki::TOKEN, token, &[]),
             file(Ap::Jpki, apdu::jpki::AUTH_CERT, auth_cert, &[]),
@@ -205,7 +210,13 @@ impl VirtualCard {
                 SIGN_PASSWORD_TRIES,
                 secrets.sign_password_tries,
             ),
-            pin(Ap::Jpki, apdu::jpki::AUTH_PIN, secrets.pin.as_bytes(), PIN_TRIES, PIN_TRIES),
+            pin(
+                Ap::Jpki,
+                apdu::jpki::AUTH_PIN,
+                secrets.pin.as_bytes(),
+                PIN_TRIES,
+                PIN_TRIES,
+            ),
             pin(
                 Ap::Kenmen,
                 apdu::kenmen::PIN_B,
@@ -244,7 +255,13 @@ impl VirtualCard {
                 file(Ap::Hojo, apdu::hojo::CVC, read("hojo-cvc.bin")?, &[]),
             ]);
             pins.extend([
-                pin(Ap::Hojo, apdu::hojo::PIN, secrets.pin.as_bytes(), PIN_TRIES, PIN_TRIES),
+                pin(
+                    Ap::Hojo,
+                    apdu::hojo::PIN,
+                    secrets.pin.as_bytes(),
+                    PIN_TRIES,
+                    PIN_TRIES,
+                ),
                 pin(
                     Ap::Hojo,
                     apdu::hojo::PIN_A,
@@ -402,8 +419,7 @@ impl VirtualCard {
             // A key or PIN EF.
             return (Vec::new(), sw::INCOMPATIBLE_FILE);
         };
-        if !file.opened_by.is_empty() && !file.opened_by.iter().any(|p| self.verified.contains(p))
-        {
+        if !file.opened_by.is_empty() && !file.opened_by.iter().any(|p| self.verified.contains(p)) {
             return (Vec::new(), sw::SECURITY_NOT_SATISFIED);
         }
         let offset = usize::from(u16::from_be_bytes([c.p1, c.p2]));
@@ -546,7 +562,10 @@ fn auth_certificate(h: &TestHierarchy, key: &RsaPrivateKey, serial_hex: &str) ->
     let cert = pki::signing_cert(
         CertParams {
             serial: &serial,
-            subject: pki::name(&format!("CN=AUTH{},C=JP", &serial_hex[..12.min(serial_hex.len())]))?,
+            subject: pki::name(&format!(
+                "CN=AUTH{},C=JP",
+                &serial_hex[..12.min(serial_hex.len())]
+            ))?,
             issuer: pki::name(pki::CA_DN)?,
             not_before: now - 3600,
             not_after: now + 5 * super::hierarchy::YEAR,

@@ -3,8 +3,8 @@
 //! messages: a 2-byte big-endian length, then a payload; a 1-byte payload is a control code (0 power
 //! off, 1 power on, 2 reset, 4 send the ATR), a longer one a command APDU answered with its response.
 
-use super::{CardSecrets, VirtualCard, COLLATION_TRIES, SIGN_PASSWORD_TRIES};
 use super::super::{PersonId, TestHierarchy};
+use super::{CardSecrets, VirtualCard, COLLATION_TRIES, SIGN_PASSWORD_TRIES};
 use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -61,7 +61,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 let _ = e;
                 std::thread::sleep(Duration::from_millis(200));
             }
-            Err(e) => bail!("cannot reach vpcd at {addr} (is pcscd with vsmartcard-vpcd running?): {e}"),
+            Err(e) => {
+                bail!("cannot reach vpcd at {addr} (is pcscd with vsmartcard-vpcd running?): {e}")
+            }
         }
     };
     stream.set_nodelay(true).ok();

@@ -105,12 +105,18 @@ fn the_card_json_is_the_one_dev_card_sign_writes_and_it_verifies() {
             let (a, b) = (b64(&ours[ap][f]), b64(&theirs[ap][f]));
             // Files are read up to the end of their TLV object; the stored files carry filler after it.
             assert_eq!(a, b[..a.len()], "{ap}.{f}");
-            assert!(b[a.len()..].iter().all(|x| *x == 0xFF || *x == 0), "{ap}.{f} filler");
+            assert!(
+                b[a.len()..].iter().all(|x| *x == 0xFF || *x == 0),
+                "{ap}.{f} filler"
+            );
         }
     }
     // PKCS#1 v1.5 is deterministic: the card's signatures are byte for byte the generator's.
     assert_eq!(ours["jpki"]["signature"], theirs["jpki"]["signature"]);
-    assert_eq!(ours["kenmen"]["card_signature"], theirs["kenmen"]["card_signature"]);
+    assert_eq!(
+        ours["kenmen"]["card_signature"],
+        theirs["kenmen"]["card_signature"]
+    );
 
     let sub = crate::card::parse_card_json(ours.to_string().as_bytes()).unwrap();
     let report = crate::card::verify_card(
@@ -169,7 +175,8 @@ fn scarce_and_locked_pins_are_refused_before_any_try() {
             sign_password_tries: tries,
             ..Default::default()
         });
-        let err = read_card(&mut t, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap_err();
+        let err =
+            read_card(&mut t, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap_err();
         assert_eq!(err, want);
         assert_eq!(pins_tried(&t.log), 0);
     }
@@ -179,7 +186,13 @@ fn scarce_and_locked_pins_are_refused_before_any_try() {
         ..Default::default()
     });
     let err = read_card(&mut t, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap_err();
-    assert!(matches!(err, ReadError::TooFewTries { pin: PinKind::KenmenCollationB, .. }));
+    assert!(matches!(
+        err,
+        ReadError::TooFewTries {
+            pin: PinKind::KenmenCollationB,
+            ..
+        }
+    ));
     assert_eq!(pins_tried(&t.log), 0);
     // --min-tries 1 spends the last try on purpose.
     let mut t = transport(CardSecrets {
@@ -192,11 +205,19 @@ fn scarce_and_locked_pins_are_refused_before_any_try() {
 #[test]
 fn a_card_pulled_mid_read_is_a_clear_error() {
     let mut full = transport(CardSecrets::default());
-    read_card(&mut full, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap();
+    read_card(
+        &mut full,
+        &creds(DEFAULT_SIGN_PASSWORD),
+        &binding(),
+        2,
+        true,
+    )
+    .unwrap();
     for n in [3, full.log.len() / 2, full.log.len() - 1] {
         let mut t = transport(CardSecrets::default());
         t.pull_after = Some(n);
-        let err = read_card(&mut t, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap_err();
+        let err =
+            read_card(&mut t, &creds(DEFAULT_SIGN_PASSWORD), &binding(), 2, true).unwrap_err();
         assert_eq!(err, ReadError::CardRemoved);
         assert!(err.to_string().contains("removed"));
     }
