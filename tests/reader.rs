@@ -10,13 +10,23 @@
 //! Needs: pcscd, vsmartcard-vpcd, opensc (scripts/ensure-pcsc.sh), openssl, curl, psql, `script`,
 //! jpki-cli (scripts/ensure-jpki-cli.sh), the face models (`make models`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jpki-face");
+/// The binary under test, copied once: a build that shares the target directory cannot swap it mid-run.
+fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = tmp().join(format!("reader-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("jpki-face");
+        std::fs::copy(env!("CARGO_BIN_EXE_jpki-face"), &copy).unwrap();
+        copy
+    })
+}
 const SIGN_PASSWORD: &str = "ABC123";
 const SELFIE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -39,7 +49,6 @@ fn tmp() -> PathBuf {
 struct Pcscd {
     child: Child,
     socket: PathBuf,
-    log: PathBuf,
 }
 
 /// The process's pcscd: started once; it exits when this process does (its stdin closes).
@@ -52,7 +61,7 @@ fn pcscd() -> &'static Pcscd {
         let log = dir.join("pcscd.log");
         // `read` returns when the test process exits and closes the pipe; pcscd goes with it.
         let script = "set -e; ip link set lo up; mkdir -p /run/pcscd; mount -t tmpfs tmpfs /run/pcscd; \
-                      pcscd --foreground >/dev/null 2>>\"$PCSCD_LOG\" & p=$!; read _ || true; kill $p; wait $p || true";
+                      pcscd --foreground >>\"$PCSCD_LOG\" 2>&1 & p=$!; read _ || true; kill $p; wait $p || true";
         let child = Command::new("unshare")
             .args(["--mount", "--net", "--", "sh", "-c", script])
             .env("PCSCD_LOG", &log)
@@ -75,11 +84,12 @@ fn pcscd() -> &'static Pcscd {
         }
         // This process's own PC/SC calls (waiting for the card) go to the same pcscd.
         std::env::set_var("PCSCLITE_CSOCK_NAME", &socket);
-        Pcscd { child, socket, log }
+        Pcscd { child, socket }
     })
 }
 
-/// Whether the vpcd slot holds a card that answers.
+/// Whether pcscd sees a card in a reader. Asked without connecting: a connect (and the reset of its
+/// disconnect) racing a card's removal can leave pcscd's reader state out of step with its event thread.
 fn card_present() -> bool {
     let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
         return false;
@@ -87,19 +97,24 @@ fn card_present() -> bool {
     let Ok(readers) = ctx.list_readers_owned() else {
         return false;
     };
-    readers.iter().any(|r| {
-        ctx.connect(r, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-            .is_ok()
-    })
+    let mut states: Vec<pcsc::ReaderState> = readers
+        .into_iter()
+        .map(|r| pcsc::ReaderState::new(r, pcsc::State::UNAWARE))
+        .collect();
+    ctx.get_status_change(Duration::from_millis(0), &mut states)
+        .is_ok()
+        && states
+            .iter()
+            .any(|s| s.event_state().contains(pcsc::State::PRESENT))
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+fn wait_until(what: impl Fn() -> String, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}; pcscd log: {}",
-            std::fs::read_to_string(&pcscd().log).unwrap_or_default()
+            "timed out waiting for {}",
+            what()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -116,7 +131,7 @@ struct Person {
 }
 
 fn jpki_face() -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.env("JPKI_FACE__LOG__FILTER", "warn")
         .env("PCSCLITE_CSOCK_NAME", &pcscd().socket)
         .current_dir(tmp());
@@ -167,10 +182,13 @@ struct VirtualCard {
 impl VirtualCard {
     fn insert(extra: &[&str]) -> Self {
         let p = person();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = p.dir.join(format!("card-{n}.log"));
         let child = Command::new("nsenter")
             .arg(format!("--net=/proc/{}/ns/net", pcscd().child.id()))
             .arg("--")
-            .arg(BIN)
+            .arg(bin())
             .args(["dev", "card", "serve"])
             .arg(&p.dir)
             .arg(&p.id)
@@ -178,15 +196,19 @@ impl VirtualCard {
             .env("JPKI_FACE__LOG__FILTER", "warn")
             .current_dir(tmp())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("nsenter");
-        let mut card = Self { child };
-        wait_until("the virtual card", card_present);
-        // Keep draining its stderr so it never blocks on a full pipe.
-        if let Some(err) = card.child.stderr.take() {
-            std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
-        }
+        let card = Self { child };
+        wait_until(
+            || {
+                format!(
+                    "the virtual card; its log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
+            card_present,
+        );
         card
     }
 
@@ -199,7 +221,9 @@ impl Drop for VirtualCard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        wait_until("the card to leave the reader", || !card_present());
+        wait_until(|| "the card to leave the reader".into(), || !card_present());
+        // Let pcscd's event thread poll the empty slot (every 400 ms) before the next card connects.
+        std::thread::sleep(Duration::from_millis(1500));
     }
 }
 
@@ -548,7 +572,7 @@ fn opensc_signs_through_the_virtual_card_and_the_certificate_the_reader_read_ver
 #[test]
 fn jpki_cli_reads_the_same_certificate_byte_for_byte() {
     let _turn = turn();
-    let jpki_cli = run_ok(Command::new(concat!(
+    let jpki_cli = run_ok(&mut Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/ensure-jpki-cli.sh"
     )))
