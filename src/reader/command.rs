@@ -5,7 +5,7 @@ use super::sequence::{self, Credentials, ReadError};
 use super::{PcscTransport, Transport};
 use crate::card::SessionBinding;
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -53,29 +53,23 @@ pub struct ReadArgs {
     pub secrets_stdin: bool,
 }
 
+/// One secret: a line of standard input (`--secrets-stdin`), or typed at the terminal without echo.
+fn ask(from_stdin: bool, prompt: &str) -> Result<Zeroizing<String>> {
+    if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ));
+    }
+    Ok(Zeroizing::new(rpassword::prompt_password(prompt).context(
+        "no terminal to ask for the card's secrets on; for automation use --secrets-stdin",
+    )?))
+}
+
 /// The four things the holder types in; `birth`/`expiry`/`code` make 照合番号B.
 fn ask_secrets(from_stdin: bool) -> Result<Credentials> {
-    let mut next: Box<dyn FnMut(&str) -> Result<Zeroizing<String>>> = if from_stdin {
-        let stdin = std::io::stdin();
-        Box::new(move |_prompt: &str| {
-            let mut line = Zeroizing::new(String::new());
-            stdin.lock().read_line(&mut line)?;
-            Ok(Zeroizing::new(
-                line.trim_end_matches(['\r', '\n']).to_string(),
-            ))
-        })
-    } else {
-        if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
-            bail!(
-                "no terminal to ask for the card's secrets on; for automation use --secrets-stdin"
-            );
-        }
-        Box::new(|prompt: &str| {
-            Ok(Zeroizing::new(rpassword::prompt_password(prompt).context(
-                "no terminal to ask for the card's secrets on; for automation use --secrets-stdin",
-            )?))
-        })
-    };
+    let next = |prompt: &str| ask(from_stdin, prompt);
     let sign_password = next("Signing password (署名用パスワード, 6-16 characters): ")?;
     if !(6..=16).contains(&sign_password.len()) {
         bail!("the signing password has 6 to 16 characters: not trying it");
