@@ -299,7 +299,7 @@ fn collation_b_opens_the_kenmen_and_hojo_records_but_never_the_my_number() {
 }
 
 #[test]
-fn the_synthetic_my_number_has_a_valid_check_digit() {
+fn the_synthetic_my_number_is_twelve_digits() {
     let n = synthetic_my_number(1, 1);
     assert_eq!(n.len(), 12);
     assert!(n.bytes().all(|b| b.is_ascii_digit()));
