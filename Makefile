@@ -2,17 +2,18 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test models build check lint fmt bench e2e clean-data fuzz-smoke
+.PHONY: run test models pcsc build check lint fmt bench e2e clean-data fuzz-smoke
 
 ## Start the service on the embedded SQLite store at http://127.0.0.1:8080 with a demo tenant.
-run: models
+run: models pcsc
 	$(CARGO) build --bin jpki-face
 	scripts/dev-run.sh
 
 ## What CI runs: database and tools up, models fetched, format, lints, every test on both backends.
-test: models
+test: models pcsc
 	scripts/ensure-postgres.sh
 	scripts/ensure-tools.sh
+	scripts/ensure-jpki-cli.sh >/dev/null
 	scripts/drop-test-databases.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -23,17 +24,21 @@ test: models
 models:
 	@if [ -x scripts/fetch-models.sh ]; then scripts/fetch-models.sh; fi
 
-build:
+## The PC/SC stack: the default features' reader links libpcsclite; the reader tests run pcscd + vpcd.
+pcsc:
+	scripts/ensure-pcsc.sh
+
+build: pcsc
 	$(CARGO) build --all-targets
 
 fmt:
 	$(CARGO) fmt --all
 
-lint:
+lint: pcsc
 	$(CARGO) clippy --all-targets -- -D warnings
 
 ## Criterion benchmarks (numbers go to docs/performance.md; they assert nothing).
-bench: models
+bench: models pcsc
 	$(CARGO) bench
 
 clean-data:

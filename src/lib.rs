@@ -14,8 +14,11 @@
 //! - [`devcard`]: the test-card generator (development only);
 //! - [`cli`]: the operator command line, one file per command, and its one dispatch;
 //! - [`app`]: application wiring (store, keys, listener, background jobs).
+//! - [`devcard`]: the test-card generator and the virtual card behind PC/SC (development only);
+//! - [`apdu`]: the card's APDU vocabulary; [`reader`]: reading a card over PC/SC (`jpki-face read`).
 #![deny(unsafe_code)]
 
+pub mod apdu;
 pub mod app;
 pub mod card;
 pub mod claims;
@@ -31,6 +34,8 @@ pub mod jlis;
 pub mod jobs;
 pub mod liveness;
 pub mod lockout;
+#[cfg(feature = "reader")]
+pub mod reader;
 pub mod redact;
 pub mod store;
 pub mod telemetry;

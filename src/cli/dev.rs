@@ -100,5 +100,6 @@ pub(super) fn run(cmd: DevCardCommand) -> Result<()> {
             println!("revoked {person}; index.txt and crl.der updated");
             Ok(())
         }
+        DevCardCommand::Serve(args) => crate::devcard::vcard::serve(args),
     }
 }

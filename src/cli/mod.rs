@@ -49,6 +49,9 @@ pub enum Command {
     },
     /// Calibrate score thresholds on a labelled pair list.
     Calibrate(CalibrateArgs),
+    /// Read a My Number Card over PC/SC for a session, or enroll with it (docs/reader.md).
+    #[cfg(feature = "reader")]
+    Read(crate::reader::ReadArgs),
     /// Development tools (test cards). Never needed in production.
     #[cfg(feature = "devcard")]
     Dev {
@@ -208,6 +211,8 @@ pub enum DevCardCommand {
         #[arg(long, value_enum)]
         reason: ReasonArg,
     },
+    /// Serve a person's card as a virtual My Number Card behind vpcd (PC/SC), until vpcd goes away.
+    Serve(crate::devcard::vcard::ServeArgs),
 }
 
 #[cfg(feature = "devcard")]
@@ -268,6 +273,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => on_runtime(settings, |s| tenant::run(command, s)),
         Command::Face { command } => face::run(command, &settings.face),
         Command::Calibrate(args) => calibrate::run(args, &settings.face),
+        #[cfg(feature = "reader")]
+        Command::Read(args) => crate::reader::run(args),
         #[cfg(feature = "devcard")]
         Command::Dev {
             command: DevCommand::Card { command },

@@ -15,6 +15,7 @@ mod person;
 mod pki;
 mod portrait;
 mod records;
+pub mod vcard;
 
 pub use hierarchy::{
     TestHierarchy, DEFAULT_CRL_URL, DEFAULT_OCSP_URL, HOJO_ROOT_KEY_ID, KENMEN_ROOT_KEY_ID,

@@ -232,7 +232,7 @@ impl TestHierarchy {
             card_birth.day().min(28),
         )
         .unwrap_or(card_birth);
-        let face = kenmen_face(
+        let (face, security_code) = kenmen_face(
             &self.municipal,
             card_birth,
             spec.sex,
@@ -244,6 +244,8 @@ impl TestHierarchy {
             &mut rng,
         )?;
         write_atomic(&pdir.join("kenmen-face.bin"), &face)?;
+        // The virtual card (`dev card serve`) needs it for 照合番号B, as the holder reads it off the card.
+        write_atomic(&pdir.join("security-code.txt"), security_code.as_bytes())?;
         let cvc_file = if spec.defect == Some(Defect::UnknownCvcIssuer) {
             "unknown-cvc.bin"
         } else {

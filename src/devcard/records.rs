@@ -64,6 +64,7 @@ fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Returns the record and the 4-digit security code drawn into DF2A (part of 照合番号B).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn kenmen_face(
     issuer: &RsaPrivateKey,
@@ -75,7 +76,7 @@ pub(super) fn kenmen_face(
     address: &str,
     expiry: NaiveDate,
     rng: &mut StdRng,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, String)> {
     let mut children = vec![
         tlv(0xDF22, birth.format("%Y%m%d").to_string().as_bytes()),
         tlv(0xDF23, &[sex.code()]),
@@ -101,7 +102,7 @@ pub(super) fn kenmen_face(
     let mut out = offset_record(&children);
     // Real EF 0002 files are padded with filler to their allocated size.
     out.resize(out.len().div_ceil(256) * 256, 0xFF);
-    Ok(out)
+    Ok((out, code))
 }
 
 pub(super) fn hojo_files(
