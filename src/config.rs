@@ -69,6 +69,10 @@ pub struct ServerSettings {
     pub auth_failures_per_sec: f64,
     /// How many failed authentications an address may make at once before it must wait.
     pub auth_failure_burst: f64,
+    /// Load balancers whose `X-Forwarded-For` is believed (the per-address failed-auth budget then
+    /// counts the client they name, not the balancer). Empty: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`; required in production.
     #[serde(default)]
     pub metrics_token: Option<Secret<String>>,

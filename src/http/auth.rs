@@ -29,16 +29,47 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// The client's address, as the accept loop recorded it (absent in in-process tests).
-fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
+/// The client's address: the TCP peer as the accept loop recorded it (absent in in-process tests),
+/// or, when the peer is one of `server.trusted_proxies`, the right-most `X-Forwarded-For` address that
+/// is not a trusted proxy (a client can prepend anything; only what our proxies appended counts).
+fn client_ip(parts: &Parts, trusted_proxies: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip())?;
+    Some(forwarded_client(
+        peer,
+        trusted_proxies,
+        parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    ))
+}
+
+fn forwarded_client<'a>(
+    peer: std::net::IpAddr,
+    trusted_proxies: &[std::net::IpAddr],
+    forwarded_for: impl Iterator<Item = &'a str>,
+) -> std::net::IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted_proxies.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // An unparsable hop: stop trusting the chain there.
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 async fn authenticate(parts: &Parts, ctx: &ApiContext) -> Result<Caller, ApiError> {
-    let ip = client_ip(parts);
+    let ip = client_ip(parts, &ctx.server.trusted_proxies);
     // An address that keeps presenting bad credentials is refused before the database is asked.
     if let Some(ip) = ip {
         ctx.auth_failures
@@ -138,5 +169,41 @@ impl From<TenantAuth> for Caller {
             tenant_id: auth.tenant_id,
             key_id: auth.key_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let lb = ip("10.0.0.2");
+        let proxies = [lb];
+        // A direct client cannot claim another address.
+        assert_eq!(
+            forwarded_client(ip("198.51.100.7"), &proxies, ["203.0.113.9"].into_iter()),
+            ip("198.51.100.7")
+        );
+        // Behind the balancer: the address it appended, not what the client prepended.
+        assert_eq!(
+            forwarded_client(lb, &proxies, ["1.2.3.4, 203.0.113.9"].into_iter()),
+            ip("203.0.113.9")
+        );
+        // Two trusted hops, two headers.
+        assert_eq!(
+            forwarded_client(lb, &proxies, ["203.0.113.9", "10.0.0.2"].into_iter()),
+            ip("203.0.113.9")
+        );
+        // No header, or garbage: the peer itself.
+        assert_eq!(forwarded_client(lb, &proxies, std::iter::empty()), lb);
+        assert_eq!(forwarded_client(lb, &proxies, ["junk"].into_iter()), lb);
+        // Nothing trusted by default.
+        assert_eq!(forwarded_client(lb, &[], ["203.0.113.9"].into_iter()), lb);
     }
 }

@@ -11,6 +11,7 @@ crate::on_both_backends!(
     malformed_ids_in_paths_name_nothing,
     a_lone_tenant_is_never_rate_limited,
     an_address_with_many_failed_authentications_waits_before_the_database_is_asked,
+    behind_a_trusted_proxy_the_budget_counts_the_forwarded_client,
     metrics_need_the_configured_token,
     a_decision_record_written_before_schema_versions_still_renders,
 );
@@ -171,6 +172,49 @@ async fn an_address_with_many_failed_authentications_waits_before_the_database_i
     // The budget is the address's: from here even a good key waits.
     let good = app.post_session(&app.api_key, &body).await;
     assert_problem(good, 429, "rate_limited").await;
+}
+
+async fn behind_a_trusted_proxy_the_budget_counts_the_forwarded_client(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.toml = "[server]\nauth_failure_burst = 2.0\nauth_failures_per_sec = 0.01\ntrusted_proxies = [\"127.0.0.1\"]\n".into();
+    let app = spawn_app_with(options).await;
+    let body = json!({"purpose": "enrollment"});
+    let bad = format!("jfk_live_{}", "B".repeat(43));
+    let post = |key: String, client: &'static str| {
+        app.client
+            .post(app.url("/v1/sessions"))
+            .bearer_auth(key)
+            .header("x-forwarded-for", client)
+            .json(&body)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            post(bad.clone(), "203.0.113.9").await.unwrap().status(),
+            401
+        );
+    }
+    assert_problem(
+        post(bad.clone(), "203.0.113.9").await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+    // Another client behind the same balancer is not held up.
+    assert_eq!(
+        post(app.api_key.clone(), "198.51.100.7")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // A client prepending an address cannot escape: the balancer's entry counts.
+    assert_problem(
+        post(bad, "198.51.100.7, 203.0.113.9").await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
 }
 
 async fn metrics_need_the_configured_token(backend: Backend) {
