@@ -9,6 +9,7 @@ pub mod calibration;
 pub mod config;
 pub mod decode;
 pub mod detect;
+pub mod gallery;
 pub mod jp2gate;
 pub mod jpeg_reduced;
 pub mod models;
