@@ -74,11 +74,20 @@ fn bench(c: &mut Criterion) {
     let queries: Vec<Template> = (0..MAX_BATCH)
         .map(|_| template(random_unit(&mut rng)))
         .collect();
-    let million = 1_000_000;
+    // `cargo bench` passes `--bench`; under `cargo test --all-targets` (make test) this binary only
+    // smoke-tests the code paths on small galleries, so that CI does not scan a million rows in a
+    // debug build.
+    let full = std::env::args().any(|a| a == "--bench");
+    let million = if full { 1_000_000 } else { 10_000 };
+    let sizes: &[usize] = if full {
+        &[10_000, 100_000, 1_000_000]
+    } else {
+        &[1_000, 10_000]
+    };
     let flat = vectors(million, 1);
     let ids: Vec<String> = (0..million).map(id).collect();
 
-    for n in [10_000usize, 100_000, million] {
+    for &n in sizes {
         let g = build(&flat[..n * DIM], &ids[..n]);
         c.bench_function(&format!("gallery/search_1q/{n}"), |b| {
             let mut i = 0;
@@ -88,10 +97,10 @@ fn bench(c: &mut Criterion) {
             })
         });
         if n == million {
-            c.bench_function("gallery/search_batch64/1000000", |b| {
+            c.bench_function(&format!("gallery/search_batch64/{n}"), |b| {
                 b.iter(|| black_box(g.search_batch(&queries, THRESHOLD, LIMIT).expect("batch")))
             });
-            percentiles(&g, &mut rng);
+            percentiles(&g, &mut rng, if full { 200 } else { 10 });
             let bytes = g.memory_bytes();
             println!(
                 "gallery memory at {n} rows (String ids of 36 bytes): {:.1} MiB total, {:.1} MiB matrix, {} bytes/row",
@@ -102,7 +111,7 @@ fn bench(c: &mut Criterion) {
         }
     }
 
-    c.bench_function("gallery/build/1000000", |b| {
+    c.bench_function(&format!("gallery/build/{million}"), |b| {
         b.iter_batched(
             || (),
             |_| black_box(build(&flat, &ids)),
@@ -111,9 +120,9 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-/// p50/p99 of single queries and per-query time in full batches, over 200 fresh queries each.
-fn percentiles(g: &Gallery<String>, rng: &mut StdRng) {
-    let qs: Vec<Template> = (0..200).map(|_| template(random_unit(rng))).collect();
+/// p50/p99 of single queries and per-query time in full batches, over `count` fresh queries each.
+fn percentiles(g: &Gallery<String>, rng: &mut StdRng, count: usize) {
+    let qs: Vec<Template> = (0..count).map(|_| template(random_unit(rng))).collect();
     let mut times: Vec<Duration> = qs
         .iter()
         .map(|q| {
@@ -125,7 +134,7 @@ fn percentiles(g: &Gallery<String>, rng: &mut StdRng) {
     times.sort();
     let pick = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
-        "gallery/search_1q/{} manual, 200 queries: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        "gallery/search_1q/{} manual, {count} queries: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         g.len(),
         pick(0.50),
         pick(0.99),
