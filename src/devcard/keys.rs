@@ -48,15 +48,18 @@ pub fn write_pem(path: &Path, key: &RsaPrivateKey) -> Result<()> {
     write_atomic(path, pem.as_bytes())
 }
 
-/// Writes via a temporary file in the same directory, then renames.
+/// Writes via a temporary file in the same directory, then renames. The temporary name is unique per
+/// call (process id and a counter), so threads of one process writing the same file do not share it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let parent = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&parent).with_context(|| format!("create {}", parent.display()))?;
     let tmp = parent.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{n}.tmp",
         path.file_name().and_then(|s| s.to_str()).unwrap_or("file"),
         std::process::id()
     ));
