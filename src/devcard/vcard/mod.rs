@@ -588,4 +588,4 @@ fn auth_certificate(h: &TestHierarchy, key: &RsaPrivateKey, serial_hex: &str) ->
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

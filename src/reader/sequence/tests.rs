@@ -4,25 +4,9 @@
 
 use super::*;
 use crate::devcard::vcard::{CardSecrets, VirtualCard, DEFAULT_SIGN_PASSWORD};
-use crate::devcard::{PersonId, PersonSpec, TestHierarchy};
-use std::sync::OnceLock;
 
-fn fixture() -> &'static (TestHierarchy, PersonId) {
-    static F: OnceLock<(TestHierarchy, PersonId)> = OnceLock::new();
-    F.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("jpki-face-reader-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cache = std::env::temp_dir().join("jpki-face-devcard-keys");
-        let h = TestHierarchy::init_with_key_cache(&dir, 24, Some(&cache)).expect("hierarchy");
-        let person = h
-            .issue(&PersonSpec {
-                with_hojo: true,
-                ..Default::default()
-            })
-            .expect("issue");
-        (h, person)
-    })
-}
+/// The virtual card's own test holder (one hierarchy, one card with the 入力補助AP).
+use crate::devcard::vcard::tests::fixture;
 
 /// The virtual card as a transport, logging every command; `pull_after` removes the card.
 struct InProcess {
