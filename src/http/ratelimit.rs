@@ -90,7 +90,8 @@ pub struct AuthFailureBudget {
     buckets: Mutex<HashMap<std::net::IpAddr, Bucket>>,
 }
 
-/// Addresses remembered at most; past it, full (idle) buckets are forgotten first.
+/// Addresses remembered at most; past it, full (idle) buckets are forgotten first, and all of them
+/// when that frees less than half.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 impl AuthFailureBudget {
@@ -145,6 +146,11 @@ impl AuthFailureBudget {
             buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
             });
+            // Under a flood from very many addresses few buckets are idle: then forget them all, so
+            // that this O(n) sweep runs at most once per MAX/2 new addresses (amortised O(1)).
+            if buckets.len() > MAX_TRACKED_ADDRESSES / 2 {
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry(ip).or_insert(Bucket {
             tokens: self.burst,
@@ -174,6 +180,21 @@ mod tests {
         for _ in 0..100 {
             assert!(limiter.check_at("a", later).is_ok());
         }
+    }
+
+    #[test]
+    fn a_flood_from_many_addresses_keeps_the_table_bounded() {
+        let budget = AuthFailureBudget::new(1.0, 3.0);
+        let t0 = Instant::now();
+        for i in 0..(MAX_TRACKED_ADDRESSES as u32 + 10) {
+            budget.charge_at(std::net::IpAddr::from(i.to_be_bytes()), t0);
+        }
+        let len = budget.buckets.lock().unwrap().len();
+        assert!(len <= MAX_TRACKED_ADDRESSES, "{len}");
+        assert!(
+            len < 100,
+            "the busy table was forgotten once, not swept per address: {len}"
+        );
     }
 
     #[test]
