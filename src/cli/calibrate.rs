@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 /// What calibration learned about one image.
 #[derive(Clone)]
-enum Embedded {
+pub(super) enum Embedded {
     Template(Template),
     Rejected(String),
 }
@@ -59,7 +59,7 @@ fn read_pair_list(path: &Path) -> anyhow::Result<Vec<Pair>> {
 }
 
 /// Every image under `<root>/<identity>/`, sorted, as (relative path, identity).
-fn list_identity_folders(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
+pub(super) fn list_identity_folders(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
     const EXT: [&str; 6] = ["jpg", "jpeg", "png", "webp", "jp2", "j2k"];
     let mut images = Vec::new();
     for dir in std::fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
@@ -240,7 +240,11 @@ pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
 
 /// Analyses each image once on the pool; feeder threads keep every worker busy (analyze_blocking waits
 /// for room).
-fn embed_all(engine: &FaceEngine, root: &Path, images: &[String]) -> HashMap<String, Embedded> {
+pub(super) fn embed_all(
+    engine: &FaceEngine,
+    root: &Path,
+    images: &[String],
+) -> HashMap<String, Embedded> {
     let results: Mutex<HashMap<String, Embedded>> = Mutex::new(HashMap::new());
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {

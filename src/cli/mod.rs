@@ -3,6 +3,7 @@
 //! `main.rs` only parses and reports the exit code.
 
 mod calibrate;
+mod calibrate_1n;
 #[cfg(feature = "devcard")]
 mod dev;
 mod face;
@@ -135,6 +136,20 @@ pub struct CalibrateArgs {
     /// How the table and the report name the data set.
     #[arg(long, default_value = "LFW-gray + web photos")]
     pub data: String,
+    /// 1:N mode (docs/accuracy.md, "1:N identification"): a folder of gallery filler, one photo per
+    /// identity (`<identity>.<ext>`), none of them in `--images`. The gallery is one photo of each
+    /// enrolled identity of `--images` plus all of these; mates are the enrolled identities' other
+    /// photos, non-mates the held-out identities' photos and each distractor against the others.
+    #[arg(long, conflicts_with = "pairs")]
+    pub distractors: Option<PathBuf>,
+    /// 1:N mode: every N-th identity of `--images` (sorted by name) is held out of the gallery.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..))]
+    pub holdout_every: u32,
+    /// 1:N mode: a file of templates from an earlier run on the same images and model (written if
+    /// missing, read and extended if present), so a re-run skips the face engine. Keep it outside the
+    /// repository: it holds biometric templates of the research photos.
+    #[arg(long)]
+    pub template_cache: Option<PathBuf>,
 }
 
 /// `jpki-face dev card …`
@@ -272,6 +287,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => on_runtime(settings, serve::migrate),
         Command::Tenant { command } => on_runtime(settings, |s| tenant::run(command, s)),
         Command::Face { command } => face::run(command, &settings.face),
+        Command::Calibrate(args) if args.distractors.is_some() => {
+            calibrate_1n::run(args, &settings.face)
+        }
         Command::Calibrate(args) => calibrate::run(args, &settings.face),
         #[cfg(feature = "reader")]
         Command::Read(args) => crate::reader::run(args),

@@ -181,7 +181,7 @@ pub fn wilson(k: usize, n: usize) -> (f64, f64) {
 }
 
 /// The smallest value on the 4-decimal grid that is strictly above `score` (as the f32 comparison sees it).
-fn grid_above(score: f32) -> f32 {
+pub(crate) fn grid_above(score: f32) -> f32 {
     let mut t = ((f64::from(score) * 10_000.0).floor() + 1.0) / 10_000.0;
     while (t as f32) <= score {
         t += 1e-4;
@@ -213,7 +213,7 @@ fn gpd_pwm(y: &[f64]) -> (f64, f64) {
 }
 
 /// The tail model's threshold for `fmr`, from impostor scores sorted descending.
-fn tail_threshold(imp_desc: &[f64], fmr: f64) -> f64 {
+pub(crate) fn tail_threshold(imp_desc: &[f64], fmr: f64) -> f64 {
     let m = imp_desc.len();
     let n_t = TAIL.min(m.saturating_sub(1)).max(1);
     let u = imp_desc.get(n_t).copied().unwrap_or(0.0);

@@ -2,14 +2,21 @@
 //!
 //! The rows are one contiguous row-major matrix of L2-normalised 128-d `f32` vectors, with a parallel
 //! list of ids and an id → row map, so an upsert or a removal is O(1) (removal swaps the last row in).
-//! A search scores **every** row (no approximate index: HNSW and friends miss planted duplicates), so
-//! its recall is 100 % by construction. The dot-product kernel is plain safe Rust written so that LLVM
-//! vectorises it (eight independent accumulators over fixed-size rows); a batch of up to 64 queries
-//! reads the matrix from memory once, block by block, instead of once per query.
+//! Beside it lies a compact copy (`quant`): each row as 128 `i8` codes with a per-row scale and a
+//! proven error bound. A search scores **every** row of the compact copy (a quarter of the memory
+//! traffic; no approximate index: HNSW and friends miss planted duplicates) and re-ranks in exact `f32`
+//! every row whose compact score is within the bound of the cut-off (the threshold, or the k-th best
+//! exact score so far). So the answer, scores included, is the exact `f32` search's by construction,
+//! and recall is 100 %. The kernels are plain safe Rust written so that LLVM vectorises them
+//! (independent accumulators over fixed-size rows); a batch of up to 64 queries reads the matrix from
+//! memory once, block by block, instead of once per query.
 //!
 //! Not wired into the service yet: no API, no feed from the store. See docs/performance.md.
 
+mod quant;
+
 use super::template::{ModelMismatch, Template};
+use quant::{QueryCode, RowCode};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -20,8 +27,8 @@ use std::sync::RwLock;
 pub const DIM: usize = 128;
 /// How many queries one pass over the matrix serves (`search_batch` splits larger batches).
 pub const MAX_BATCH: usize = 64;
-/// Rows per block in a batched scan: 256 rows × 512 bytes = 128 KiB, which stays in L2 while every
-/// query of the batch (64 × 512 bytes = 32 KiB, in L1) is scored against it.
+/// Rows per block in a scan: 256 rows × 136 bytes of compact codes = 34 KiB, which stays in L1/L2
+/// while every query of the batch (64 × 256 bytes of codes) is scored against it.
 const BLOCK_ROWS: usize = 256;
 /// Independent accumulators in the kernel: enough for LLVM to fill SIMD registers without a serial
 /// dependency on one sum.
@@ -103,6 +110,10 @@ pub struct Gallery<K: GalleryId = String> {
     model: ModelTag,
     /// Row-major, contiguous: `rows[i]` is the unit vector of `ids[i]`.
     rows: Vec<[f32; DIM]>,
+    /// The compact copy the scan reads: `codes[i]`, `scales[i]`, `errs[i]` code `rows[i]`.
+    codes: Vec<[i8; DIM]>,
+    scales: Vec<f32>,
+    errs: Vec<f32>,
     ids: Vec<K>,
     index: HashMap<K, usize>,
     /// Heap bytes owned by the ids, counted twice (the id list and the map's keys).
@@ -124,6 +135,9 @@ impl<K: GalleryId> Gallery<K> {
         Gallery {
             model,
             rows: Vec::new(),
+            codes: Vec::new(),
+            scales: Vec::new(),
+            errs: Vec::new(),
             ids: Vec::new(),
             index: HashMap::new(),
             id_heap_bytes: 0,
@@ -135,6 +149,9 @@ impl<K: GalleryId> Gallery<K> {
         Gallery {
             model,
             rows: Vec::with_capacity(n),
+            codes: Vec::with_capacity(n),
+            scales: Vec::with_capacity(n),
+            errs: Vec::with_capacity(n),
             ids: Vec::with_capacity(n),
             index: HashMap::with_capacity(n),
             id_heap_bytes: 0,
@@ -160,14 +177,21 @@ impl<K: GalleryId> Gallery<K> {
     /// Adds or replaces `id`'s template (normalised here). Returns `true` when it replaced one.
     pub fn insert(&mut self, id: K, template: &Template) -> Result<bool, GalleryError> {
         let row = self.checked_unit(template)?;
+        let RowCode { code, scale, err } = quant::code_row(&row);
         if let Some(&i) = self.index.get(&id) {
             self.rows[i] = row;
+            self.codes[i] = code;
+            self.scales[i] = scale;
+            self.errs[i] = err;
             return Ok(true);
         }
         self.id_heap_bytes += 2 * id.heap_bytes();
         self.index.insert(id.clone(), self.rows.len());
         self.ids.push(id);
         self.rows.push(row);
+        self.codes.push(code);
+        self.scales.push(scale);
+        self.errs.push(err);
         Ok(false)
     }
 
@@ -177,6 +201,9 @@ impl<K: GalleryId> Gallery<K> {
             return false;
         };
         self.rows.swap_remove(i);
+        self.codes.swap_remove(i);
+        self.scales.swap_remove(i);
+        self.errs.swap_remove(i);
         let gone = self.ids.swap_remove(i);
         self.id_heap_bytes -= 2 * gone.heap_bytes();
         if let Some(moved) = self.ids.get(i) {
@@ -185,10 +212,13 @@ impl<K: GalleryId> Gallery<K> {
         true
     }
 
-    /// Bytes held: the matrix, the id list and the id map (by capacity), and what the ids own on the
-    /// heap. The map's per-entry cost is an estimate of hashbrown's layout (key, value, one control byte).
+    /// Bytes held: the matrix, its compact copy, the id list and the id map (by capacity), and what the
+    /// ids own on the heap. The map's per-entry cost is an estimate of hashbrown's layout (key, value,
+    /// one control byte).
     pub fn memory_bytes(&self) -> usize {
-        let matrix = self.rows.capacity() * DIM * std::mem::size_of::<f32>();
+        let matrix = self.rows.capacity() * DIM * std::mem::size_of::<f32>()
+            + self.codes.capacity() * DIM
+            + (self.scales.capacity() + self.errs.capacity()) * std::mem::size_of::<f32>();
         let ids = self.ids.capacity() * std::mem::size_of::<K>();
         let map =
             self.index.capacity() * (std::mem::size_of::<K>() + std::mem::size_of::<usize>() + 1);
@@ -207,6 +237,19 @@ impl<K: GalleryId> Gallery<K> {
         Ok(out.pop().unwrap_or_default())
     }
 
+    /// `search`, also saying how much work the compact scan saved.
+    pub fn search_counted(
+        &self,
+        query: &Template,
+        threshold: f32,
+        limit: usize,
+    ) -> Result<(Vec<Hit<K>>, SearchStats), GalleryError> {
+        let mut stats = SearchStats::default();
+        let mut out =
+            self.search_batch_inner(std::slice::from_ref(query), threshold, limit, &mut stats)?;
+        Ok((out.pop().unwrap_or_default(), stats))
+    }
+
     /// `search` for several queries, one answer per query in order. Each group of up to [`MAX_BATCH`]
     /// queries is served by one pass over the matrix. Every query is checked before any scan.
     pub fn search_batch(
@@ -215,40 +258,108 @@ impl<K: GalleryId> Gallery<K> {
         threshold: f32,
         limit: usize,
     ) -> Result<Vec<Vec<Hit<K>>>, GalleryError> {
+        self.search_batch_inner(queries, threshold, limit, &mut SearchStats::default())
+    }
+
+    fn search_batch_inner(
+        &self,
+        queries: &[Template],
+        threshold: f32,
+        limit: usize,
+        stats: &mut SearchStats,
+    ) -> Result<Vec<Vec<Hit<K>>>, GalleryError> {
         if threshold.is_nan() {
             return Err(GalleryError::InvalidThreshold);
         }
-        let units = queries
+        let prepared = queries
             .iter()
-            .map(|q| self.checked_unit(q))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|q| {
+                let unit = self.checked_unit(q)?;
+                let code = quant::code_query(&unit);
+                Ok(Query { unit, code })
+            })
+            .collect::<Result<Vec<_>, GalleryError>>()?;
         let mut answers = Vec::with_capacity(queries.len());
-        for group in units.chunks(MAX_BATCH) {
+        for group in prepared.chunks(MAX_BATCH) {
             let mut tops: Vec<TopK<'_, K>> = group
                 .iter()
                 .map(|_| TopK::new(&self.ids, threshold, limit))
                 .collect();
             if limit > 0 {
-                self.scan(group, &mut tops);
+                self.scan(group, &mut tops, stats);
             }
             answers.extend(tops.into_iter().map(TopK::finish));
         }
         Ok(answers)
     }
 
-    /// One pass over the matrix for a group of queries, a block of rows at a time so each block is
-    /// read from memory once and scored against every query from cache.
-    fn scan(&self, queries: &[[f32; DIM]], tops: &mut [TopK<'_, K>]) {
-        for (b, block) in self.rows.chunks(BLOCK_ROWS).enumerate() {
+    /// One pass over the compact copy for a group of queries, a block of rows at a time so each block
+    /// is read from memory once and scored against every query from cache. A row is re-ranked in exact
+    /// `f32` when its upper bound reaches the query's cut; it enters the top-k exactly when its exact
+    /// score does, as in a plain `f32` scan. The cut only rises, and a row scoring at or above the final
+    /// cut scored at or above every earlier one, so no row of the exact answer is skipped.
+    fn scan(&self, queries: &[Query], tops: &mut [TopK<'_, K>], stats: &mut SearchStats) {
+        let mut upper = [0.0f32; BLOCK_ROWS];
+        for (b, block) in self.codes.chunks(BLOCK_ROWS).enumerate() {
             let first = b * BLOCK_ROWS;
+            let end = first + block.len();
+            let upper = &mut upper[..block.len()];
             for (q, top) in queries.iter().zip(tops.iter_mut()) {
-                for (j, row) in block.iter().enumerate() {
-                    let score = dot(row, q);
-                    if score >= top.cut {
-                        top.push(score, first + j);
+                quant::block_upper(
+                    block,
+                    &self.scales[first..end],
+                    &self.errs[first..end],
+                    &q.code,
+                    upper,
+                );
+                for (j, &u) in upper.iter().enumerate() {
+                    if u >= top.cut {
+                        let row = first + j;
+                        stats.reranked += 1;
+                        let score = dot(&self.rows[row], &q.unit);
+                        if score >= top.cut {
+                            top.push(score, row);
+                        }
                     }
                 }
             }
+            stats.scanned += block.len() * queries.len();
+        }
+    }
+
+    /// The plain `f32` scan of every row, the reference the compact scan must equal (tests only).
+    #[cfg(test)]
+    fn search_f32_reference(&self, query: &Template, threshold: f32, limit: usize) -> Vec<Hit<K>> {
+        let unit = self.checked_unit(query).expect("valid query");
+        let mut top = TopK::new(&self.ids, threshold, limit);
+        if limit > 0 {
+            for (row, r) in self.rows.iter().enumerate() {
+                let score = dot(r, &unit);
+                if score >= top.cut {
+                    top.push(score, row);
+                }
+            }
+        }
+        top.finish()
+    }
+
+    /// Every row's compact copy is the coding of its `f32` row, and the lists line up (tests only).
+    #[cfg(test)]
+    fn assert_consistent(&self) {
+        let n = self.rows.len();
+        assert!(
+            self.codes.len() == n
+                && self.scales.len() == n
+                && self.errs.len() == n
+                && self.ids.len() == n
+                && self.index.len() == n
+        );
+        for (i, row) in self.rows.iter().enumerate() {
+            let c = quant::code_row(row);
+            assert_eq!(self.codes[i], c.code, "row {i}");
+            assert_eq!(self.scales[i].to_bits(), c.scale.to_bits(), "row {i}");
+            assert_eq!(self.errs[i].to_bits(), c.err.to_bits(), "row {i}");
+            assert_eq!(self.index[&self.ids[i]], i);
         }
     }
 
@@ -281,7 +392,21 @@ fn unit_row(v: &[f32]) -> Result<[f32; DIM], GalleryError> {
     Ok(v.map(|x| (f64::from(x) / norm) as f32))
 }
 
-/// The kernel: a dot product over fixed-size rows with eight independent accumulators, which LLVM
+/// A checked query: its unit vector (for the exact re-rank) and its compact form (for the scan).
+struct Query {
+    unit: [f32; DIM],
+    code: QueryCode,
+}
+
+/// How much work a search did: rows scored on the compact copy (× queries), and rows re-ranked in
+/// exact `f32` because their bound reached the cut-off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    pub scanned: usize,
+    pub reranked: usize,
+}
+
+/// The exact kernel: a dot product over fixed-size rows with eight independent accumulators, which LLVM
 /// turns into packed multiplies and adds (SSE2 on the baseline x86-64 target) with no bounds checks.
 #[inline(always)]
 fn dot(a: &[f32; DIM], b: &[f32; DIM]) -> f32 {
@@ -740,6 +865,169 @@ mod tests {
         assert!(!r.remove("t1", &"e1".to_string()));
         assert!(!r.remove("t9", &"e1".to_string()));
         assert!(r.search("t1", &tpl(v), 0.9, 5).unwrap().is_empty());
+    }
+
+    /// A unit vector at cosine `c` from `q` (unit), in a random direction orthogonal to it.
+    fn at_cosine(rng: &mut StdRng, q: &[f32], c: f64) -> Vec<f32> {
+        let r = random_unit(rng);
+        let along: f64 = r.iter().zip(q).map(|(a, b)| f64::from(a * b)).sum();
+        let mut o: Vec<f64> = r
+            .iter()
+            .zip(q)
+            .map(|(a, b)| f64::from(*a) - along * f64::from(*b))
+            .collect();
+        let n = o.iter().map(|x| x * x).sum::<f64>().sqrt();
+        o.iter_mut().for_each(|x| *x /= n);
+        let s = (1.0 - c * c).sqrt();
+        q.iter()
+            .zip(&o)
+            .map(|(a, b)| (c * f64::from(*a) + s * b) as f32)
+            .collect()
+    }
+
+    /// Every way of asking: the compact scan's answer equals the plain f32 scan's, scores included.
+    fn assert_equals_reference(g: &Gallery<String>, q: &[f32], thresholds: &[f32]) {
+        let t = tpl(q.to_vec());
+        for &threshold in thresholds {
+            for limit in [0, 1, 2, 5, 10, 100, usize::MAX] {
+                let got = g.search(&t, threshold, limit).unwrap();
+                let want = g.search_f32_reference(&t, threshold, limit);
+                assert_eq!(got, want, "threshold {threshold}, limit {limit}");
+            }
+        }
+    }
+
+    #[test]
+    fn compact_scan_equals_the_f32_scan_on_random_galleries() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let (g, rows) = gallery_of(&mut rng, 5000);
+        for i in 0..20 {
+            // Unrelated queries and queries equal or close to a stored row.
+            let q = match i % 3 {
+                0 => random_unit(&mut rng),
+                1 => rows[i * 7].1.clone(),
+                _ => noisy(&mut rng, &rows[i * 11].1, 0.05),
+            };
+            assert_equals_reference(&g, &q, &[f32::NEG_INFINITY, -1.0, 0.0, 0.1, 0.2, 0.4, 0.99]);
+        }
+        g.assert_consistent();
+    }
+
+    #[test]
+    fn compact_scan_equals_the_f32_scan_at_near_ties_around_the_cut() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let q = random_unit(&mut rng);
+        let mut g: Gallery = Gallery::new(tag());
+        // 3000 rows whose exact scores lie within ±0.01 of 0.45 (inside the compact error of most
+        // rows), many a few units in the last place apart, plus exact duplicates under other ids.
+        for i in 0..3000 {
+            let c = 0.45 + (i as f64 - 1500.0) * 1e-5 / 1.5 * if i % 2 == 0 { 1.0 } else { 1e-3 };
+            g.insert(format!("near-{i:05}"), &tpl(at_cosine(&mut rng, &q, c)))
+                .unwrap();
+        }
+        let dup = at_cosine(&mut rng, &q, 0.45);
+        for i in 0..20 {
+            g.insert(format!("dup-{i:02}"), &tpl(dup.clone())).unwrap();
+        }
+        // Filler far below.
+        for i in 0..2000 {
+            g.insert(format!("far-{i:05}"), &tpl(at_cosine(&mut rng, &q, 0.1)))
+                .unwrap();
+        }
+        let dup_score = g.search(&tpl(dup.clone()), -1.0, 1).unwrap()[0].score;
+        assert!(dup_score > 0.999);
+        let s = g.search(&tpl(q.clone()), 0.0, 1).unwrap()[0].score;
+        let mut cuts = vec![0.44, 0.449, 0.45, 0.4501, 0.46, s];
+        // Cut-offs exactly at stored scores, and one ulp either side.
+        for h in g.search(&tpl(q.clone()), 0.449, 40).unwrap() {
+            cuts.extend([
+                h.score,
+                f32::from_bits(h.score.to_bits() + 1),
+                f32::from_bits(h.score.to_bits() - 1),
+            ]);
+        }
+        assert_equals_reference(&g, &q, &cuts);
+        // k-th best cut-offs among near ties: every limit, threshold below all of them.
+        for limit in [1, 3, 17, 20, 21, 999, 1500, 3020] {
+            let t = tpl(q.clone());
+            assert_eq!(
+                g.search(&t, 0.3, limit).unwrap(),
+                g.search_f32_reference(&t, 0.3, limit)
+            );
+        }
+    }
+
+    #[test]
+    fn compact_scan_equals_the_f32_scan_on_skewed_rows() {
+        // Rows with one dominant component have the largest coding error: the bound widens for them
+        // and the answer stays exact.
+        let mut rng = StdRng::seed_from_u64(10);
+        let mut g: Gallery = Gallery::new(tag());
+        for i in 0..2000 {
+            let mut v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-2e-3f32..2e-3)).collect();
+            v[i % DIM] = 1.0;
+            v[(i * 7 + 3) % DIM] = rng.gen_range(-0.5..0.5);
+            g.insert(format!("spike-{i:05}"), &tpl(v)).unwrap();
+        }
+        for i in 0..10 {
+            let mut q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-2e-3f32..2e-3)).collect();
+            q[i] = 1.0;
+            assert_equals_reference(&g, &q, &[-1.0, 0.5, 0.9, 0.99]);
+            assert_equals_reference(&g, &random_unit(&mut rng), &[-1.0, 0.0, 0.1]);
+        }
+        g.assert_consistent();
+    }
+
+    #[test]
+    fn the_compact_scan_re_ranks_few_rows() {
+        // The point of the compact copy: at an ordinary threshold almost no row needs the f32 re-rank.
+        // (It is exact either way; this checks that the bound is tight enough to save the work.)
+        let mut rng = StdRng::seed_from_u64(11);
+        let (g, rows) = gallery_of(&mut rng, 20_000);
+        let (hits, stats) = g
+            .search_counted(&tpl(rows[123].1.clone()), 0.4, 10)
+            .unwrap();
+        assert_eq!(hits[0].id, rows[123].0);
+        assert_eq!(stats.scanned, 20_000);
+        assert!(stats.reranked >= 1 && stats.reranked < 20, "{stats:?}");
+        // Top-k without a threshold: the cut rises to the k-th best, and re-ranks stay a small share.
+        let (_, stats) = g
+            .search_counted(&tpl(random_unit(&mut rng)), f32::NEG_INFINITY, 10)
+            .unwrap();
+        assert!(stats.reranked < 4000, "{stats:?}");
+    }
+
+    #[test]
+    fn upserts_and_removals_keep_both_copies_consistent() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let (mut g, mut rows) = gallery_of(&mut rng, 500);
+        for step in 0..2000 {
+            let i = rng.gen_range(0..rows.len());
+            match step % 3 {
+                0 => {
+                    let v = random_unit(&mut rng);
+                    assert!(g.insert(rows[i].0.clone(), &tpl(v.clone())).unwrap());
+                    rows[i].1 = v;
+                }
+                1 => {
+                    assert!(g.remove(&rows[i].0));
+                    rows.swap_remove(i);
+                }
+                _ => {
+                    let id = format!("new-{step:05}");
+                    let v = random_unit(&mut rng);
+                    assert!(!g.insert(id.clone(), &tpl(v.clone())).unwrap());
+                    rows.push((id, v));
+                }
+            }
+        }
+        g.assert_consistent();
+        assert_eq!(g.len(), rows.len());
+        for (id, v) in rows.iter().step_by(17) {
+            let hits = g.search(&tpl(v.clone()), 0.99, 2).unwrap();
+            assert_eq!(&hits[0].id, id);
+            assert_equals_reference(&g, v, &[0.0, 0.3]);
+        }
     }
 
     #[test]

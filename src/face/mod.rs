@@ -6,10 +6,12 @@
 
 pub mod align;
 pub mod calibration;
+pub mod calibration_1n;
 pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod gallery;
+pub mod identification;
 pub mod jp2gate;
 pub mod jpeg_reduced;
 pub mod models;
