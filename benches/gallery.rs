@@ -1,12 +1,13 @@
 //! The exact 1:N gallery (issue 21, core) on **synthetic** templates: random unit vectors (uniform in
 //! the cube, normalised), string ids shaped like enrollment UUIDs. One thread throughout.
 //! Criterion: one query at 10 k, 100 k and 1 M rows, a batch of 64 queries at 1 M, building 1 M rows.
-//! Then a manual loop prints p50/p99 over 200 single queries at 1 M (criterion gives no percentiles)
-//! and the memory held. Reports numbers, asserts nothing.
+//! Then, at each size, a manual loop prints p50/p99 over 200 single queries (criterion gives no
+//! percentiles), how many rows the compact scan re-ranked in f32, and the memory held; and one timed
+//! build of 1 M rows. Reports numbers, asserts nothing.
 //! Run: `cargo bench --bench gallery` (see docs/performance.md).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use jpki_face::face::gallery::{Gallery, ModelTag, DIM, MAX_BATCH};
+use jpki_face::face::gallery::{Gallery, ModelTag, SearchStats, DIM, MAX_BATCH};
 use jpki_face::face::Template;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -100,16 +101,25 @@ fn bench(c: &mut Criterion) {
             c.bench_function(&format!("gallery/search_batch64/{n}"), |b| {
                 b.iter(|| black_box(g.search_batch(&queries, THRESHOLD, LIMIT).expect("batch")))
             });
-            percentiles(&g, &mut rng, if full { 200 } else { 10 });
-            let bytes = g.memory_bytes();
-            println!(
-                "gallery memory at {n} rows (String ids of 36 bytes): {:.1} MiB total, {:.1} MiB matrix, {} bytes/row",
-                bytes as f64 / 1048576.0,
-                (n * DIM * 4) as f64 / 1048576.0,
-                bytes / n
-            );
         }
+        percentiles(&g, &mut rng, if full { 200 } else { 10 });
+        let bytes = g.memory_bytes();
+        println!(
+            "gallery memory at {n} rows (String ids of 36 bytes): {:.1} MiB total, {:.1} MiB f32 matrix, {:.1} MiB i8 copy, {} bytes/row",
+            bytes as f64 / 1048576.0,
+            (n * DIM * 4) as f64 / 1048576.0,
+            (n * (DIM + 8)) as f64 / 1048576.0,
+            bytes / n
+        );
     }
+    let t = Instant::now();
+    let g = black_box(build(&flat, &ids));
+    println!(
+        "gallery/build/{million} manual: {:.2?} ({} rows)",
+        t.elapsed(),
+        g.len()
+    );
+    drop(g);
 
     c.bench_function(&format!("gallery/build/{million}"), |b| {
         b.iter_batched(
@@ -123,12 +133,17 @@ fn bench(c: &mut Criterion) {
 /// p50/p99 of single queries and per-query time in full batches, over `count` fresh queries each.
 fn percentiles(g: &Gallery<String>, rng: &mut StdRng, count: usize) {
     let qs: Vec<Template> = (0..count).map(|_| template(random_unit(rng))).collect();
+    let mut total = SearchStats::default();
     let mut times: Vec<Duration> = qs
         .iter()
         .map(|q| {
             let t = Instant::now();
-            black_box(g.search(q, THRESHOLD, LIMIT).expect("query"));
-            t.elapsed()
+            let (hits, stats) = g.search_counted(q, THRESHOLD, LIMIT).expect("query");
+            let e = t.elapsed();
+            black_box(hits);
+            total.scanned += stats.scanned;
+            total.reranked += stats.reranked;
+            e
         })
         .collect();
     times.sort();
@@ -139,6 +154,37 @@ fn percentiles(g: &Gallery<String>, rng: &mut StdRng, count: usize) {
         pick(0.50),
         pick(0.99),
         times[times.len() - 1]
+    );
+    println!(
+        "gallery/search_1q/{} re-ranked in f32: {:.2} rows per query (of {})",
+        g.len(),
+        total.reranked as f64 / count as f64,
+        total.scanned / count
+    );
+    // Top-10 with no threshold: the cut is the 10th best exact score so far.
+    let mut reranked = 0;
+    let mut times_k: Vec<Duration> = qs
+        .iter()
+        .take(50)
+        .map(|q| {
+            let t = Instant::now();
+            let (hits, stats) = g
+                .search_counted(q, f32::NEG_INFINITY, LIMIT)
+                .expect("query");
+            let e = t.elapsed();
+            black_box(hits);
+            reranked += stats.reranked;
+            e
+        })
+        .collect();
+    times_k.sort();
+    println!(
+        "gallery/search_top10_nothreshold/{} manual, {} queries: p50 {:.2?}, max {:.2?}, {:.1} rows re-ranked per query",
+        g.len(),
+        times_k.len(),
+        times_k[times_k.len() / 2],
+        times_k[times_k.len() - 1],
+        reranked as f64 / times_k.len() as f64
     );
     let t = Instant::now();
     let mut n = 0;

@@ -208,3 +208,100 @@ fn calibrate_scores_every_pair_of_the_identity_folders() {
     assert!(report.contains("East-Asian subset"), "{report}");
     assert!(report.contains("95 % CI"), "{report}");
 }
+
+/// `calibrate --distractors` (1:N): a gallery of one photo per enrolled identity plus the distractors,
+/// one line per mate and non-mate search, the report with its FMR table; a re-run from the template
+/// cache prints the same searches without the face engine's work.
+#[test]
+fn calibrate_1n_searches_a_gallery_of_identities_and_distractors() {
+    assert_models();
+    let faces = root().join("../shared/data/faces");
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let filler = dir.path().join("distractors");
+    std::fs::create_dir_all(&filler).unwrap();
+    // Symbolic links to a few identities and distractors of the shared set (used by path, never copied).
+    let ids = [
+        "Aaron_Peirsol",
+        "Amanda_Beard",
+        "Bob_Dole",
+        "Alvaro_Uribe",
+        "Ann_Veneman",
+        "Anthony_LaPaglia",
+    ];
+    for id in ids {
+        std::fs::create_dir_all(set.join(id)).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(faces.join("calibration").join(id))
+            .expect("the shared labelled face set")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names.iter().take(3) {
+            std::os::unix::fs::symlink(
+                faces.join("calibration").join(id).join(n),
+                set.join(id).join(n),
+            )
+            .unwrap();
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(faces.join("distractors"))
+        .expect("the shared distractors")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names.iter().take(12) {
+        std::os::unix::fs::symlink(faces.join("distractors").join(n), filler.join(n)).unwrap();
+    }
+    let cache = dir.path().join("templates.tsv");
+    let run = |out_dir: &std::path::Path| {
+        let out = jpki_face()
+            .arg("calibrate")
+            .arg("--images")
+            .arg(&set)
+            .arg("--distractors")
+            .arg(&filler)
+            .arg("--template-cache")
+            .arg(&cache)
+            .arg("--out")
+            .arg(out_dir)
+            .output()
+            .expect("binary runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, stderr) = run(&dir.path().join("out1"));
+    let mates: Vec<&str> = stdout.lines().filter(|l| l.starts_with("mate ")).collect();
+    let non_mates: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("nonmate "))
+        .collect();
+    assert_eq!(mates.len() + non_mates.len(), stdout.lines().count());
+    // Identities 3 and 6 (every third, by name) are held out: Amanda_Beard and Bob_Dole.
+    assert!(non_mates.iter().any(|l| l.contains("c/Amanda_Beard/")));
+    assert!(non_mates.iter().any(|l| l.contains("c/Bob_Dole/")));
+    assert!(mates
+        .iter()
+        .all(|l| !l.contains("Amanda_Beard/") && !l.contains("Bob_Dole/")));
+    assert!(
+        non_mates.iter().filter(|l| l.contains(" d/")).count() >= 10,
+        "{stdout}"
+    );
+    assert!(!mates.is_empty(), "{stdout}");
+    // On these photos nearly every mate is found at rank 1.
+    let rank1 = mates.iter().filter(|l| l.contains(" rank 1 ")).count();
+    assert!(rank1 * 4 >= mates.len() * 3, "{stdout}");
+    assert!(stderr.contains("embedded"), "{stderr}");
+    let report = std::fs::read_to_string(dir.path().join("out1/report-1n.md")).unwrap();
+    assert!(report.contains("FNIR at a measured FPIR") && report.contains("pub const TABLE"));
+    // Second run: every template comes from the cache, the searches are the same.
+    let (again, stderr) = run(&dir.path().join("out2"));
+    assert_eq!(again, stdout);
+    assert!(!stderr.contains("embedded"), "{stderr}");
+}

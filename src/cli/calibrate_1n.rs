@@ -10,7 +10,7 @@ use crate::face::calibration_1n::{self as c1n, MateSearch, NonMateSearch};
 use crate::face::gallery::{Gallery, ModelTag};
 use crate::face::{FaceConfig, FaceEngine, Template};
 use anyhow::{bail, Context};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -43,6 +43,26 @@ fn list_flat(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Pairs of identity names that show the same person (aliases, or one photo filed under two names),
+/// from a `a<TAB>b[<TAB>why]` file (a header line; `#` lines are comments), in both orders.
+fn read_same_person(path: &Path) -> anyhow::Result<HashSet<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut set = HashSet::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [a, b, ..] = cols[..] else {
+            bail!("{}:{}: want a<TAB>b[<TAB>why]", path.display(), n + 1);
+        };
+        set.insert((a.to_string(), b.to_string()));
+        set.insert((b.to_string(), a.to_string()));
+    }
+    Ok(set)
 }
 
 /// The cache: one line per image, `key<TAB>hex(template)` or `key<TAB>!failure_code`.
@@ -137,6 +157,14 @@ pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
         Some(p) => read_cache(p)?,
         None => HashMap::new(),
     };
+    let same_person = match &args.same_person {
+        Some(p) => read_same_person(p)?,
+        None => HashSet::new(),
+    };
+    // A gallery entry that shows the probe's own person under another name is no candidate of
+    // either kind: it is left out of that search.
+    let other_person =
+        |probe: &str, entry: &str| !same_person.contains(&(probe.to_string(), entry.to_string()));
     let mut engine: Option<FaceEngine> = None;
     let labelled = list_identity_folders(&args.images)?;
     let flat = list_flat(&distractor_root)?;
@@ -211,7 +239,8 @@ pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
     let mut mates = Vec::with_capacity(mate_probes.len());
     for (p, mate) in &mate_probes {
         let t = p.template.as_ref().context("template")?;
-        let all = gallery.search(t, f32::NEG_INFINITY, n)?;
+        let mut all = gallery.search(t, f32::NEG_INFINITY, n)?;
+        all.retain(|h| other_person(&p.identity, &names[h.id as usize]));
         let pos = all
             .iter()
             .position(|h| h.id == *mate)
@@ -235,6 +264,7 @@ pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
         let scores: Vec<f32> = gallery
             .search(t, f32::NEG_INFINITY, n)?
             .into_iter()
+            .filter(|h| other_person(&p.identity, &names[h.id as usize]))
             .map(|h| h.score)
             .collect();
         pooled.extend(&scores);
@@ -244,7 +274,8 @@ pub(super) fn run(args: CalibrateArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
     }
     for (id, p) in &distractor_ids {
         let t = p.template.as_ref().context("template")?;
-        let hits = gallery.search(t, f32::NEG_INFINITY, n)?;
+        let mut hits = gallery.search(t, f32::NEG_INFINITY, n)?;
+        hits.retain(|h| other_person(&p.identity, &names[h.id as usize]));
         // Each distractor pair is pooled once (the lower id's search holds it); pairs with the
         // enrolled photos are pooled here too (those identities never search the distractors).
         let first_distractor = distractor_ids[0].0;

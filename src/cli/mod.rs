@@ -150,6 +150,10 @@ pub struct CalibrateArgs {
     /// repository: it holds biometric templates of the research photos.
     #[arg(long)]
     pub template_cache: Option<PathBuf>,
+    /// 1:N mode: pairs of identity names that show the same person (`a<TAB>b<TAB>why`, one header
+    /// line), e.g. aliases in the data set; such a pair is neither a mate nor a non-mate comparison.
+    #[arg(long)]
+    pub same_person: Option<PathBuf>,
 }
 
 /// `jpki-face dev card …`

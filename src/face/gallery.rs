@@ -889,7 +889,7 @@ mod tests {
     fn assert_equals_reference(g: &Gallery<String>, q: &[f32], thresholds: &[f32]) {
         let t = tpl(q.to_vec());
         for &threshold in thresholds {
-            for limit in [0, 1, 2, 5, 10, 100, usize::MAX] {
+            for limit in [0, 1, 5, 100, usize::MAX] {
                 let got = g.search(&t, threshold, limit).unwrap();
                 let want = g.search_f32_reference(&t, threshold, limit);
                 assert_eq!(got, want, "threshold {threshold}, limit {limit}");
@@ -901,7 +901,7 @@ mod tests {
     fn compact_scan_equals_the_f32_scan_on_random_galleries() {
         let mut rng = StdRng::seed_from_u64(8);
         let (g, rows) = gallery_of(&mut rng, 5000);
-        for i in 0..20 {
+        for i in 0..12 {
             // Unrelated queries and queries equal or close to a stored row.
             let q = match i % 3 {
                 0 => random_unit(&mut rng),
@@ -939,7 +939,7 @@ mod tests {
         let s = g.search(&tpl(q.clone()), 0.0, 1).unwrap()[0].score;
         let mut cuts = vec![0.44, 0.449, 0.45, 0.4501, 0.46, s];
         // Cut-offs exactly at stored scores, and one ulp either side.
-        for h in g.search(&tpl(q.clone()), 0.449, 40).unwrap() {
+        for h in g.search(&tpl(q.clone()), 0.449, 15).unwrap() {
             cuts.extend([
                 h.score,
                 f32::from_bits(h.score.to_bits() + 1),
