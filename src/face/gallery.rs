@@ -979,6 +979,24 @@ mod tests {
     }
 
     #[test]
+    fn planted_rows_just_above_the_threshold_are_all_found() {
+        // 300 rows planted at cosines from 0.4495 to 0.4525 against the query (inside the compact
+        // copy's error of the 0.449 cut) among 20,000 random rows: every one comes back.
+        let mut rng = StdRng::seed_from_u64(13);
+        let (mut g, _) = gallery_of(&mut rng, 20_000);
+        let q = random_unit(&mut rng);
+        for i in 0..300 {
+            let c = 0.4495 + f64::from(i) * 1e-5;
+            g.insert(format!("planted-{i:03}"), &tpl(at_cosine(&mut rng, &q, c)))
+                .unwrap();
+        }
+        let hits = g.search(&tpl(q.clone()), 0.449, usize::MAX).unwrap();
+        let found = hits.iter().filter(|h| h.id.starts_with("planted-")).count();
+        assert_eq!(found, 300);
+        assert_eq!(hits, g.search_f32_reference(&tpl(q), 0.449, usize::MAX));
+    }
+
+    #[test]
     fn the_compact_scan_re_ranks_few_rows() {
         // The point of the compact copy: at an ordinary threshold almost no row needs the f32 re-rank.
         // (It is exact either way; this checks that the bound is tight enough to save the work.)
