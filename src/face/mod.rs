@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod gallery;
+pub mod identification;
 pub mod jp2gate;
 pub mod jpeg_reduced;
 pub mod models;
