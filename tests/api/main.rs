@@ -16,6 +16,7 @@ mod liveness;
 mod ops;
 mod readiness;
 mod search;
+mod search_scale;
 mod sessions;
 mod store_contract;
 mod transactions;

@@ -43,7 +43,8 @@ pub struct DuplicateCheck {
     pub target_fpir: f64,
     /// Enrollments in the tenant's gallery when it ran.
     pub gallery_size: usize,
-    /// The other enrollments (another identity, still active), best first. Only with an API key.
+    /// The other enrollments (another identity, still active), best first; absent when clear. Only
+    /// with an API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<Candidate>>,
 }
@@ -65,7 +66,7 @@ pub struct WatchlistCheck {
     pub mode: CheckMode,
     pub threshold: f64,
     pub target_fpir: f64,
-    /// The matching entries, best first. Only with an API key; labels never leave
+    /// The matching entries, best first; absent when clear. Only with an API key; labels never leave
     /// `GET /v1/watchlist`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<WatchlistMatch>>,
@@ -235,7 +236,8 @@ pub fn watchlist(
         mode: policy.watchlist_action,
         threshold: round4(found.threshold),
         target_fpir: policy.target_fpir,
-        entries: Some(entries),
+        // A clear check lists nothing, so the client's view and the key holder's are the same.
+        entries: (!entries.is_empty()).then_some(entries),
     })
 }
 
@@ -273,7 +275,7 @@ pub async fn at_enrollment(
                 threshold: round4(found.threshold),
                 target_fpir: policy.target_fpir,
                 gallery_size: found.gallery_size,
-                candidates: Some(candidates),
+                candidates: (!candidates.is_empty()).then_some(candidates),
             })
         }
     };
