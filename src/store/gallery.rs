@@ -119,13 +119,14 @@ pub trait GalleryStore: Send + Sync {
     ) -> StoreResult<Vec<GalleryChange>>;
     /// Drops feed rows written before `before`; returns how many.
     async fn prune_gallery_changes(&self, before: Millis) -> StoreResult<u64>;
-    /// Live enrollments with a key and an enrollment-selfie template, every tenant, ordered by id,
-    /// after `after` (a page of a start-up build).
-    async fn enrollment_faces(
+    /// Every live enrollment with a key and an enrollment-selfie template, every tenant, sent to
+    /// `out` in batches of `batch` as one query streams them (a start-up build; one pass, no paging).
+    /// Returns how many were sent; stops early if the receiver is gone.
+    async fn stream_enrollment_faces(
         &self,
-        after: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<EnrollmentFace>>;
+        batch: usize,
+        out: tokio::sync::mpsc::Sender<Vec<EnrollmentFace>>,
+    ) -> StoreResult<u64>;
     /// One enrollment's gallery material, if it is live and has it.
     async fn enrollment_face(
         &self,
@@ -292,18 +293,31 @@ impl GalleryStore for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn enrollment_faces(
+    async fn stream_enrollment_faces(
         &self,
-        after: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<EnrollmentFace>> {
-        let sql = format!("SELECT {FACE_COLUMNS} {FACE_FROM} AND ($1 IS NULL OR e.id > $1) ORDER BY e.id LIMIT $2");
-        let rows = sqlx::query(&sql)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(face_from).collect()
+        batch: usize,
+        out: tokio::sync::mpsc::Sender<Vec<EnrollmentFace>>,
+    ) -> StoreResult<u64> {
+        use futures::TryStreamExt;
+        // One statement streamed, not pages: a page's join re-reads the templates table each time,
+        // which is quadratic in the gallery size.
+        let sql = format!("SELECT {FACE_COLUMNS} {FACE_FROM}");
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let (mut sent, mut page) = (0u64, Vec::with_capacity(batch));
+        while let Some(row) = rows.try_next().await? {
+            page.push(face_from(&row)?);
+            if page.len() >= batch {
+                sent += page.len() as u64;
+                if out.send(std::mem::take(&mut page)).await.is_err() {
+                    return Ok(sent);
+                }
+            }
+        }
+        if !page.is_empty() {
+            sent += page.len() as u64;
+            let _ = out.send(page).await;
+        }
+        Ok(sent)
     }
 
     #[tracing::instrument(skip_all)]
@@ -393,9 +407,9 @@ impl GalleryStore for SqlStore {
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<WatchlistRow>> {
-        let sql = format!("SELECT {WATCH_COLUMNS} FROM watchlist_entries WHERE deleted_at IS NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2");
+        let sql = format!("SELECT {WATCH_COLUMNS} FROM watchlist_entries WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(&sql)
-            .bind(after)
+            .bind(after.unwrap_or(""))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;

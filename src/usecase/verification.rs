@@ -207,7 +207,8 @@ pub async fn verify(
                     probe,
                     &policy,
                     svc.settings.search.max_limit,
-                )?;
+                )
+                .await?;
                 // A verify only flags.
                 check.mode = crate::domain::search::CheckMode::Flag;
                 Some(check)

@@ -12,6 +12,7 @@ use crate::face::identification::threshold_for_fpir;
 use crate::face::Template;
 use crate::usecase::{round4, Services, UseCaseError, UseCaseResult};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether a 1:N check found anything.
@@ -185,11 +186,10 @@ pub async fn policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<Tenan
 
 /// Waits (bounded) for the start-up build: a request that arrives while it runs is served after it,
 /// not against a half-built gallery.
-pub async fn ready_index(svc: &Services) -> UseCaseResult<&FaceIndex> {
-    let index = svc.faces.as_ref();
+pub async fn ready_index(svc: &Services) -> UseCaseResult<Arc<FaceIndex>> {
     for _ in 0..600 {
-        if index.is_ready() {
-            return Ok(index);
+        if svc.faces.is_ready() {
+            return Ok(svc.faces.clone());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -202,22 +202,28 @@ fn gallery_error(e: crate::face::gallery::GalleryError) -> UseCaseError {
     UseCaseError::internal(anyhow::anyhow!("gallery search: {e}"))
 }
 
+/// A scan of a gallery (20 ms at a million rows) runs on the blocking pool, not on the executor.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::face::gallery::GalleryError> + Send + 'static,
+) -> UseCaseResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(UseCaseError::internal)?
+        .map_err(gallery_error)
+}
+
 /// The watchlist check of a probe.
-pub fn watchlist(
-    index: &FaceIndex,
+pub async fn watchlist(
+    index: Arc<FaceIndex>,
     tenant_id: &TenantId,
     probe: &Template,
     policy: &TenantPolicy,
     max: usize,
 ) -> UseCaseResult<WatchlistCheck> {
-    let found = index
-        .search_watch(
-            tenant_id,
-            probe,
-            |n| threshold_for_fpir(policy.target_fpir, n),
-            max,
-        )
-        .map_err(gallery_error)?;
+    let (tenant, probe, fpir) = (tenant_id.clone(), probe.clone(), policy.target_fpir);
+    let found =
+        blocking(move || index.search_watch(&tenant, &probe, |n| threshold_for_fpir(fpir, n), max))
+            .await?;
     let entries: Vec<WatchlistMatch> = found
         .hits
         .into_iter()
@@ -254,15 +260,17 @@ pub async fn at_enrollment(
     let duplicates = match policy.duplicate_check {
         CheckMode::Off => None,
         mode => {
-            let found = index
-                .search_faces(
-                    tenant_id,
-                    probe,
-                    |n| threshold_for_fpir(policy.target_fpir, n),
-                    // Same-identity rows are filtered after the search: look further than `max`.
-                    max.saturating_mul(4),
-                )
-                .map_err(gallery_error)?;
+            let (gallery, tenant, probe, fpir) = (
+                index.clone(),
+                tenant_id.clone(),
+                probe.clone(),
+                policy.target_fpir,
+            );
+            // Same-identity rows are filtered after the search: look further than `max`.
+            let found = blocking(move || {
+                gallery.search_faces(&tenant, &probe, |n| threshold_for_fpir(fpir, n), max * 4)
+            })
+            .await?;
             let mut candidates = duplicates_of(&found.hits, index.identity_tag(identity));
             candidates.truncate(max);
             Some(DuplicateCheck {
@@ -279,7 +287,7 @@ pub async fn at_enrollment(
             })
         }
     };
-    let watchlist = watchlist(index, tenant_id, probe, &policy, max)?;
+    let watchlist = watchlist(index, tenant_id, probe, &policy, max).await?;
     Ok(Findings {
         duplicates,
         watchlist,

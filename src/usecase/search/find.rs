@@ -2,7 +2,7 @@
 //! The selfie passes the quality rules of a verify first; candidates at or above the tenant's 1:N
 //! threshold (its target FPIR at its gallery size) come back best first. Every search is audited.
 
-use super::check::{ready_index, Candidate};
+use super::check::{blocking, ready_index, Candidate};
 use crate::domain::{new_id, now_millis, rfc3339, AuditKind, EnrollmentId, TenantId};
 use crate::face::identification::threshold_for_fpir;
 use crate::face::{QualityReport, QualityResult};
@@ -66,14 +66,16 @@ pub async fn search(
     let (result, candidates, threshold, gallery_size) =
         match (&work.selfie.template, work.selfie.quality.result) {
             (Some(probe), QualityResult::Pass) => {
-                let found = index
-                    .search_faces(
-                        tenant_id,
-                        probe,
-                        |n| threshold_for_fpir(policy.target_fpir, n),
-                        limit,
-                    )
-                    .map_err(|e| UseCaseError::internal(anyhow::anyhow!("gallery search: {e}")))?;
+                let (index, tenant, probe, fpir) = (
+                    index.clone(),
+                    tenant_id.clone(),
+                    probe.clone(),
+                    policy.target_fpir,
+                );
+                let found = blocking(move || {
+                    index.search_faces(&tenant, &probe, |n| threshold_for_fpir(fpir, n), limit)
+                })
+                .await?;
                 let candidates: Vec<Candidate> = found
                     .hits
                     .into_iter()

@@ -26,6 +26,9 @@ pub struct BuildReport {
     pub skipped: usize,
     pub seq: i64,
     pub elapsed: Duration,
+    /// Of `elapsed`: waiting for the database's pages, and unsealing them (on every core).
+    pub read: Duration,
+    pub unseal: Duration,
     pub memory_bytes: usize,
 }
 
@@ -126,36 +129,45 @@ pub async fn build(svc: &Services, index: &Arc<FaceIndex>) -> anyhow::Result<Bui
         seq,
         ..BuildReport::default()
     };
-    let mut after: Option<String> = None;
-    loop {
-        let rows = svc.store.enrollment_faces(after.as_deref(), PAGE).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.enrollment_id.to_string());
-        let full = rows.len() as i64 == PAGE;
-        let (keys, idx) = (svc.keys.clone(), index.clone());
-        let (rows, opened) = tokio::task::spawn_blocking(move || {
-            let opened = open_page(&keys, &idx, &rows);
-            (rows, opened)
-        })
-        .await
-        .context("gallery build worker")?;
-        for (row, opened) in rows.iter().zip(opened) {
-            let inserted = opened.map(|(template, meta)| {
-                built.upsert_face(&row.tenant_id, row.enrollment_id.as_str(), &template, meta)
-            });
-            match inserted {
-                Some(Ok(())) => report.enrollments += 1,
-                Some(Err(e)) => {
-                    tracing::warn!(enrollment_id = %row.enrollment_id, error = %e, "gallery: template left out");
-                    report.skipped += 1;
+    // One query streams the rows; each batch is unsealed on the blocking pool while the next is read.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let read = async {
+        let t = Instant::now();
+        let sent = svc.store.stream_enrollment_faces(PAGE as usize, tx).await;
+        (sent, t.elapsed())
+    };
+    let consume = async {
+        let mut unseal = Duration::ZERO;
+        while let Some(page) = rx.recv().await {
+            let (keys, idx) = (svc.keys.clone(), index.clone());
+            let t = Instant::now();
+            let (rows, opened) = tokio::task::spawn_blocking(move || {
+                let opened = open_page(&keys, &idx, &page);
+                (page, opened)
+            })
+            .await
+            .context("gallery build worker")?;
+            unseal += t.elapsed();
+            for (row, opened) in rows.iter().zip(opened) {
+                let inserted = opened.map(|(template, meta)| {
+                    built.upsert_face(&row.tenant_id, row.enrollment_id.as_str(), &template, meta)
+                });
+                match inserted {
+                    Some(Ok(())) => report.enrollments += 1,
+                    Some(Err(e)) => {
+                        tracing::warn!(enrollment_id = %row.enrollment_id, error = %e, "gallery: template left out");
+                        report.skipped += 1;
+                    }
+                    None => report.skipped += 1,
                 }
-                None => report.skipped += 1,
             }
         }
-        if !full {
-            break;
-        }
-    }
+        Ok::<Duration, anyhow::Error>(unseal)
+    };
+    let ((sent, read_time), unsealed) = tokio::join!(read, consume);
+    report.unseal = unsealed?;
+    report.read = read_time;
+    sent?;
     let mut after: Option<String> = None;
     loop {
         let rows = svc
@@ -188,6 +200,8 @@ pub async fn build(svc: &Services, index: &Arc<FaceIndex>) -> anyhow::Result<Bui
         skipped = report.skipped,
         seq = report.seq,
         elapsed_ms = report.elapsed.as_millis() as u64,
+        read_ms = report.read.as_millis() as u64,
+        unseal_ms = report.unseal.as_millis() as u64,
         memory_bytes = report.memory_bytes,
         "gallery built"
     );
