@@ -182,7 +182,7 @@ async fn measure(backend: Backend) {
     }
     // The read alone (no unsealing).
     let started = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<jpki_face::store::EnrollmentFace>>(2);
     let count = async {
         let mut rows = 0;
         while let Some(page) = rx.recv().await {
