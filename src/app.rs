@@ -87,6 +87,7 @@ impl Application {
                 keys: Arc::new(keys),
                 trust: Arc::new(trust),
                 validity,
+                faces: Arc::new(crate::usecase::search::FaceIndex::new(face.model_tag())),
                 face,
             },
             server: Arc::new(settings.server.clone()),
@@ -160,6 +161,12 @@ impl BackgroundJobs {
             };
             tasks.push(tokio::spawn(scheduler.run(shutdown.subscribe())));
         }
+        // Builds this replica's 1:N galleries, then follows the change feed (readiness waits).
+        tasks.push(tokio::spawn(crate::usecase::search::sync::run(
+            ctx.svc.clone(),
+            ctx.svc.faces.clone(),
+            shutdown.subscribe(),
+        )));
         if settings.retention.enabled {
             tasks.push(tokio::spawn(crate::usecase::retention::run(
                 ctx.svc.clone(),

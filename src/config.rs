@@ -46,6 +46,8 @@ pub struct Settings {
     pub retention: crate::usecase::retention::RetentionSettings,
     #[serde(default)]
     pub claims: crate::claims::ClaimsSettings,
+    #[serde(default)]
+    pub search: crate::usecase::search::SearchSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +102,7 @@ impl Settings {
             status_checks: self.status_checks.clone(),
             retention: self.retention.clone(),
             claims: self.claims.clone(),
+            search: self.search.clone(),
         }
     }
 }
@@ -173,6 +176,7 @@ impl Settings {
             .validate()
             .and_then(|()| self.status_checks.validate())
             .and_then(|()| self.retention.validate())
+            .and_then(|()| self.search.validate())
             .map_err(|(key, why)| ConfigError::key(key, why))?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")

@@ -72,6 +72,9 @@ pub enum RecordKind {
     RevocationTarget,
     /// A stored Idempotency-Key answer that holds the enrollment's identity.
     IdempotentAnswer,
+    /// A watchlist entry's label and the reason it was listed (issue 21).
+    WatchlistLabel,
+    WatchlistReason,
 }
 
 impl RecordKind {
@@ -81,6 +84,8 @@ impl RecordKind {
             RecordKind::Template => "template",
             RecordKind::RevocationTarget => "revocation_target",
             RecordKind::IdempotentAnswer => "idempotent_answer",
+            RecordKind::WatchlistLabel => "watchlist_label",
+            RecordKind::WatchlistReason => "watchlist_reason",
         }
     }
 }
@@ -92,7 +97,30 @@ pub struct Owner<'a> {
     pub enrollment_id: &'a crate::domain::EnrollmentId,
 }
 
-impl Owner<'_> {
+/// What a data key and the records it seals are bound to (part of the associated data).
+pub trait KeyOwner {
+    fn aad(&self, what: &str) -> Vec<u8>;
+}
+
+/// A watchlist entry of a tenant (issue 21): its own data key, like an enrollment's.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryOwner<'a> {
+    pub tenant_id: &'a crate::domain::TenantId,
+    pub entry_id: &'a str,
+}
+
+impl KeyOwner for EntryOwner<'_> {
+    fn aad(&self, what: &str) -> Vec<u8> {
+        let mut aad = b"jpki-face/v1\0".to_vec();
+        for part in [self.tenant_id.as_str(), "watchlist", self.entry_id, what] {
+            aad.extend_from_slice(part.as_bytes());
+            aad.push(0);
+        }
+        aad
+    }
+}
+
+impl KeyOwner for Owner<'_> {
     fn aad(&self, what: &str) -> Vec<u8> {
         let mut aad = b"jpki-face/v1\0".to_vec();
         for part in [self.tenant_id.as_str(), self.enrollment_id.as_str(), what] {
@@ -158,13 +186,13 @@ fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Crypt
 }
 
 impl DataKey {
-    pub fn seal(&self, owner: Owner<'_>, kind: RecordKind, plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(&self, owner: impl KeyOwner, kind: RecordKind, plaintext: &[u8]) -> Vec<u8> {
         seal_with(&self.0, &owner.aad(kind.label()), plaintext)
     }
 
     pub fn open(
         &self,
-        owner: Owner<'_>,
+        owner: impl KeyOwner,
         kind: RecordKind,
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
@@ -247,7 +275,7 @@ impl KeyRing {
     }
 
     /// A fresh data key for an enrollment and its wrapped form for the store.
-    pub fn new_data_key(&self, owner: Owner<'_>) -> (DataKey, WrappedKey) {
+    pub fn new_data_key(&self, owner: impl KeyOwner) -> (DataKey, WrappedKey) {
         let mut dek = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(dek.as_mut());
         let kek = &self.keys[&self.current_id];
@@ -286,7 +314,7 @@ impl KeyRing {
 
     pub fn unwrap_key(
         &self,
-        owner: Owner<'_>,
+        owner: impl KeyOwner,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, CryptoError> {
         let kek = self

@@ -33,10 +33,16 @@ pub enum AuditKind {
     WebhookDisabled,
     #[serde(rename = "retention.purged")]
     RetentionPurged,
+    #[serde(rename = "faces.searched")]
+    FacesSearched,
+    #[serde(rename = "watchlist.created")]
+    WatchlistCreated,
+    #[serde(rename = "watchlist.deleted")]
+    WatchlistDeleted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 14] = [
+    pub const ALL: [AuditKind; 17] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -51,6 +57,9 @@ impl AuditKind {
         AuditKind::WebhookDeliveryRetried,
         AuditKind::WebhookDisabled,
         AuditKind::RetentionPurged,
+        AuditKind::FacesSearched,
+        AuditKind::WatchlistCreated,
+        AuditKind::WatchlistDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +78,9 @@ impl AuditKind {
             AuditKind::WebhookDeliveryRetried => "webhook.delivery_retried",
             AuditKind::WebhookDisabled => "webhook.disabled",
             AuditKind::RetentionPurged => "retention.purged",
+            AuditKind::FacesSearched => "faces.searched",
+            AuditKind::WatchlistCreated => "watchlist.created",
+            AuditKind::WatchlistDeleted => "watchlist.deleted",
         }
     }
 }

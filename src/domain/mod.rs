@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod ids;
 pub mod revocation;
+pub mod search;
 pub mod vocab;
 
 pub use audit::AuditKind;

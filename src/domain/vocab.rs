@@ -134,10 +134,15 @@ pub enum Reason {
     FaceMismatch,
     FaceNotCompared,
     LivenessFailed,
+    // 1:N search (issue 21), added after the decision by `usecase::search::check`.
+    /// The selfie matches another active enrollment of the tenant with another identity.
+    DuplicateFace,
+    /// The selfie (or a verify's) matches an entry of the tenant's watchlist.
+    WatchlistHit,
 }
 
 impl Reason {
-    const FIXED: [(Reason, &'static str); 24] = [
+    const FIXED: [(Reason, &'static str); 26] = [
         (Reason::InvalidSignature, "invalid_signature"),
         (Reason::UnknownIssuer, "unknown_issuer"),
         (Reason::CardNotPresent, "card_not_present"),
@@ -174,6 +179,8 @@ impl Reason {
         (Reason::FaceMismatch, "face_mismatch"),
         (Reason::FaceNotCompared, "face_not_compared"),
         (Reason::LivenessFailed, "liveness_failed"),
+        (Reason::DuplicateFace, "duplicate_face"),
+        (Reason::WatchlistHit, "watchlist_hit"),
     ];
 
     /// Every code a reason can have (for the OpenAPI enum and the tests).
@@ -280,7 +287,7 @@ mod tests {
     #[test]
     fn every_reason_code_round_trips() {
         let codes = Reason::all_codes();
-        assert_eq!(codes.len(), 24 + 18);
+        assert_eq!(codes.len(), 26 + 18);
         for code in &codes {
             let r = Reason::parse(code).unwrap_or_else(|| panic!("{code} parses"));
             assert_eq!(&r.code(), code);

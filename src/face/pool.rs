@@ -513,6 +513,15 @@ impl FaceEngine {
         )
     }
 
+    /// What this engine's templates are made by (the 1:N galleries hold only these).
+    pub fn model_tag(&self) -> super::gallery::ModelTag {
+        super::gallery::ModelTag {
+            model_id: self.inner.model_id.clone(),
+            model_hash: self.inner.model_hash.clone(),
+            preprocessing_version: super::template::PREPROCESSING_VERSION,
+        }
+    }
+
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.inner.tx.len()

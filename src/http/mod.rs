@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod request_id;
+pub mod search;
 pub mod serve;
 pub mod sessions;
 pub mod transactions;
@@ -53,7 +54,15 @@ impl ApiContext {
         } else {
             "warming_up"
         };
-        vec![("face_models", face.to_string())]
+        let gallery = if self.svc.faces.is_ready() {
+            "ok"
+        } else {
+            "building"
+        };
+        vec![
+            ("face_models", face.to_string()),
+            ("face_gallery", gallery.to_string()),
+        ]
     }
 }
 
@@ -83,6 +92,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(transactions::router())
         .merge(webhooks::router())
         .merge(claims::router())
+        .merge(search::router())
         .merge(ops::router())
 }
 

@@ -2,6 +2,7 @@
 //! checks (compare-and-set on the status), crypto-shredded on deletion.
 
 use super::audit::{self, AuditEvent};
+use super::gallery::{feed_in, FeedKind, FeedOp};
 use super::idempotency::{self, Completion};
 use super::sessions;
 use super::sql::SqlStore;
@@ -225,6 +226,19 @@ impl EnrollmentStore for SqlStore {
         }
         webhooks::outbox_in(&mut tx, events).await?;
         audit::append_in(&mut tx, self.dialect, audit).await?;
+        if !e.templates.is_empty() {
+            let (tenant, op) = (&e.tenant_id, FeedOp::Upsert);
+            feed_in(
+                &mut tx,
+                self.dialect,
+                tenant,
+                FeedKind::Enrollment,
+                e.id.as_str(),
+                op,
+                e.created_at,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -301,6 +315,17 @@ impl EnrollmentStore for SqlStore {
         }
         webhooks::outbox_in(&mut tx, events).await?;
         audit::append_in(&mut tx, self.dialect, audit).await?;
+        // The status decides whether the duplicate check counts the enrollment: replicas re-read it.
+        feed_in(
+            &mut tx,
+            self.dialect,
+            tenant_id,
+            FeedKind::Enrollment,
+            id.as_str(),
+            FeedOp::Upsert,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -339,6 +364,16 @@ impl EnrollmentStore for SqlStore {
         }
         webhooks::outbox_in(&mut tx, events).await?;
         audit::append_in(&mut tx, self.dialect, audit).await?;
+        feed_in(
+            &mut tx,
+            self.dialect,
+            tenant_id,
+            FeedKind::Enrollment,
+            id.as_str(),
+            FeedOp::Remove,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -14,6 +14,7 @@
 mod audit;
 mod enrollments;
 mod error;
+mod gallery;
 mod idempotency;
 mod ids;
 mod retention;
@@ -29,6 +30,9 @@ pub use enrollments::{
     EnrollmentRow, EnrollmentStore, NewEnrollment, StatusChange, StoredTemplate,
 };
 pub use error::{StoreError, StoreResult};
+pub use gallery::{
+    EnrollmentFace, FeedKind, FeedOp, GalleryChange, GalleryStore, NewWatchlistEntry, WatchlistRow,
+};
 pub use idempotency::{
     Completion, IdempotencyScope, IdempotencyStore, IdempotentResponse, Reservation,
 };
@@ -59,6 +63,7 @@ pub trait Store:
     + WebhookStore
     + ScheduleStore
     + RetentionStore
+    + GalleryStore
     + Send
     + Sync
     + 'static
@@ -76,6 +81,7 @@ impl<T> Store for T where
         + WebhookStore
         + ScheduleStore
         + RetentionStore
+        + GalleryStore
         + Send
         + Sync
         + 'static

@@ -67,6 +67,18 @@ impl Dialect {
         }
     }
 
+    /// The statement that orders the gallery change feed: held until the transaction ends, so
+    /// feed rows commit in the order of their sequence numbers and a poller reading `seq > last`
+    /// never skips one (docs/architecture.md, "The gallery feed"). PostgreSQL: a transaction-scoped
+    /// advisory lock in the two-key space (apart from the audit chain's one-key locks), taken as the
+    /// last statement before commit. SQLite: none needed, writers are serialised.
+    pub(super) fn gallery_feed_lock(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some("SELECT 1 AS locked FROM pg_advisory_xact_lock(21, 0)"),
+            Dialect::Sqlite => None,
+        }
+    }
+
     /// Suffix of a SELECT that locks the rows it reads until the transaction ends (SQLite's
     /// immediate transaction already holds the database's write lock).
     pub(super) fn for_update(self) -> &'static str {

@@ -32,6 +32,16 @@ pub struct TenantSettings {
     pub rejected_retention_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_retention_secs: Option<u64>,
+    /// 1:N duplicate check at enrollment (issue 21): off (default), flag, review (as flag until the
+    /// review console lands) or reject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_check: Option<crate::domain::search::CheckMode>,
+    /// What a watchlist hit at enrollment does: flag (default), review (as flag) or reject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchlist_action: Option<crate::domain::search::CheckMode>,
+    /// Target false positive identification rate of 1:N searches (`search.default_target_fpir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_target_fpir: Option<crate::domain::search::Rate>,
 }
 
 /// How an API key to revoke is named.

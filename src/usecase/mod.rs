@@ -12,6 +12,7 @@ pub mod faces;
 pub mod idempotency;
 pub mod retention;
 pub mod scheduled;
+pub mod search;
 pub mod sessions;
 pub mod status;
 pub mod tenants;
@@ -39,6 +40,7 @@ pub struct UseCaseSettings {
     pub status_checks: scheduled::StatusCheckSettings,
     pub retention: retention::RetentionSettings,
     pub claims: crate::claims::ClaimsSettings,
+    pub search: search::SearchSettings,
 }
 
 /// `[sessions]`.
@@ -74,6 +76,8 @@ pub struct Services {
     /// The J-LIS validity checker.
     pub validity: Arc<dyn crate::jlis::ValidityChecker>,
     pub face: crate::face::FaceEngine,
+    /// This replica's 1:N galleries (issue 21), kept current by `search::sync`.
+    pub faces: Arc<search::FaceIndex>,
 }
 
 /// Who is calling, as authenticated by the HTTP layer.

@@ -16,7 +16,8 @@ use super::upload::{self, VerifyUpload};
 use super::{round4, secs_until, Caller, Services, UseCaseError, UseCaseResult};
 use crate::crypto::{Owner, RecordKind};
 use crate::domain::{
-    self, now_millis, EnrollmentId, Purpose, TemplateSource, VerificationDecision, VerificationId,
+    self, now_millis, EnrollmentId, Purpose, Reasons, TemplateSource, VerificationDecision,
+    VerificationId,
 };
 use crate::face::{QualityReport, QualityResult, Template};
 use crate::liveness::LivenessReport;
@@ -40,6 +41,12 @@ pub struct VerificationDocument {
     pub selfie_quality: QualityReport,
     pub liveness: LivenessReport,
     pub created_at: String,
+    /// `watchlist_hit` when the selfie matched the tenant's watchlist (the decision is unchanged).
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons,
+    /// The watchlist check of the selfie (issue 21); entry ids only with an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchlist: Option<super::search::WatchlistCheck>,
 }
 
 /// The decision and what it rests on.
@@ -189,6 +196,29 @@ pub async fn verify(
             threshold.threshold,
         )
         .ok_or(UseCaseError::EnrollmentInactive)?;
+        // Every verify's selfie is checked against the tenant's watchlist (issue 21).
+        let watchlist = match (&work.selfie.template, work.selfie.quality.result) {
+            (Some(probe), QualityResult::Pass) => {
+                let policy = super::search::check::policy(svc, tenant_id).await?;
+                let index = super::search::check::ready_index(svc).await?;
+                let mut check = super::search::check::watchlist(
+                    index,
+                    tenant_id,
+                    probe,
+                    &policy,
+                    svc.settings.search.max_limit,
+                )
+                .await?;
+                // A verify only flags.
+                check.mode = crate::domain::search::CheckMode::Flag;
+                Some(check)
+            }
+            _ => None,
+        };
+        let shown = Shown {
+            watchlist,
+            for_client: matches!(caller, Caller::Client { .. }),
+        };
         record(
             svc,
             &enrollment,
@@ -198,10 +228,17 @@ pub async fn verify(
             work.selfie.quality.clone(),
             liveness,
             pending,
+            shown,
         )
         .await
     })
     .await
+}
+
+/// The 1:N part of a verification's answer, and to whom it is shown.
+struct Shown {
+    watchlist: Option<super::search::WatchlistCheck>,
+    for_client: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -214,9 +251,19 @@ async fn record(
     selfie_quality: QualityReport,
     liveness: LivenessReport,
     pending: Option<idempotency::Pending>,
+    shown: Shown,
 ) -> UseCaseResult<Answer> {
     let now = now_millis();
     let id = VerificationId::new();
+    let listed = shown
+        .watchlist
+        .as_ref()
+        .map(|w| w.ids())
+        .unwrap_or_default();
+    let mut reasons = Reasons::default();
+    if !listed.is_empty() {
+        reasons.push(domain::Reason::WatchlistHit);
+    }
     let document = VerificationDocument {
         id: id.clone(),
         enrollment_id: enrollment.id.clone(),
@@ -229,6 +276,17 @@ async fn record(
         selfie_quality,
         liveness,
         created_at: domain::rfc3339(now),
+        reasons,
+        watchlist: shown.watchlist.clone(),
+    };
+    // The stored record keeps the entry ids (for the API key's reads); a client token's answer not.
+    let stored_body = serde_json::to_vec(&document).map_err(UseCaseError::internal)?;
+    let document = VerificationDocument {
+        watchlist: match (&document.watchlist, shown.for_client) {
+            (Some(w), true) => Some(w.for_client()),
+            _ => document.watchlist.clone(),
+        },
+        ..document
     };
     let answer = Answer::ok(&document)?;
     let verification = NewVerification {
@@ -237,14 +295,19 @@ async fn record(
         enrollment_id: enrollment.id.clone(),
         session_id: session.map(|s| s.id.clone()),
         decision: outcome.decision,
-        document: String::from_utf8(answer.body.clone()).map_err(UseCaseError::internal)?,
+        document: String::from_utf8(stored_body).map_err(UseCaseError::internal)?,
         created_at: now,
     };
     let audit = AuditEvent::new(
         &enrollment.tenant_id,
         crate::domain::AuditKind::VerificationCreated,
         id.as_str(),
-        serde_json::json!({"enrollment_id": enrollment.id, "decision": outcome.decision.as_str()}),
+        if listed.is_empty() {
+            serde_json::json!({"enrollment_id": enrollment.id, "decision": outcome.decision.as_str()})
+        } else {
+            serde_json::json!({"enrollment_id": enrollment.id, "decision": outcome.decision.as_str(),
+                               "watchlist_entries": listed})
+        },
     );
     // The answer holds scores and quality metrics only: sealed under the KEK.
     let completion = pending.map(|p| p.sealed_under_kek(svc, &answer, Some(id.as_str())));
@@ -266,6 +329,14 @@ async fn record(
         let locked_now = !was_locked && policy.locked_for(&next, now).is_some();
         let mut audits = vec![audit.clone()];
         let mut events = Vec::new();
+        if !listed.is_empty() {
+            events.push(super::webhooks::event_at(
+                &enrollment.tenant_id,
+                super::webhooks::EventType::WatchlistHit,
+                serde_json::json!({"enrollment_id": enrollment.id, "verification_id": id, "entries": listed}),
+                now,
+            ));
+        }
         if locked_now {
             audits.push(AuditEvent {
                 tenant_id: enrollment.tenant_id.clone(),

@@ -32,15 +32,23 @@ pub enum EventType {
     /// A failed verification locked the enrollment.
     #[serde(rename = "verification.locked")]
     VerificationLocked,
+    /// An enrollment's selfie matched another active enrollment with another identity (issue 21).
+    #[serde(rename = "enrollment.duplicate_face")]
+    EnrollmentDuplicateFace,
+    /// An enrollment's or a verification's selfie matched a watchlist entry (issue 21).
+    #[serde(rename = "watchlist.hit")]
+    WatchlistHit,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 7] = [
         EventType::EnrollmentVerified,
         EventType::EnrollmentRejected,
         EventType::EnrollmentStatusChanged,
         EventType::EnrollmentDeleted,
         EventType::VerificationLocked,
+        EventType::EnrollmentDuplicateFace,
+        EventType::WatchlistHit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +58,8 @@ impl EventType {
             EventType::EnrollmentStatusChanged => "enrollment.status_changed",
             EventType::EnrollmentDeleted => "enrollment.deleted",
             EventType::VerificationLocked => "verification.locked",
+            EventType::EnrollmentDuplicateFace => "enrollment.duplicate_face",
+            EventType::WatchlistHit => "watchlist.hit",
         }
     }
 

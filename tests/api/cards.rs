@@ -48,6 +48,9 @@ pub struct Cards {
     pub a_affiliation_changed: PersonId,
     /// Good cards of person A that a test may revoke later (one per backend).
     spare: std::sync::Mutex<Vec<PersonId>>,
+    /// Person A's face on a card of another identity (another name and birth date): a borrowed or
+    /// bought card, for the 1:N duplicate check (issue 21).
+    pub a_other_identity: PersonId,
 }
 
 fn free_port() -> u16 {
@@ -145,6 +148,15 @@ pub fn cards() -> &'static Cards {
         // Two for the on-demand status-check tests, two for the scheduled-check tests (one per backend each).
         // One per revoking test and backend (three tests revoke one each, two backends), plus slack.
         let spare = std::sync::Mutex::new((0..8).map(|_| issue(A_CHIP)).collect::<Vec<_>>());
+        let a_other_identity = hierarchy
+            .issue(&PersonSpec {
+                photo: PhotoSource::File(photo(A_CHIP)),
+                with_hojo: true,
+                name: "佐藤\u{3000}一郎".into(),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1985, 5, 5).unwrap(),
+                ..PersonSpec::default()
+            })
+            .expect("issue a test card");
         let responder = start_responder(dir.path());
         Cards {
             hierarchy,
@@ -155,6 +167,7 @@ pub fn cards() -> &'static Cards {
             a_key_compromise,
             a_affiliation_changed,
             spare,
+            a_other_identity,
         }
     })
 }

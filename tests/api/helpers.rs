@@ -71,6 +71,8 @@ pub struct TestApp {
     pub api_key: String,
     pub backend: Backend,
     pub db_url: String,
+    /// The KEK (base64): a second instance on the same database needs it to unseal.
+    pub kek: String,
     /// Responses that did not match the OpenAPI document (checked when the app is dropped).
     pub violations: Violations,
     _dir: tempfile::TempDir,
@@ -86,6 +88,8 @@ pub struct AppOptions {
     pub validity: Option<std::sync::Arc<dyn jpki_face::jlis::ValidityChecker>>,
     /// Start a face engine from the settings instead of sharing the process's one.
     pub own_face_engine: bool,
+    /// The KEK (base64) instead of a fresh one: a second instance on the same database.
+    pub kek: Option<String>,
 }
 
 impl AppOptions {
@@ -96,6 +100,7 @@ impl AppOptions {
             db_url: None,
             validity: None,
             own_face_engine: false,
+            kek: None,
         }
     }
 }
@@ -111,7 +116,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         (None, Backend::Sqlite) => format!("sqlite://{}/test.db", dir.path().display()),
         (None, Backend::Postgres) => fresh_pg_database().await.0,
     };
-    let kek = base64_kek();
+    let kek = options.kek.clone().unwrap_or_else(base64_kek);
     let toml = format!(
         "[server]\nbind = \"127.0.0.1:0\"\nrequest_deadline_secs = 600\ntenant_rate_per_sec = 0.0\n[idempotency]\nreservation_secs = 900\n[database]\nurl = \"{db_url}\"\nacquire_timeout_secs = 2\n[crypto]\nkek = \"{kek}\"\n[log]\nfilter = \"warn\"\n[claims]\ndev_key_file = \"{}/dev-claims-key.b64\"\n",
         dir.path().display()
@@ -132,6 +137,14 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("tenant");
     tokio::spawn(app.run_until(std::future::pending()));
+    // The 1:N galleries are built in the background at start-up (readiness waits for them).
+    for _ in 0..1200 {
+        if ctx.svc.faces.is_ready() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ctx.svc.faces.is_ready(), "the face gallery was not built");
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
@@ -140,6 +153,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         api_key: key.expose().clone(),
         backend: options.backend,
         db_url,
+        kek,
         violations,
         _dir: dir,
     }

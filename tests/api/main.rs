@@ -15,6 +15,8 @@ mod house;
 mod liveness;
 mod ops;
 mod readiness;
+mod search;
+mod search_scale;
 mod sessions;
 mod store_contract;
 mod transactions;

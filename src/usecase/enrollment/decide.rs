@@ -163,6 +163,8 @@ pub fn decide(
         chip_photo_quality: chip_quality,
         liveness,
         face_match,
+        duplicate_face: None,
+        watchlist: None,
     };
     Decision {
         status: if reasons.is_empty() {
@@ -517,7 +519,9 @@ mod tests {
     #[test]
     fn every_reason_code_is_reachable_by_decide() {
         // The codes above cover the whole vocabulary (Reason::all_codes).
-        let covered = 18 + 3 + 3 + 2 * QualityCheck::ALL.len();
+        // Plus `duplicate_face` and `watchlist_hit`, added after `decide` by the 1:N checks
+        // (usecase::search::check, whose tests reach them).
+        let covered = 18 + 3 + 3 + 2 * QualityCheck::ALL.len() + 2;
         assert_eq!(Reason::all_codes().len(), covered);
     }
 }

@@ -17,6 +17,7 @@ use crate::redact::Secret;
 use crate::store::{AuditEvent, NewEnrollment, Session, StoredTemplate};
 use crate::usecase::faces::{self, FaceWork};
 use crate::usecase::idempotency::{self, Answer, Keyed, Pending};
+use crate::usecase::search;
 use crate::usecase::sessions::{self, StoredChallenge};
 use crate::usecase::upload::{self, EnrollmentUpload};
 use crate::usecase::webhooks;
@@ -49,13 +50,14 @@ pub async fn enroll(
     idempotency::once(svc, keyed, |pending| async move {
         let session =
             sessions::usable_session(svc, caller, &session_id, Purpose::Enrollment).await?;
-        run(svc, &session, upload, pending).await
+        run(svc, caller, &session, upload, pending).await
     })
     .await
 }
 
 async fn run(
     svc: &Services,
+    caller: &Caller,
     session: &Session,
     upload: &EnrollmentUpload,
     pending: Option<Pending>,
@@ -110,7 +112,7 @@ async fn run(
     let evidence = after_card
         .as_ref()
         .map(|(_, work)| FaceEvidence::from_work(work, &challenge, &svc.settings.liveness));
-    let decision = decide(
+    let mut decision = decide(
         &report,
         after_card
             .as_ref()
@@ -120,7 +122,31 @@ async fn run(
         &policy,
     );
     let (revocation, work) = after_card.as_ref().map(|(r, w)| (r, w)).unzip();
-    store(svc, session, &report, work, decision, revocation, pending).await
+    // 1:N (issue 21): a selfie that verified is searched for duplicates and on the watchlist.
+    let probe = work.and_then(|w| w.selfie.template.as_ref());
+    if let (EnrollmentStatus::Verified, Some(probe)) = (decision.status, probe) {
+        let findings =
+            search::check::at_enrollment(svc, &session.tenant_id, probe, &report.identity).await?;
+        apply_findings(&mut decision, findings);
+    }
+    let for_client = matches!(caller, Caller::Client { .. });
+    store(
+        svc, session, &report, work, decision, revocation, pending, for_client,
+    )
+    .await
+}
+
+/// The 1:N checks' reasons join the decision's; a hit in `reject` mode rejects (`review` acts as
+/// `flag` until the review console, issue 22, defines `in_review`).
+fn apply_findings(decision: &mut Decision, findings: search::Findings) {
+    for reason in findings.reasons() {
+        decision.reasons.push(reason);
+    }
+    if findings.rejects() {
+        decision.status = EnrollmentStatus::Rejected;
+    }
+    decision.checks.duplicate_face = findings.duplicates;
+    decision.checks.watchlist = Some(findings.watchlist);
 }
 
 /// The tenant's card policy: `require_hojo` unless the tenant switched it off (docs/card.md).
@@ -137,6 +163,7 @@ async fn card_policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<card
     Ok(policy)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn store(
     svc: &Services,
     session: &Session,
@@ -145,6 +172,7 @@ async fn store(
     decision: Decision,
     revocation: Option<&ValidityReport>,
     pending: Option<Pending>,
+    for_client: bool,
 ) -> UseCaseResult<Answer> {
     let id = EnrollmentId::new();
     let now = now_millis();
@@ -188,11 +216,16 @@ async fn store(
         ));
         certificate = cert;
     }
+    // A client token never learns other enrollments' or watchlist entries' ids.
+    let mut shown_record = record.clone();
+    if for_client {
+        shown_record.checks = shown_record.checks.for_client();
+    }
     let shown = document(
         id.clone(),
         decision.status,
         session.subject_ref.clone(),
-        record.clone(),
+        shown_record,
         certificate.as_ref(),
         verified.then(|| report.identity.clone()),
         now,
@@ -221,29 +254,91 @@ async fn store(
         templates,
         created_at: now,
     };
+    let duplicates = record
+        .checks
+        .duplicate_face
+        .as_ref()
+        .map(|d| d.ids())
+        .unwrap_or_default();
+    let listed = record
+        .checks
+        .watchlist
+        .as_ref()
+        .map(|w| w.ids())
+        .unwrap_or_default();
+    let mut details = serde_json::json!({"session_id": session.id, "status": decision.status, "reasons": record.reasons,
+           "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result});
+    if !duplicates.is_empty() {
+        details["duplicate_of"] = serde_json::json!(duplicates);
+    }
+    if !listed.is_empty() {
+        details["watchlist_entries"] = serde_json::json!(listed);
+    }
     let audit = AuditEvent::new(
         &session.tenant_id,
         crate::domain::AuditKind::EnrollmentCreated,
         id.as_str(),
-        serde_json::json!({"session_id": session.id, "status": decision.status, "reasons": record.reasons,
-               "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result}),
+        details,
     );
     let kind = if verified {
         webhooks::EventType::EnrollmentVerified
     } else {
         webhooks::EventType::EnrollmentRejected
     };
-    let events = [webhooks::event_at(
+    let mut events = vec![webhooks::event_at(
         &session.tenant_id,
         kind,
         serde_json::json!({"enrollment_id": id, "status": decision.status, "reasons": record.reasons}),
         now,
     )];
+    if !duplicates.is_empty() {
+        events.push(webhooks::event_at(
+            &session.tenant_id,
+            webhooks::EventType::EnrollmentDuplicateFace,
+            serde_json::json!({"enrollment_id": id, "status": decision.status, "duplicate_of": duplicates}),
+            now,
+        ));
+    }
+    if !listed.is_empty() {
+        events.push(webhooks::event_at(
+            &session.tenant_id,
+            webhooks::EventType::WatchlistHit,
+            serde_json::json!({"enrollment_id": id, "status": decision.status, "entries": listed}),
+            now,
+        ));
+    }
     svc.store
         .create_enrollment(&enrollment, &audit, completion.as_ref(), &events)
         .await?;
+    if verified {
+        remember(svc, &session.tenant_id, &id, work, report);
+    }
     metrics::counter!("enrollments_total", "status" => decision.status.as_str()).increment(1);
     Ok(answer)
+}
+
+/// Puts a new verified enrollment in this replica's gallery at once (the others get it through the
+/// feed), so the next enrollment here is checked against it.
+fn remember(
+    svc: &Services,
+    tenant_id: &TenantId,
+    id: &EnrollmentId,
+    work: Option<&FaceWork>,
+    report: &CardReport,
+) {
+    let Some(template) = work.and_then(|w| w.selfie.template.as_ref()) else {
+        return;
+    };
+    let meta = search::index::FaceMeta {
+        status: EnrollmentStatus::Verified,
+        identity: svc.faces.identity_tag(&report.identity),
+    };
+    if let Err(e) = svc
+        .faces
+        .upsert_face(tenant_id, id.as_str(), template, meta)
+    {
+        tracing::warn!(enrollment_id = %id, error = %e, "gallery: template left out");
+    }
 }
 
 fn templates(dek: &DataKey, owner: Owner<'_>, work: &FaceWork) -> Vec<StoredTemplate> {

@@ -77,6 +77,8 @@ pub async fn delete_by(
         .delete_enrollment(tenant_id, id, &audit, now_millis(), &events)
         .await?
     {
+        // Never found again here from now on; the other replicas follow the feed.
+        svc.faces.remove_face(tenant_id, id.as_str());
         Ok(())
     } else {
         Err(UseCaseError::NotFound)

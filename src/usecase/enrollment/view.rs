@@ -74,6 +74,23 @@ pub struct EnrollmentChecks {
     pub chip_photo_quality: Option<QualityReport>,
     pub liveness: LivenessReport,
     pub face_match: FaceMatchCheck,
+    /// The 1:N duplicate check (issue 21); absent when the tenant's `duplicate_check` is `off` or
+    /// the enrollment was not verified by the other checks. Other enrollments' ids only with an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_face: Option<crate::usecase::search::DuplicateCheck>,
+    /// The watchlist check (issue 21); absent when the other checks did not verify. Entry ids only
+    /// with an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchlist: Option<crate::usecase::search::WatchlistCheck>,
+}
+
+impl EnrollmentChecks {
+    /// What a client token sees: the 1:N results without other enrollments' or entries' ids.
+    pub fn for_client(mut self) -> Self {
+        self.duplicate_face = self.duplicate_face.as_ref().map(|d| d.for_client());
+        self.watchlist = self.watchlist.as_ref().map(|w| w.for_client());
+        self
+    }
 }
 
 /// An enrollment as the API shows it (201 from POST, 200 from GET).
