@@ -33,10 +33,13 @@ pub enum AuditKind {
     WebhookDisabled,
     #[serde(rename = "retention.purged")]
     RetentionPurged,
+    /// The selfie step judged a selfie (`pass`: kept with the session; `retake`: nothing kept).
+    #[serde(rename = "session.selfie_checked")]
+    SessionSelfieChecked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 14] = [
+    pub const ALL: [AuditKind; 15] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -51,6 +54,7 @@ impl AuditKind {
         AuditKind::WebhookDeliveryRetried,
         AuditKind::WebhookDisabled,
         AuditKind::RetentionPurged,
+        AuditKind::SessionSelfieChecked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl AuditKind {
             AuditKind::WebhookDeliveryRetried => "webhook.delivery_retried",
             AuditKind::WebhookDisabled => "webhook.disabled",
             AuditKind::RetentionPurged => "retention.purged",
+            AuditKind::SessionSelfieChecked => "session.selfie_checked",
         }
     }
 }

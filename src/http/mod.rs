@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod request_id;
+pub mod selfie;
 pub mod serve;
 pub mod sessions;
 pub mod transactions;
@@ -84,6 +85,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(webhooks::router())
         .merge(claims::router())
         .merge(ops::router())
+        .merge(selfie::router())
 }
 
 /// Sees every response of a matched route (method, route template, status, headers, body): tests

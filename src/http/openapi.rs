@@ -55,6 +55,8 @@ const STRICT_REQUEST_SCHEMAS: &[&str] = &[
     "VerifyUpload",
     "EnrollmentJson",
     "VerifyJson",
+    "SelfieUpload",
+    "SelfieJson",
 ];
 
 /// Completes what the derive cannot say about the request bodies: no unknown members (also in each

@@ -18,6 +18,7 @@ mod idempotency;
 mod ids;
 mod retention;
 mod schedule;
+mod selfies;
 mod sessions;
 mod sql;
 mod tenants;
@@ -34,6 +35,7 @@ pub use idempotency::{
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
 pub use schedule::{ClaimedCheck, ScheduleStore};
+pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};
 pub use sql::{DatabaseStore, Dialect, SqlStore};
 pub use tenants::{KeyRef, Tenant, TenantSettings, TenantStore};
@@ -59,6 +61,7 @@ pub trait Store:
     + WebhookStore
     + ScheduleStore
     + RetentionStore
+    + SelfieStore
     + Send
     + Sync
     + 'static
@@ -76,6 +79,7 @@ impl<T> Store for T where
         + WebhookStore
         + ScheduleStore
         + RetentionStore
+        + SelfieStore
         + Send
         + Sync
         + 'static
@@ -93,6 +97,7 @@ pub enum CountedTable {
     IdempotencyKeys,
     WebhookEvents,
     WebhookDeliveries,
+    SessionSelfies,
 }
 
 impl CountedTable {
@@ -106,6 +111,7 @@ impl CountedTable {
             CountedTable::IdempotencyKeys => "idempotency_keys",
             CountedTable::WebhookEvents => "webhook_events",
             CountedTable::WebhookDeliveries => "webhook_deliveries",
+            CountedTable::SessionSelfies => "session_selfies",
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod faces;
 pub mod idempotency;
 pub mod retention;
 pub mod scheduled;
+pub mod selfie;
+pub mod selfie_step;
 pub mod sessions;
 pub mod status;
 pub mod tenants;

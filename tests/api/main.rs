@@ -15,6 +15,7 @@ mod house;
 mod liveness;
 mod ops;
 mod readiness;
+mod selfie_step;
 mod sessions;
 mod store_contract;
 mod transactions;

@@ -12,11 +12,12 @@ use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::{
     new_id, now_millis, prefix, EnrollmentId, EnrollmentStatus, Purpose, TemplateSource, TenantId,
 };
+use crate::face::FaceAnalysis;
 use crate::jlis::ValidityReport;
 use crate::redact::Secret;
 use crate::store::{AuditEvent, NewEnrollment, Session, StoredTemplate};
-use crate::usecase::faces::{self, FaceWork};
 use crate::usecase::idempotency::{self, Answer, Keyed, Pending};
+use crate::usecase::selfie::{JudgedSelfie, SelfieSource};
 use crate::usecase::sessions::{self, StoredChallenge};
 use crate::usecase::upload::{self, EnrollmentUpload};
 use crate::usecase::webhooks;
@@ -40,7 +41,7 @@ pub async fn enroll(
                 session_id.as_str(),
                 "",
                 &upload.card,
-                &upload.selfie,
+                upload.selfie.as_deref().unwrap_or_default(),
                 &upload.liveness_frame,
             ),
         )
@@ -61,7 +62,8 @@ async fn run(
     pending: Option<Pending>,
 ) -> UseCaseResult<Answer> {
     let card_json = &upload.card;
-    let selfie = upload.selfie.clone();
+    // The posted selfie, or the one the selfie step kept (taken as it was judged there).
+    let selfie = SelfieSource::resolve(svc, Some(session), upload.selfie.clone()).await?;
     let submission = card::parse_card_json(card_json).map_err(|e| match e {
         card::CardInputError::MyNumberNotAccepted { .. } => UseCaseError::MyNumberNotAccepted,
         card::CardInputError::Malformed { detail } => UseCaseError::Malformed(detail),
@@ -91,12 +93,12 @@ async fn run(
     // Only an authenticated card has its photo decoded and its certificate looked up.
     let after_card = match (&report.revocation_target, report.passed()) {
         (Some(target), true) => {
-            let faces = faces::analyze(
-                &svc.face,
+            let faces = selfie.judge(
+                svc,
                 &session.tenant_id,
-                selfie,
                 Some(report.chip_photo.clone().into()),
                 &upload.liveness_frame,
+                &challenge,
             );
             let (revocation, faces) = tokio::join!(svc.validity.check(target), faces);
             let revocation = revocation.map_err(|e| UseCaseError::validity_unavailable(&e))?;
@@ -109,7 +111,7 @@ async fn run(
     };
     let evidence = after_card
         .as_ref()
-        .map(|(_, work)| FaceEvidence::from_work(work, &challenge, &svc.settings.liveness));
+        .map(|(_, (judged, chip))| FaceEvidence::new(judged, chip.as_ref()));
     let decision = decide(
         &report,
         after_card
@@ -120,7 +122,11 @@ async fn run(
         &policy,
     );
     let (revocation, work) = after_card.as_ref().map(|(r, w)| (r, w)).unzip();
-    store(svc, session, &report, work, decision, revocation, pending).await
+    let used = Used {
+        faces: work.map(|(judged, chip)| (judged, chip.as_ref())),
+        selfie: selfie.label(),
+    };
+    store(svc, session, &report, used, decision, revocation, pending).await
 }
 
 /// The tenant's card policy: `require_hojo` unless the tenant switched it off (docs/card.md).
@@ -137,11 +143,18 @@ async fn card_policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<card
     Ok(policy)
 }
 
+/// What the faces of the decision were: the judged selfie and the chip photo, and where the selfie
+/// came from (`posted` or `kept`).
+struct Used<'a> {
+    faces: Option<(&'a JudgedSelfie, Option<&'a FaceAnalysis>)>,
+    selfie: &'static str,
+}
+
 async fn store(
     svc: &Services,
     session: &Session,
     report: &CardReport,
-    work: Option<&FaceWork>,
+    used: Used<'_>,
     decision: Decision,
     revocation: Option<&ValidityReport>,
     pending: Option<Pending>,
@@ -178,7 +191,10 @@ async fn store(
             .map(serde_json::to_vec)
             .transpose()
             .map_err(UseCaseError::internal)?;
-        let templates = work.map(|w| templates(&dek, owner, w)).unwrap_or_default();
+        let templates = used
+            .faces
+            .map(|(selfie, chip)| templates(&dek, owner, selfie, chip))
+            .unwrap_or_default();
         sealed = Some((
             dek.seal(owner, RecordKind::Identity, &identity),
             cert_bytes.map(|c| dek.seal(owner, RecordKind::RevocationTarget, &c)),
@@ -226,7 +242,8 @@ async fn store(
         crate::domain::AuditKind::EnrollmentCreated,
         id.as_str(),
         serde_json::json!({"session_id": session.id, "status": decision.status, "reasons": record.reasons,
-               "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result}),
+               "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result,
+               "selfie": used.selfie}),
     );
     let kind = if verified {
         webhooks::EventType::EnrollmentVerified
@@ -246,14 +263,22 @@ async fn store(
     Ok(answer)
 }
 
-fn templates(dek: &DataKey, owner: Owner<'_>, work: &FaceWork) -> Vec<StoredTemplate> {
+fn templates(
+    dek: &DataKey,
+    owner: Owner<'_>,
+    selfie: &JudgedSelfie,
+    chip: Option<&FaceAnalysis>,
+) -> Vec<StoredTemplate> {
     [
-        (TemplateSource::EnrollmentSelfie, Some(&work.selfie)),
-        (TemplateSource::ChipPhoto, work.chip.as_ref()),
+        (TemplateSource::EnrollmentSelfie, selfie.template.as_ref()),
+        (
+            TemplateSource::ChipPhoto,
+            chip.and_then(|c| c.template.as_ref()),
+        ),
     ]
     .into_iter()
-    .filter_map(|(source, analysis)| {
-        let template = analysis?.template.as_ref()?;
+    .filter_map(|(source, template)| {
+        let template = template?;
         Some(StoredTemplate {
             id: new_id(prefix::TEMPLATE),
             source,
