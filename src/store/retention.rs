@@ -29,8 +29,14 @@ pub struct PurgeCounts {
     pub sessions: u64,
     pub idempotency_keys: u64,
     pub webhook_events: u64,
-    /// Selfies kept by the selfie step for sessions that expired unused.
+    /// Selfies kept by the selfie step for sessions that expired unused (left out of the audit
+    /// event when none, so a run without any records what it did before).
+    #[serde(skip_serializing_if = "is_zero")]
     pub session_selfies: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PurgeCounts {
