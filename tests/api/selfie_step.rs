@@ -22,6 +22,7 @@ crate::on_both_backends!(
     parallel_selfie_posts_keep_exactly_one,
     a_selfie_racing_the_enrollment_leaves_nothing_behind,
     the_kept_selfie_is_sealed,
+    liveness_frames_go_with_the_selfie_step,
 );
 
 fn image_part(bytes: Vec<u8>) -> reqwest::multipart::Part {
@@ -522,4 +523,82 @@ async fn the_kept_selfie_is_sealed(backend: Backend) {
         .await
         .unwrap()
         .is_none());
+}
+
+async fn liveness_frames_go_with_the_selfie_step(backend: Backend) {
+    use crate::liveness::{frame_for, usable_session, A_TURNED};
+    let cards = cards();
+    let app = spawn_app_with(cards.app_options(backend)).await;
+    let settings = jpki_face::store::TenantSettings {
+        liveness: Some(jpki_face::liveness::LivenessMode::PoseSequence),
+        ..Default::default()
+    };
+    let (_, _, key) = jpki_face::usecase::tenants::create_tenant_with(
+        app.ctx.svc.store.as_ref(),
+        "live",
+        settings,
+    )
+    .await
+    .unwrap();
+    let (session, prompts) = usable_session(&app, key.expose()).await;
+    let (id, token) = (session["id"].as_str().unwrap(), client_token(&session));
+
+    // The selfie without the challenge's frames: a retake, at once.
+    let body: Value = post_selfie_form(&app, id, &token, selfie_form(A_SELFIE), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["result"], "retake");
+    assert_eq!(body["reasons"], json!(["liveness_failed"]), "{body:#}");
+
+    // With them, in order: a pass.
+    let mut form = selfie_form(A_SELFIE);
+    for prompt in &prompts {
+        form = form.part("liveness_frame", image_part(frame_for(prompt, A_TURNED)));
+    }
+    let body: Value = post_selfie_form(&app, id, &token, form, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["result"], "pass", "{body:#}");
+    assert_eq!(body["liveness"]["result"], "pass");
+
+    // Frames without their selfie have nothing to go with.
+    let card = cards.sign(&cards.a, &session);
+    let mut form = reqwest::multipart::Form::new().part(
+        "card",
+        reqwest::multipart::Part::text(card.to_string())
+            .mime_str("application/json")
+            .unwrap(),
+    );
+    for prompt in &prompts {
+        form = form.part("liveness_frame", image_part(frame_for(prompt, A_TURNED)));
+    }
+    let response = app
+        .client
+        .post(app.url("/v1/enrollments"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "malformed_request").await;
+
+    // The card alone: the kept selfie and its liveness verdict are used.
+    let body: Value = enroll_card_only(&app, &session, &card)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "verified", "{body:#}");
+    assert_eq!(body["checks"]["liveness"]["result"], "pass");
+    assert_eq!(
+        body["checks"]["liveness"]["frames"]
+            .as_array()
+            .unwrap()
+            .len(),
+        prompts.len()
+    );
 }
