@@ -131,6 +131,26 @@ impl KeyOwner for Owner<'_> {
     }
 }
 
+/// Which session of which tenant a short-lived record belongs to: the selfie kept by the selfie
+/// step (`usecase::selfie_step`) until the session is used. Its own domain label, so nothing sealed for
+/// a session opens as an enrollment's record, or the other way round.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOwner<'a> {
+    pub tenant_id: &'a crate::domain::TenantId,
+    pub session_id: &'a crate::domain::SessionId,
+}
+
+impl SessionOwner<'_> {
+    fn aad(&self, what: &str) -> Vec<u8> {
+        let mut aad = b"jpki-face/session/v1\0".to_vec();
+        for part in [self.tenant_id.as_str(), self.session_id.as_str(), what] {
+            aad.extend_from_slice(part.as_bytes());
+            aad.push(0);
+        }
+        aad
+    }
+}
+
 /// A data key wrapped by a KEK: what the store keeps.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WrappedKey {
@@ -197,6 +217,19 @@ impl DataKey {
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         open_with(&self.0, &owner.aad(kind.label()), sealed)
+    }
+
+    /// Seals the selfie kept with a session (the selfie step) under that session's data key.
+    pub fn seal_for_session(&self, owner: SessionOwner<'_>, plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.0, &owner.aad("session_selfie"), plaintext)
+    }
+
+    pub fn open_for_session(
+        &self,
+        owner: SessionOwner<'_>,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        open_with(&self.0, &owner.aad("session_selfie"), sealed)
     }
 }
 
@@ -287,6 +320,35 @@ impl KeyRing {
                 blob,
             },
         )
+    }
+
+    /// A fresh data key for one session's kept selfie and its wrapped form for the store.
+    pub fn new_session_key(&self, owner: SessionOwner<'_>) -> (DataKey, WrappedKey) {
+        let mut dek = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(dek.as_mut());
+        let kek = &self.keys[&self.current_id];
+        let blob = seal_with(kek, &owner.aad("dek"), dek.as_ref());
+        (
+            DataKey(dek),
+            WrappedKey {
+                kek_id: self.current_id.clone(),
+                blob,
+            },
+        )
+    }
+
+    pub fn unwrap_session_key(
+        &self,
+        owner: SessionOwner<'_>,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, CryptoError> {
+        let kek = self
+            .keys
+            .get(&wrapped.kek_id)
+            .ok_or(CryptoError::UnknownKek)?;
+        let raw = Zeroizing::new(open_with(kek, &owner.aad("dek"), &wrapped.blob)?);
+        let key = <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| CryptoError::Malformed)?;
+        Ok(DataKey(Zeroizing::new(key)))
     }
 
     /// Seals a short-lived record that belongs to no enrollment key (stored idempotent answers)
@@ -396,6 +458,41 @@ mod tests {
             dek2.open(owner(), RecordKind::Identity, &sealed).unwrap(),
             b"yamada taro"
         );
+    }
+
+    #[test]
+    fn a_session_record_is_bound_to_its_session_and_never_opens_as_an_enrollment_record() {
+        use crate::domain::SessionId;
+        let ring = KeyRing::new("k1", [7; 32]);
+        let (s1, s2) = (SessionId::new(), SessionId::new());
+        let owner = SessionOwner {
+            tenant_id: &TEN_A,
+            session_id: &s1,
+        };
+        let (dek, wrapped) = ring.new_session_key(owner);
+        let sealed = dek.seal_for_session(owner, b"selfie evidence");
+        let dek2 = ring.unwrap_session_key(owner, &wrapped).unwrap();
+        assert_eq!(
+            dek2.open_for_session(owner, &sealed).unwrap(),
+            b"selfie evidence"
+        );
+        let other_session = SessionOwner {
+            tenant_id: &TEN_A,
+            session_id: &s2,
+        };
+        assert!(ring.unwrap_session_key(other_session, &wrapped).is_err());
+        assert!(dek2.open_for_session(other_session, &sealed).is_err());
+        let other_tenant = SessionOwner {
+            tenant_id: &TEN_B,
+            session_id: &s1,
+        };
+        assert!(dek2.open_for_session(other_tenant, &sealed).is_err());
+        // An enrollment's wrapping of the same bytes is another domain.
+        assert!(ring.unwrap_key(owner_of_enrollment(), &wrapped).is_err());
+    }
+
+    fn owner_of_enrollment() -> Owner<'static> {
+        owner()
     }
 
     #[test]

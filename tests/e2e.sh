@@ -150,6 +150,16 @@ run_backend() {
   read -r code body < <(enroll "$(jq -r .client_token <<<"$s")" "$(card "$B" "$s")" "$A_SELFIE")
   expect "$name: another person's selfie is rejected" "$(jq -r '.status + " " + (.reasons|join(","))' "$body")" "rejected face_mismatch"
 
+  # 2b. the selfie step: the selfie on its own first (its verdict at once), then the card alone
+  s=$(session enrollment)
+  local st; st=$(jq -r .client_token <<<"$s")
+  r=$(curl -s -X POST "$base/v1/sessions/$(jq -r .id <<<"$s")/selfie" -H "authorization: Bearer $st" \
+    -F "selfie=@$A_SELFIE;type=image/jpeg")
+  expect "$name: the selfie step passes a good selfie" "$(jq -r .result <<<"$r")" pass
+  code=$(curl -s -o "$WORK/selfie-first.json" -w '%{http_code}' -X POST "$base/v1/enrollments" \
+    -H "authorization: Bearer $st" -F "card=@$(card "$A" "$s");type=application/json")
+  expect "$name: the card alone after the selfie step is verified" "$code $(jq -r .status "$WORK/selfie-first.json")" "201 verified"
+
   # 3. revoked certificates
   s=$(session enrollment)
   read -r code body < <(enroll "$(jq -r .client_token <<<"$s")" "$(card "$KC" "$s")" "$A_SELFIE")

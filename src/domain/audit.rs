@@ -39,10 +39,13 @@ pub enum AuditKind {
     WatchlistCreated,
     #[serde(rename = "watchlist.deleted")]
     WatchlistDeleted,
+    /// The selfie step judged a selfie (`pass`: kept with the session; `retake`: nothing kept).
+    #[serde(rename = "session.selfie_checked")]
+    SessionSelfieChecked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 17] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -60,6 +63,7 @@ impl AuditKind {
         AuditKind::FacesSearched,
         AuditKind::WatchlistCreated,
         AuditKind::WatchlistDeleted,
+        AuditKind::SessionSelfieChecked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl AuditKind {
             AuditKind::FacesSearched => "faces.searched",
             AuditKind::WatchlistCreated => "watchlist.created",
             AuditKind::WatchlistDeleted => "watchlist.deleted",
+            AuditKind::SessionSelfieChecked => "session.selfie_checked",
         }
     }
 }

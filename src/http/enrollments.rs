@@ -35,7 +35,7 @@ fn limits(ctx: &ApiContext) -> PartLimits {
     request_body(content(
         (upload::EnrollmentUpload = "multipart/form-data"),
         (upload::EnrollmentJson = "application/json"),
-    ), description = "The app's upload with its session's client token: `card`, `selfie`, `liveness_frame`…. (An API key here answers 403: the server-to-server form is `POST /v1/sessions/{id}/enrollment`.)"),
+    ), description = "The app's upload with its session's client token: `card`, `selfie`, `liveness_frame`…; without `selfie` (and its frames) the selfie the session accepted at `POST /v1/sessions/{id}/selfie` is used (a posted selfie wins). (An API key here answers 403: the server-to-server form is `POST /v1/sessions/{id}/enrollment`.)"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key: a retry with the same key and request replays the first answer")),
     responses(
         (status = 201, description = "Decided: `status` is `verified` or `rejected` with `reasons`", body = EnrollmentDocument),
@@ -68,7 +68,7 @@ pub async fn create_enrollment(
     request_body(content(
         (upload::EnrollmentUpload = "multipart/form-data"),
         (upload::EnrollmentJson = "application/json"),
-    ), description = "`card`, `selfie`, `liveness_frame`… for the session in the path."),
+    ), description = "`card`, `selfie`, `liveness_frame`… for the session in the path; without `selfie`, the selfie the session accepted at `POST /v1/sessions/{id}/selfie` is used."),
     params(("id" = crate::domain::SessionId, Path),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key: a retry with the same key and request replays the first answer")),
     responses(

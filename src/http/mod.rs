@@ -12,6 +12,7 @@ pub mod ops;
 pub mod ratelimit;
 pub mod request_id;
 pub mod search;
+pub mod selfie;
 pub mod serve;
 pub mod sessions;
 pub mod transactions;
@@ -94,6 +95,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(claims::router())
         .merge(search::router())
         .merge(ops::router())
+        .merge(selfie::router())
 }
 
 /// Sees every response of a matched route (method, route template, status, headers, body): tests

@@ -56,6 +56,8 @@ const STRICT_REQUEST_SCHEMAS: &[&str] = &[
     "EnrollmentJson",
     "VerifyJson",
     "NewEntry",
+    "SelfieUpload",
+    "SelfieJson",
 ];
 
 /// Completes what the derive cannot say about the request bodies: no unknown members (also in each

@@ -29,7 +29,7 @@ fn limits(ctx: &ApiContext) -> PartLimits {
     request_body(content(
         (upload::VerifyUpload = "multipart/form-data"),
         (upload::VerifyJson = "application/json"),
-    ), description = "The app's upload with a transaction session's client token: `selfie` (+ `liveness_frame`… if asked). (An API key here answers 403: the server-to-server form is `POST /v1/enrollments/{id}/verify`.)"),
+    ), description = "The app's upload with a transaction session's client token: `selfie` (+ `liveness_frame`… if asked), or nothing to use the selfie the session accepted at `POST /v1/sessions/{id}/selfie` (a posted selfie wins). (An API key here answers 403: the server-to-server form is `POST /v1/enrollments/{id}/verify`.)"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key")),
     responses(
         (status = 200, description = "Decided (also when the answer is no)", body = VerificationDocument),
@@ -60,9 +60,9 @@ pub async fn verify(
 /// Re-verify an enrolled person by a new selfie, server to server (the RP's backend).
 #[utoipa::path(post, path = "/v1/enrollments/{id}/verify", tag = "transactions",
     request_body(content(
-        (upload::VerifyUpload = "multipart/form-data"),
-        (upload::VerifyJson = "application/json"),
-    ), description = "`selfie` for the enrollment in the path (no liveness challenge: there is no session)."),
+        (upload::SelfieUpload = "multipart/form-data"),
+        (upload::SelfieJson = "application/json"),
+    ), description = "`selfie` for the enrollment in the path (no liveness challenge: there is no session, so the selfie is always posted here)."),
     params(("id" = crate::domain::EnrollmentId, Path),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Retry-safe key")),
     responses(

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Deserialize;
 
-pub use crate::usecase::upload::{EnrollmentUpload, VerifyUpload};
+pub use crate::usecase::upload::{EnrollmentUpload, SelfieUpload, VerifyUpload};
 
 /// Per-part limits, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +28,10 @@ pub struct EnrollmentJson {
     /// The card JSON object (api.md).
     #[schema(value_type = Object)]
     pub card: Box<serde_json::value::RawValue>,
-    /// Base64 of a JPEG, PNG or WebP.
-    pub selfie: String,
+    /// Base64 of a JPEG, PNG or WebP. Leave it out to use the selfie this session accepted at
+    /// `POST /v1/sessions/{id}/selfie`; when given, it wins over the kept one.
+    #[serde(default)]
+    pub selfie: Option<String>,
     /// Base64 images, one per prompt of the session's liveness challenge, in order.
     #[serde(default)]
     pub liveness_frames: Option<Vec<String>>,
@@ -43,8 +45,10 @@ pub struct EnrollmentJson {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyJson {
-    /// Base64 of a JPEG, PNG or WebP.
-    pub selfie: String,
+    /// Base64 of a JPEG, PNG or WebP. Leave it out to use the selfie this session accepted at
+    /// `POST /v1/sessions/{id}/selfie`; when given, it wins over the kept one.
+    #[serde(default)]
+    pub selfie: Option<String>,
     /// Base64 images, one per prompt of the session's liveness challenge, in order.
     #[serde(default)]
     pub liveness_frames: Option<Vec<String>>,
@@ -52,6 +56,17 @@ pub struct VerifyJson {
     #[serde(default)]
     #[schema(ignore)]
     pub enrollment_id: Option<String>,
+}
+
+/// `application/json` of the selfie step (and the document of `POST /v1/enrollments/{id}/verify`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfieJson {
+    /// Base64 of a JPEG, PNG or WebP.
+    pub selfie: String,
+    /// Base64 images, one per prompt of the session's liveness challenge, in order.
+    #[serde(default)]
+    pub liveness_frames: Option<Vec<String>>,
 }
 
 fn too_large(what: &str, limit: usize) -> ApiError {
@@ -63,6 +78,8 @@ fn too_large(what: &str, limit: usize) -> ApiError {
 enum Shape {
     Enrollment,
     Verify,
+    /// The selfie step: `selfie` and `liveness_frame` only.
+    Selfie,
 }
 
 /// The parts as they arrive, before the operation's shape is applied.
@@ -81,6 +98,16 @@ impl Parts {
             .take()
             .ok_or_else(|| ApiError::malformed("missing part `selfie`"))
     }
+
+    /// Liveness frames are judged with their selfie: without one they have nothing to go with.
+    fn optional_selfie(&mut self) -> Result<Option<Bytes>, ApiError> {
+        if self.selfie.is_none() && !self.frames.is_empty() {
+            return Err(ApiError::malformed(
+                "`liveness_frame` parts go with a `selfie` part (or with the selfie step)",
+            ));
+        }
+        Ok(self.selfie.take())
+    }
 }
 
 /// Reads an enrollment upload as multipart or JSON, according to its content type.
@@ -94,7 +121,7 @@ pub async fn read_enrollment(
             .card
             .take()
             .ok_or_else(|| ApiError::malformed("missing part `card`"))?,
-        selfie: parts.selfie()?,
+        selfie: parts.optional_selfie()?,
         liveness_frame: parts.frames,
         session_id: parts.named_id,
     })
@@ -104,9 +131,18 @@ pub async fn read_enrollment(
 pub async fn read_verify(request: Request, limits: PartLimits) -> Result<VerifyUpload, ApiError> {
     let mut parts = read(request, limits, Shape::Verify).await?;
     Ok(VerifyUpload {
-        selfie: parts.selfie()?,
+        selfie: parts.optional_selfie()?,
         liveness_frame: parts.frames,
         enrollment_id: parts.named_id,
+    })
+}
+
+/// Reads the selfie step's upload as multipart or JSON, according to its content type.
+pub async fn read_selfie(request: Request, limits: PartLimits) -> Result<SelfieUpload, ApiError> {
+    let mut parts = read(request, limits, Shape::Selfie).await?;
+    Ok(SelfieUpload {
+        selfie: parts.selfie()?,
+        liveness_frame: parts.frames,
     })
 }
 
@@ -141,13 +177,15 @@ async fn read_multipart(
     let id_field = match shape {
         Shape::Enrollment => "session_id",
         Shape::Verify => "enrollment_id",
+        // No id part: the session is in the path.
+        Shape::Selfie => "",
     };
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or("").to_string();
         let limit = match name.as_str() {
             "card" if shape == Shape::Enrollment => limits.card_json,
             "selfie" | "liveness_frame" => limits.image,
-            other if other == id_field => 256,
+            other if !id_field.is_empty() && other == id_field => 256,
             other => return Err(ApiError::malformed(format!("unexpected part `{other}`"))),
         };
         let mut data = Vec::new();
@@ -227,6 +265,10 @@ fn read_json(body: &[u8], limits: PartLimits, shape: Shape) -> Result<Parts, Api
             let j: VerifyJson = serde_json::from_slice(body).map_err(invalid)?;
             (None, j.selfie, j.liveness_frames, j.enrollment_id)
         }
+        Shape::Selfie => {
+            let j: SelfieJson = serde_json::from_slice(body).map_err(invalid)?;
+            (None, Some(j.selfie), j.liveness_frames, None)
+        }
     };
     let frames = frames.unwrap_or_default();
     if frames.len() > limits.max_frames {
@@ -237,7 +279,9 @@ fn read_json(body: &[u8], limits: PartLimits, shape: Shape) -> Result<Parts, Api
     }
     Ok(Parts {
         card,
-        selfie: Some(decode_image(&selfie, "selfie", limits.image)?),
+        selfie: selfie
+            .map(|s| decode_image(&s, "selfie", limits.image))
+            .transpose()?,
         frames: frames
             .iter()
             .map(|f| decode_image(f, "liveness_frame", limits.image))

@@ -19,6 +19,7 @@ mod idempotency;
 mod ids;
 mod retention;
 mod schedule;
+mod selfies;
 mod sessions;
 mod sql;
 mod tenants;
@@ -38,6 +39,7 @@ pub use idempotency::{
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
 pub use schedule::{ClaimedCheck, ScheduleStore};
+pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};
 pub use sql::{DatabaseStore, Dialect, SqlStore};
 pub use tenants::{KeyRef, Tenant, TenantSettings, TenantStore};
@@ -64,6 +66,7 @@ pub trait Store:
     + ScheduleStore
     + RetentionStore
     + GalleryStore
+    + SelfieStore
     + Send
     + Sync
     + 'static
@@ -82,6 +85,7 @@ impl<T> Store for T where
         + ScheduleStore
         + RetentionStore
         + GalleryStore
+        + SelfieStore
         + Send
         + Sync
         + 'static
@@ -99,6 +103,7 @@ pub enum CountedTable {
     IdempotencyKeys,
     WebhookEvents,
     WebhookDeliveries,
+    SessionSelfies,
 }
 
 impl CountedTable {
@@ -112,6 +117,7 @@ impl CountedTable {
             CountedTable::IdempotencyKeys => "idempotency_keys",
             CountedTable::WebhookEvents => "webhook_events",
             CountedTable::WebhookDeliveries => "webhook_deliveries",
+            CountedTable::SessionSelfies => "session_selfies",
         }
     }
 }

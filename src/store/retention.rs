@@ -29,6 +29,14 @@ pub struct PurgeCounts {
     pub sessions: u64,
     pub idempotency_keys: u64,
     pub webhook_events: u64,
+    /// Selfies kept by the selfie step for sessions that expired unused (left out of the audit
+    /// event when none, so a run without any records what it did before).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub session_selfies: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PurgeCounts {
@@ -38,6 +46,7 @@ impl PurgeCounts {
             + self.sessions
             + self.idempotency_keys
             + self.webhook_events
+            + self.session_selfies
     }
 }
 
@@ -119,6 +128,15 @@ impl RetentionStore for SqlStore {
             sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND expires_at < $2")
                 .bind(tenant_id)
                 .bind(c.idempotency_expired_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        // The selfie step's kept selfies go with their session's expiry (before the sessions: they
+        // refer to them).
+        counts.session_selfies =
+            sqlx::query("DELETE FROM session_selfies WHERE tenant_id = $1 AND expires_at < $2")
+                .bind(tenant_id)
+                .bind(c.sessions_expired_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -153,8 +153,8 @@ impl SessionStore for SqlStore {
     }
 }
 
-/// Marks the session used inside the caller's transaction; a session already used (by a concurrent
-/// request) fails it with [`StoreError::SessionConsumed`].
+/// Marks the session used inside the caller's transaction and deletes the selfie kept with it; a
+/// session already used (by a concurrent request) fails it with [`StoreError::SessionConsumed`].
 pub(super) async fn consume_in(
     conn: &mut AnyConnection,
     tenant_id: &TenantId,
@@ -170,5 +170,7 @@ pub(super) async fn consume_in(
     if consumed.rows_affected() != 1 {
         return Err(StoreError::SessionConsumed);
     }
+    // A used session keeps nothing of the selfie step (used now, or replaced by the posted selfie).
+    super::selfies::delete_in(conn, tenant_id, session_id).await?;
     Ok(())
 }

@@ -98,6 +98,18 @@ pub async fn analyze(
     })
 }
 
+/// The chip photo alone, for an enrollment whose selfie was judged and kept by the selfie step.
+pub async fn analyze_chip(
+    engine: &FaceEngine,
+    tenant_id: &crate::domain::TenantId,
+    chip: Bytes,
+) -> Result<FaceAnalysis, UseCaseError> {
+    engine
+        .analyze_for(tenant_id.as_str(), chip, ImageKind::ChipPhoto)
+        .await
+        .map_err(chip_error)
+}
+
 impl FaceWork {
     /// The liveness decision from the frames' measurements (see [`crate::liveness`]).
     pub fn liveness(&self, challenge: &Challenge, cfg: &LivenessConfig) -> LivenessReport {

@@ -13,6 +13,8 @@ pub mod idempotency;
 pub mod retention;
 pub mod scheduled;
 pub mod search;
+pub mod selfie;
+pub mod selfie_step;
 pub mod sessions;
 pub mod status;
 pub mod tenants;

@@ -1,5 +1,5 @@
-//! What a client uploaded, parsed: an enrollment always has its card JSON and selfie, a verify its
-//! selfie. The HTTP layer reads multipart or JSON into these (bounded per part while streaming; see
+//! What a client uploaded, parsed: an enrollment always has its card JSON, a selfie step its selfie;
+//! the selfie of an enrollment or a session's verify may instead be the one the selfie step kept. The HTTP layer reads multipart or JSON into these (bounded per part while streaming; see
 //! `http::upload`), and they are also what the OpenAPI document shows for multipart bodies. The
 //! card JSON stays raw here: the card module parses it.
 
@@ -11,9 +11,10 @@ pub struct EnrollmentUpload {
     /// The card JSON (api.md).
     #[schema(value_type = String, format = Binary)]
     pub card: Bytes,
-    /// JPEG, PNG or WebP.
-    #[schema(value_type = String, format = Binary)]
-    pub selfie: Bytes,
+    /// JPEG, PNG or WebP. Leave it out to use the selfie this session accepted at
+    /// `POST /v1/sessions/{id}/selfie`; when given, it is judged here and wins over the kept one.
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub selfie: Option<Bytes>,
     /// One part per prompt of the session's liveness challenge, in order.
     #[schema(value_type = Option<Vec<String>>, format = Binary)]
     pub liveness_frame: Vec<Bytes>,
@@ -23,12 +24,15 @@ pub struct EnrollmentUpload {
     pub session_id: Option<String>,
 }
 
-/// `multipart/form-data` of `POST /v1/transactions/verify` and `POST /v1/enrollments/{id}/verify`.
+/// `multipart/form-data` of `POST /v1/transactions/verify` (and, read the same way, of
+/// `POST /v1/enrollments/{id}/verify`, whose document is [`SelfieUpload`]: it has no session, so its
+/// selfie is required).
 #[derive(Default, utoipa::ToSchema)]
 pub struct VerifyUpload {
-    /// JPEG, PNG or WebP.
-    #[schema(value_type = String, format = Binary)]
-    pub selfie: Bytes,
+    /// JPEG, PNG or WebP. Leave it out to use the selfie this session accepted at
+    /// `POST /v1/sessions/{id}/selfie`; when given, it is judged here and wins over the kept one.
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub selfie: Option<Bytes>,
     /// One part per prompt of the session's liveness challenge, in order.
     #[schema(value_type = Option<Vec<String>>, format = Binary)]
     pub liveness_frame: Vec<Bytes>,
@@ -36,6 +40,18 @@ pub struct VerifyUpload {
     /// part of `POST /v1/transactions/verify` with an API key lands here too.
     #[schema(ignore)]
     pub enrollment_id: Option<String>,
+}
+
+/// `multipart/form-data` of the selfie step `POST /v1/sessions/{id}/selfie` (and the document of
+/// `POST /v1/enrollments/{id}/verify`): a selfie and its liveness frames, nothing else.
+#[derive(Default, utoipa::ToSchema)]
+pub struct SelfieUpload {
+    /// JPEG, PNG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    pub selfie: Bytes,
+    /// One part per prompt of the session's liveness challenge, in order.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub liveness_frame: Vec<Bytes>,
 }
 
 macro_rules! redacted_debug {
@@ -50,8 +66,9 @@ macro_rules! redacted_debug {
         }
     };
 }
-redacted_debug!(EnrollmentUpload, card, selfie, liveness_frame);
-redacted_debug!(VerifyUpload, selfie, liveness_frame);
+redacted_debug!(EnrollmentUpload, card, liveness_frame);
+redacted_debug!(VerifyUpload, liveness_frame);
+redacted_debug!(SelfieUpload, selfie, liveness_frame);
 
 /// What a request asks for, for its Idempotency-Key fingerprint: the resolved session and enrollment,
 /// then the content (independent of multipart boundaries or JSON encoding). The layout is the one

@@ -9,8 +9,8 @@
 //! race past the limit.
 
 use super::enrollment::{self, MatchPolicy};
-use super::faces;
 use super::idempotency::{self, Answer, Keyed};
+use super::selfie::SelfieSource;
 use super::sessions::{self, StoredChallenge};
 use super::upload::{self, VerifyUpload};
 use super::{round4, secs_until, Caller, Services, UseCaseError, UseCaseResult};
@@ -144,7 +144,7 @@ pub async fn verify(
                 session_id.as_ref().map(|s| s.as_str()).unwrap_or(""),
                 &enrollment_id,
                 b"",
-                &upload.selfie,
+                upload.selfie.as_deref().unwrap_or_default(),
                 &upload.liveness_frame,
             ),
         )
@@ -159,6 +159,8 @@ pub async fn verify(
             None => None,
         };
         let tenant_id = caller.tenant_id();
+        // The posted selfie, or the one the selfie step kept with this session.
+        let selfie = SelfieSource::resolve(svc, session.as_ref(), upload.selfie.clone()).await?;
         let enrollment = match EnrollmentId::parse(enrollment_id) {
             Some(id) => svc.store.get_enrollment(tenant_id, &id).await?,
             None => None,
@@ -173,25 +175,22 @@ pub async fn verify(
         if let Some(retry_after_secs) = policy.locked_for(&seen, now_millis()) {
             return Err(UseCaseError::EnrollmentLocked { retry_after_secs });
         }
-        let selfie = upload.selfie.clone();
         let challenge = session
             .as_ref()
             .map(StoredChallenge::of)
             .unwrap_or(StoredChallenge::Readable(crate::liveness::Challenge::off()));
-        let work =
-            faces::analyze(&svc.face, tenant_id, selfie, None, &upload.liveness_frame).await?;
-        let liveness = challenge.evaluate(|c| work.liveness(c, &svc.settings.liveness));
+        let (judged, _) = selfie
+            .judge(svc, tenant_id, None, &upload.liveness_frame, &challenge)
+            .await?;
         let threshold = MatchPolicy::for_fmr(&svc.face, svc.settings.face.transaction_target_fmr);
-        let scores = match (&work.selfie.template, work.selfie.quality.result) {
-            (Some(probe), QualityResult::Pass) if liveness.passed() => {
-                scores(svc, &enrollment, probe).await?
-            }
+        let scores = match (&judged.template, judged.passed()) {
+            (Some(probe), true) => scores(svc, &enrollment, probe).await?,
             _ => Vec::new(),
         };
         // Nothing comparable: the templates are of another model (re-enrollment needed).
         let outcome = decide(
-            &work.selfie.quality,
-            &liveness,
+            &judged.quality,
+            &judged.liveness,
             &scores,
             threshold.threshold,
         )
@@ -225,8 +224,8 @@ pub async fn verify(
             session.as_ref(),
             outcome,
             &threshold,
-            work.selfie.quality.clone(),
-            liveness,
+            judged.quality,
+            judged.liveness,
             pending,
             shown,
         )

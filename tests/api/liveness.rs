@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 crate::on_both_backends!(pose_sequence_liveness);
 
 /// Person A turned to his left (yaw ≈ +33°), and frontal.
-const A_TURNED: &str = "Pierce_Brosnan/Pierce_Brosnan_0010.jpg";
+pub const A_TURNED: &str = "Pierce_Brosnan/Pierce_Brosnan_0010.jpg";
 const A_FRONT: &str = "Pierce_Brosnan/Pierce_Brosnan_0006.jpg";
 /// Someone else turned to her left (yaw ≈ +27°).
 const B_TURNED: &str = "Laura_Bush/Laura_Bush_0028.jpg";
@@ -31,7 +31,7 @@ fn mirrored(rel: &str) -> Vec<u8> {
 }
 
 /// The frame a well-behaved user takes for each prompt.
-fn frame_for(prompt: &str, person_turned: &str) -> Vec<u8> {
+pub fn frame_for(prompt: &str, person_turned: &str) -> Vec<u8> {
     match prompt {
         "face_left" => read(person_turned),
         "face_right" => mirrored(person_turned),
@@ -86,7 +86,7 @@ async fn post_with_frames(
 }
 
 /// A session whose prompts we have photos for: no `face_up`, no prompt twice.
-async fn usable_session(app: &TestApp, key: &str) -> (Value, Vec<String>) {
+pub async fn usable_session(app: &TestApp, key: &str) -> (Value, Vec<String>) {
     for _ in 0..200 {
         let session: Value = app
             .post_session(

@@ -17,6 +17,7 @@ mod ops;
 mod readiness;
 mod search;
 mod search_scale;
+mod selfie_step;
 mod sessions;
 mod store_contract;
 mod transactions;

@@ -118,6 +118,7 @@ pub async fn dump_database(app: &TestApp) -> String {
         "webhook_events",
         "webhook_deliveries",
         "webhook_attempts",
+        "session_selfies",
     ];
     macro_rules! dump_rows {
         ($rows:expr, $out:expr) => {

@@ -5,12 +5,12 @@ use super::view::{
 };
 use crate::card::CardReport;
 use crate::domain::{EnrollmentStatus, Reason, Reasons};
+use crate::face::FaceAnalysis;
 use crate::face::QualityReport;
 use crate::jlis::{self, ValidityReport};
-use crate::liveness::{LivenessConfig, LivenessMode, LivenessReport};
-use crate::usecase::faces::FaceWork;
+use crate::liveness::{LivenessMode, LivenessReport};
 use crate::usecase::round4;
-use crate::usecase::sessions::StoredChallenge;
+use crate::usecase::selfie::{selfie_reasons, JudgedSelfie};
 
 /// What the face work measured, reduced to what the decision needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,17 +23,17 @@ pub struct FaceEvidence {
 }
 
 impl FaceEvidence {
-    pub fn from_work(work: &FaceWork, challenge: &StoredChallenge, cfg: &LivenessConfig) -> Self {
-        let score = work
-            .chip
-            .as_ref()
+    /// The evidence of a judged selfie (posted with the card, or kept by the selfie step) and the
+    /// chip photo's analysis.
+    pub fn new(selfie: &JudgedSelfie, chip: Option<&FaceAnalysis>) -> Self {
+        let score = chip
             .and_then(|c| c.template.as_ref())
-            .zip(work.selfie.template.as_ref())
+            .zip(selfie.template.as_ref())
             .and_then(|(chip, selfie)| chip.cosine(selfie).ok());
         Self {
-            selfie_quality: work.selfie.quality.clone(),
-            chip_quality: work.chip.as_ref().map(|c| c.quality.clone()),
-            liveness: challenge.evaluate(|c| work.liveness(c, cfg)),
+            selfie_quality: selfie.quality.clone(),
+            chip_quality: chip.map(|c| c.quality.clone()),
+            liveness: selfie.liveness.clone(),
             score,
         }
     }
@@ -127,14 +127,12 @@ pub fn decide(
             if let Some(reason) = reason_of(revocation) {
                 reasons.push(reason);
             }
-            for failure in &f.selfie_quality.failed {
-                reasons.push(Reason::Quality(*failure));
+            // The selfie's own verdict: the same function the selfie step answers with.
+            for reason in selfie_reasons(&f.selfie_quality, &f.liveness).iter() {
+                reasons.push(*reason);
             }
             for failure in f.chip_quality.iter().flat_map(|q| q.failed.iter()) {
                 reasons.push(Reason::Quality(*failure));
-            }
-            if !f.liveness.passed() {
-                reasons.push(Reason::LivenessFailed);
             }
             let face_match = policy.check(f.score);
             match face_match.result {

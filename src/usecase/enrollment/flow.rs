@@ -12,12 +12,13 @@ use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::{
     new_id, now_millis, prefix, EnrollmentId, EnrollmentStatus, Purpose, TemplateSource, TenantId,
 };
+use crate::face::{FaceAnalysis, Template};
 use crate::jlis::ValidityReport;
 use crate::redact::Secret;
 use crate::store::{AuditEvent, NewEnrollment, Session, StoredTemplate};
-use crate::usecase::faces::{self, FaceWork};
 use crate::usecase::idempotency::{self, Answer, Keyed, Pending};
 use crate::usecase::search;
+use crate::usecase::selfie::{JudgedSelfie, SelfieSource};
 use crate::usecase::sessions::{self, StoredChallenge};
 use crate::usecase::upload::{self, EnrollmentUpload};
 use crate::usecase::webhooks;
@@ -41,7 +42,7 @@ pub async fn enroll(
                 session_id.as_str(),
                 "",
                 &upload.card,
-                &upload.selfie,
+                upload.selfie.as_deref().unwrap_or_default(),
                 &upload.liveness_frame,
             ),
         )
@@ -63,7 +64,8 @@ async fn run(
     pending: Option<Pending>,
 ) -> UseCaseResult<Answer> {
     let card_json = &upload.card;
-    let selfie = upload.selfie.clone();
+    // The posted selfie, or the one the selfie step kept (taken as it was judged there).
+    let selfie = SelfieSource::resolve(svc, Some(session), upload.selfie.clone()).await?;
     let submission = card::parse_card_json(card_json).map_err(|e| match e {
         card::CardInputError::MyNumberNotAccepted { .. } => UseCaseError::MyNumberNotAccepted,
         card::CardInputError::Malformed { detail } => UseCaseError::Malformed(detail),
@@ -93,12 +95,12 @@ async fn run(
     // Only an authenticated card has its photo decoded and its certificate looked up.
     let after_card = match (&report.revocation_target, report.passed()) {
         (Some(target), true) => {
-            let faces = faces::analyze(
-                &svc.face,
+            let faces = selfie.judge(
+                svc,
                 &session.tenant_id,
-                selfie,
                 Some(report.chip_photo.clone().into()),
                 &upload.liveness_frame,
+                &challenge,
             );
             let (revocation, faces) = tokio::join!(svc.validity.check(target), faces);
             let revocation = revocation.map_err(|e| UseCaseError::validity_unavailable(&e))?;
@@ -111,7 +113,7 @@ async fn run(
     };
     let evidence = after_card
         .as_ref()
-        .map(|(_, work)| FaceEvidence::from_work(work, &challenge, &svc.settings.liveness));
+        .map(|(_, (judged, chip))| FaceEvidence::new(judged, chip.as_ref()));
     let mut decision = decide(
         &report,
         after_card
@@ -123,17 +125,18 @@ async fn run(
     );
     let (revocation, work) = after_card.as_ref().map(|(r, w)| (r, w)).unzip();
     // 1:N (issue 21): a selfie that verified is searched for duplicates and on the watchlist.
-    let probe = work.and_then(|w| w.selfie.template.as_ref());
+    let probe = work.and_then(|(judged, _)| judged.template.as_ref());
     if let (EnrollmentStatus::Verified, Some(probe)) = (decision.status, probe) {
         let findings =
             search::check::at_enrollment(svc, &session.tenant_id, probe, &report.identity).await?;
         apply_findings(&mut decision, findings);
     }
-    let for_client = matches!(caller, Caller::Client { .. });
-    store(
-        svc, session, &report, work, decision, revocation, pending, for_client,
-    )
-    .await
+    let used = Used {
+        faces: work.map(|(judged, chip)| (judged, chip.as_ref())),
+        selfie: selfie.label(),
+        for_client: matches!(caller, Caller::Client { .. }),
+    };
+    store(svc, session, &report, used, decision, revocation, pending).await
 }
 
 /// The 1:N checks' reasons join the decision's; a hit in `reject` mode rejects (`review` acts as
@@ -163,16 +166,22 @@ async fn card_policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<card
     Ok(policy)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the faces of the decision were: the judged selfie and the chip photo, where the selfie
+/// came from (`posted` or `kept`), and whether the answer goes to a client token.
+struct Used<'a> {
+    faces: Option<(&'a JudgedSelfie, Option<&'a FaceAnalysis>)>,
+    selfie: &'static str,
+    for_client: bool,
+}
+
 async fn store(
     svc: &Services,
     session: &Session,
     report: &CardReport,
-    work: Option<&FaceWork>,
+    used: Used<'_>,
     decision: Decision,
     revocation: Option<&ValidityReport>,
     pending: Option<Pending>,
-    for_client: bool,
 ) -> UseCaseResult<Answer> {
     let id = EnrollmentId::new();
     let now = now_millis();
@@ -206,7 +215,10 @@ async fn store(
             .map(serde_json::to_vec)
             .transpose()
             .map_err(UseCaseError::internal)?;
-        let templates = work.map(|w| templates(&dek, owner, w)).unwrap_or_default();
+        let templates = used
+            .faces
+            .map(|(selfie, chip)| templates(&dek, owner, selfie, chip))
+            .unwrap_or_default();
         sealed = Some((
             dek.seal(owner, RecordKind::Identity, &identity),
             cert_bytes.map(|c| dek.seal(owner, RecordKind::RevocationTarget, &c)),
@@ -218,7 +230,7 @@ async fn store(
     }
     // A client token never learns other enrollments' or watchlist entries' ids.
     let mut shown_record = record.clone();
-    if for_client {
+    if used.for_client {
         shown_record.checks = shown_record.checks.for_client();
     }
     let shown = document(
@@ -267,7 +279,8 @@ async fn store(
         .map(|w| w.ids())
         .unwrap_or_default();
     let mut details = serde_json::json!({"session_id": session.id, "status": decision.status, "reasons": record.reasons,
-           "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result});
+           "revocation_method": revocation.map(|r| r.method.as_str()), "liveness": record.checks.liveness.result,
+           "selfie": used.selfie});
     if !duplicates.is_empty() {
         details["duplicate_of"] = serde_json::json!(duplicates);
     }
@@ -311,7 +324,8 @@ async fn store(
         .create_enrollment(&enrollment, &audit, completion.as_ref(), &events)
         .await?;
     if verified {
-        remember(svc, &session.tenant_id, &id, work, report);
+        let template = used.faces.and_then(|(selfie, _)| selfie.template.as_ref());
+        remember(svc, &session.tenant_id, &id, template, report);
     }
     metrics::counter!("enrollments_total", "status" => decision.status.as_str()).increment(1);
     Ok(answer)
@@ -323,10 +337,10 @@ fn remember(
     svc: &Services,
     tenant_id: &TenantId,
     id: &EnrollmentId,
-    work: Option<&FaceWork>,
+    template: Option<&Template>,
     report: &CardReport,
 ) {
-    let Some(template) = work.and_then(|w| w.selfie.template.as_ref()) else {
+    let Some(template) = template else {
         return;
     };
     let meta = search::index::FaceMeta {
@@ -341,14 +355,22 @@ fn remember(
     }
 }
 
-fn templates(dek: &DataKey, owner: Owner<'_>, work: &FaceWork) -> Vec<StoredTemplate> {
+fn templates(
+    dek: &DataKey,
+    owner: Owner<'_>,
+    selfie: &JudgedSelfie,
+    chip: Option<&FaceAnalysis>,
+) -> Vec<StoredTemplate> {
     [
-        (TemplateSource::EnrollmentSelfie, Some(&work.selfie)),
-        (TemplateSource::ChipPhoto, work.chip.as_ref()),
+        (TemplateSource::EnrollmentSelfie, selfie.template.as_ref()),
+        (
+            TemplateSource::ChipPhoto,
+            chip.and_then(|c| c.template.as_ref()),
+        ),
     ]
     .into_iter()
-    .filter_map(|(source, analysis)| {
-        let template = analysis?.template.as_ref()?;
+    .filter_map(|(source, template)| {
+        let template = template?;
         Some(StoredTemplate {
             id: new_id(prefix::TEMPLATE),
             source,
