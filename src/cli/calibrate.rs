@@ -2,7 +2,7 @@
 //! (printed one a line), and writes the calibration table, the DET plot and the report built by
 //! [`crate::face::calibration`] (the maths lives there).
 
-use super::face::start;
+use super::start_engine as start;
 use super::CalibrateArgs;
 use crate::face::calibration::{self, CalibrationTable};
 use crate::face::{FaceConfig, FaceEngine, FaceError, ImageKind, QualityCheck, Template};

@@ -32,6 +32,10 @@ pub struct TenantSettings {
     pub rejected_retention_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_retention_secs: Option<u64>,
+    /// What a masked selfie does: `reject` (a retake; the default), `flag` (recorded, the decision goes
+    /// on), `review` (as `flag` until the review state exists), `off` (docs/face.md, "Mask check").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selfie_mask: Option<crate::face::MaskMode>,
 }
 
 /// How an API key to revoke is named.

@@ -171,8 +171,7 @@ pub async fn verify(
             .as_ref()
             .map(StoredChallenge::of)
             .unwrap_or(StoredChallenge::Readable(crate::liveness::Challenge::off()));
-        let work =
-            faces::analyze(&svc.face, tenant_id, selfie, None, &upload.liveness_frame).await?;
+        let work = faces::analyze(svc, tenant_id, selfie, None, &upload.liveness_frame).await?;
         let liveness = challenge.evaluate(|c| work.liveness(c, &svc.settings.liveness));
         let threshold = MatchPolicy::for_fmr(&svc.face, svc.settings.face.transaction_target_fmr);
         let scores = match (&work.selfie.template, work.selfie.quality.result) {

@@ -92,7 +92,7 @@ async fn run(
     let after_card = match (&report.revocation_target, report.passed()) {
         (Some(target), true) => {
             let faces = faces::analyze(
-                &svc.face,
+                svc,
                 &session.tenant_id,
                 selfie,
                 Some(report.chip_photo.clone().into()),
