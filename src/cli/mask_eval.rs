@@ -128,6 +128,8 @@ struct Row {
     refused_mask: bool,
     /// Any quality failure at all (a retake for another reason).
     quality_failed: bool,
+    /// The failure codes (to see what else, e.g. glare or blur, the photos fail).
+    failed: Vec<String>,
     by_crop: Option<Vec<f32>>,
 }
 
@@ -211,6 +213,7 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
                         p_mask: a.quality.mask,
                         refused_mask: a.quality.has(QualityCheck::Mask),
                         quality_failed: !a.quality.failed.is_empty(),
+                        failed: a.quality.failed.iter().map(|f| f.code()).collect(),
                         by_crop: None,
                     })
                 })();
