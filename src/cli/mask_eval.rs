@@ -337,6 +337,17 @@ fn report(
             );
         }
     };
+    for label in [Label::Masked, Label::Unmasked] {
+        let mut by_code = std::collections::BTreeMap::<&str, usize>::new();
+        for r in rows.iter().filter(|r| r.label == label) {
+            for c in &r.failed {
+                *by_code.entry(c.as_str()).or_default() += 1;
+            }
+        }
+        if !by_code.is_empty() {
+            println!("quality failures on {label:?} images: {by_code:?}");
+        }
+    }
     print(
         &format!("service crop ({})", cfg.mask_crop.as_str()),
         &service,
