@@ -254,11 +254,15 @@ fn embed_all(engine: &FaceEngine, root: &Path, images: &[String]) -> HashMap<Str
                         match engine.analyze_blocking(Bytes::from(bytes), ImageKind::Selfie) {
                             // Bystanders are common in news photos and the labelled face is the largest: a
                             // second face does not make the template wrong, so calibration ignores that check.
+                            // The mask check (issue 25) does not touch the template either: ignored too, so
+                            // its few false alarms on these unmasked photos do not change the table.
                             Ok(a) => match (
-                                a.quality
-                                    .failed
-                                    .iter()
-                                    .find(|f| f.check != QualityCheck::MultipleFaces),
+                                a.quality.failed.iter().find(|f| {
+                                    !matches!(
+                                        f.check,
+                                        QualityCheck::MultipleFaces | QualityCheck::Mask
+                                    )
+                                }),
                                 a.template,
                             ) {
                                 (None, Some(t)) => Embedded::Template(t),
