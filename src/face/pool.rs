@@ -1,4 +1,4 @@
-//! The engine's worker pool: a bounded queue feeding N worker threads, each owning its two ONNX Runtime
+//! The engine's worker pool: a bounded queue feeding N worker threads, each owning its ONNX Runtime
 //! sessions and running [`super::pipeline`] on one job at a time; per-tenant shares of the queue; an
 //! overload answered at once. The async runtime only enqueues and awaits a oneshot reply.
 //!
@@ -232,7 +232,7 @@ struct WorkerKit {
 impl FaceEngine {
     /// Verifies the model files against the manifest, loads ONNX Runtime, starts the workers (each loads
     /// its sessions; this waits for that) and lets them warm up in the background: `is_ready` turns true
-    /// when every worker has run both models once.
+    /// when every worker has run its models once (both session sets).
     pub fn start(cfg: &FaceConfig) -> Result<FaceEngine, FaceInitError> {
         let manifest = models::manifest()?;
         let paths = ModelPaths::verified(&cfg.models_dir, &manifest)?;
