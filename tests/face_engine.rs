@@ -720,7 +720,11 @@ fn templates_of_different_models_refuse_to_compare() {
 
 fn copy_models(dir: &Path, corrupt_detector: bool) {
     let m = jpki_face::face::models::manifest().expect("manifest");
-    for f in [&m.detector.file, &m.recognizer.file] {
+    for f in [
+        &m.detector.file,
+        &m.recognizer.file,
+        &m.mask_classifier.file,
+    ] {
         let mut bytes = std::fs::read(root().join("models").join(f)).expect("model fetched");
         if corrupt_detector && f.contains("yunet") {
             let last = bytes.len() - 1;
@@ -814,10 +818,13 @@ fn derived_models_give_the_originals_outputs() {
     }
     let cfg = config(1, 4);
     let env = models::environment(&cfg.effective_ort_library()).expect("runtime");
-    let mut derived =
-        models::Models::load(&env, &dir.join(&det.file), &dir.join(&rec.file)).unwrap();
-    let mut original =
-        models::Models::load(&env, &dir.join(&det_o.file), &dir.join(&rec_o.file)).unwrap();
+    let paths = |d: &str, r: &str| models::ModelPaths {
+        detector: dir.join(d),
+        recognizer: dir.join(r),
+        mask: dir.join(&m.mask_classifier.file),
+    };
+    let mut derived = models::Models::load(&env, &paths(&det.file, &rec.file), 1).unwrap();
+    let mut original = models::Models::load(&env, &paths(&det_o.file, &rec_o.file), 1).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(dir.join("samples"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -869,12 +876,8 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
     let dir = root().join("models");
     let cfg = config(1, 4);
     let env = models::environment(&cfg.effective_ort_library()).expect("runtime");
-    let mut models = models::Models::load(
-        &env,
-        &dir.join(&m.detector.file),
-        &dir.join(&m.recognizer.file),
-    )
-    .unwrap();
+    let mut models =
+        models::Models::load(&env, &models::ModelPaths::verified(&dir, &m).unwrap(), 1).unwrap();
     let mut images: Vec<(String, RgbImage)> = [
         "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
         "asianfaces_cn_102/asianfaces_cn_102_102_1.jpg",

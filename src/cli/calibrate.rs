@@ -2,7 +2,7 @@
 //! (printed one a line), and writes the calibration table, the DET plot and the report built by
 //! [`crate::face::calibration`] (the maths lives there).
 
-use super::face::start;
+use super::start_engine as start;
 use super::CalibrateArgs;
 use crate::face::calibration::{self, CalibrationTable};
 use crate::face::{FaceConfig, FaceEngine, FaceError, ImageKind, QualityCheck, Template};
@@ -258,11 +258,15 @@ pub(super) fn embed_all(
                         match engine.analyze_blocking(Bytes::from(bytes), ImageKind::Selfie) {
                             // Bystanders are common in news photos and the labelled face is the largest: a
                             // second face does not make the template wrong, so calibration ignores that check.
+                            // The mask check (issue 25) does not touch the template either: ignored too, so
+                            // its few false alarms on these unmasked photos do not change the table.
                             Ok(a) => match (
-                                a.quality
-                                    .failed
-                                    .iter()
-                                    .find(|f| f.check != QualityCheck::MultipleFaces),
+                                a.quality.failed.iter().find(|f| {
+                                    !matches!(
+                                        f.check,
+                                        QualityCheck::MultipleFaces | QualityCheck::Mask
+                                    )
+                                }),
                                 a.template,
                             ) {
                                 (None, Some(t)) => Embedded::Template(t),

@@ -4,7 +4,7 @@
 //! there), with the FMR table that `face::identification` embeds.
 
 use super::calibrate::{embed_all, list_identity_folders, Embedded};
-use super::face::start;
+use super::start_engine as start;
 use super::CalibrateArgs;
 use crate::face::calibration_1n::{self as c1n, MateSearch, NonMateSearch};
 use crate::face::gallery::{Gallery, ModelTag};

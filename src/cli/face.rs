@@ -1,7 +1,7 @@
 //! `jpki-face face compare A B`: both images through the face engine, the score against the
 //! enrollment threshold, and both faces' quality, as JSON.
 
-use super::FaceCommand;
+use super::{start_engine as start, FaceCommand};
 use crate::face::decode::{self, Sniffed};
 use crate::face::{
     FaceAnalysis, FaceConfig, FaceEngine, FaceGeometry, ImageKind, QualityReport, QualityResult,
@@ -9,16 +9,6 @@ use crate::face::{
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use std::path::Path;
-use std::time::Duration;
-
-/// Starts the engine and waits until it is warm (the CLI tools need every worker).
-pub(super) fn start(cfg: &FaceConfig) -> anyhow::Result<FaceEngine> {
-    let engine = FaceEngine::start(cfg).context("starting the face engine")?;
-    if !engine.wait_ready(Duration::from_secs(120)) {
-        bail!("the face engine did not warm up within 120 s");
-    }
-    Ok(engine)
-}
 
 /// JPEG 2000 files are analysed as chip photos, everything else as selfies.
 fn kind_of(bytes: &[u8]) -> ImageKind {
@@ -71,6 +61,9 @@ pub(super) fn run(cmd: FaceCommand, cfg: &FaceConfig) -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
+        }
+        FaceCommand::MaskEval(_) | FaceCommand::MaskSynth(_) => {
+            bail!("dispatched by cli::run to cli::mask_eval")
         }
     }
 }

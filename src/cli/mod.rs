@@ -7,6 +7,7 @@ mod calibrate_1n;
 #[cfg(feature = "devcard")]
 mod dev;
 mod face;
+mod mask_eval;
 mod serve;
 mod tenant;
 
@@ -73,6 +74,9 @@ pub enum TenantCommand {
         /// Live-capture challenge for this tenant's sessions (default: `liveness.mode` of the config).
         #[arg(long, value_enum)]
         liveness: Option<crate::liveness::LivenessMode>,
+        /// What a masked selfie does (default: reject; docs/face.md, "Mask check").
+        #[arg(long, value_enum)]
+        selfie_mask: Option<crate::face::MaskMode>,
     },
     /// Manage API keys.
     Key {
@@ -117,6 +121,11 @@ pub enum DevCommand {
 pub enum FaceCommand {
     /// Compare the faces in two image files (JPEG/PNG/WebP/JP2) and print JSON.
     Compare { a: PathBuf, b: PathBuf },
+    /// Measure the selfie mask check on a labelled folder: detection rate, false-alarm rate and a
+    /// threshold table.
+    MaskEval(mask_eval::MaskEvalArgs),
+    /// Make synthetic masked faces (a mask texture pasted along the landmarks) from a folder of photos.
+    MaskSynth(mask_eval::MaskSynthArgs),
 }
 
 /// `jpki-face calibrate …`
@@ -290,6 +299,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => on_runtime(settings, serve::migrate),
         Command::Tenant { command } => on_runtime(settings, |s| tenant::run(command, s)),
+        Command::Face {
+            command: FaceCommand::MaskEval(args),
+        } => mask_eval::eval(args, &settings.face),
+        Command::Face {
+            command: FaceCommand::MaskSynth(args),
+        } => mask_eval::synth(args, &settings.face),
         Command::Face { command } => face::run(command, &settings.face),
         Command::Calibrate(args) if args.distractors.is_some() => {
             calibrate_1n::run(args, &settings.face)
@@ -317,4 +332,16 @@ where
         crate::telemetry::init_logging(&settings.log);
         command(settings).await
     })
+}
+
+/// Starts the engine and waits until it is warm (the CLI tools need every worker).
+pub(crate) fn start_engine(
+    cfg: &crate::face::FaceConfig,
+) -> anyhow::Result<crate::face::FaceEngine> {
+    use anyhow::Context;
+    let engine = crate::face::FaceEngine::start(cfg).context("starting the face engine")?;
+    if !engine.wait_ready(std::time::Duration::from_secs(120)) {
+        anyhow::bail!("the face engine did not warm up within 120 s");
+    }
+    Ok(engine)
 }

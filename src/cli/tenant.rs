@@ -18,12 +18,14 @@ pub(super) async fn run(command: TenantCommand, settings: Settings) -> anyhow::R
             name,
             json,
             liveness,
+            selfie_mask,
         } => {
             let (tenant, key_id, key) = create_tenant_with(
                 store.as_ref(),
                 &name,
                 TenantSettings {
                     liveness,
+                    selfie_mask,
                     ..TenantSettings::default()
                 },
             )

@@ -13,6 +13,10 @@ pub struct FaceConfig {
     pub ort_library: PathBuf,
     /// Inference worker threads; 0 = number of CPU cores.
     pub workers: usize,
+    /// Intra-op threads of each worker's second set of sessions, used for a job only when it is the
+    /// only one in the pool (no other worker busy, nothing queued); 1 = no second set (every job on
+    /// one thread). Default 2: one request alone uses two cores.
+    pub idle_intra_threads: usize,
     /// Jobs that may wait for a worker; beyond that `analyze` answers `Overloaded` at once.
     pub queue_capacity: usize,
     /// A job not finished this long after it was queued fails with `DeadlineExceeded`.
@@ -44,6 +48,8 @@ pub struct FaceConfig {
     pub selfie: QualityRules,
     /// Quality rules for the IC-chip photo (small, greyscale, posed: looser).
     pub chip_photo: QualityRules,
+    /// The crop of the selfie the mask classifier reads (measured: docs/accuracy.md, "Mask check").
+    pub mask_crop: super::mask::MaskCrop,
 }
 
 /// Thresholds of the quality checks; each failing check yields one failure code.
@@ -66,6 +72,8 @@ pub struct QualityRules {
     pub max_glare: f32,
     /// Smallest detector score for the chosen face.
     pub min_detection_score: f32,
+    /// `mask`: largest p(mask) of the mask classifier (selfies only; the chip photo is never checked).
+    pub max_mask: f32,
 }
 
 impl Default for FaceConfig {
@@ -74,6 +82,7 @@ impl Default for FaceConfig {
             models_dir: PathBuf::from("models"),
             ort_library: PathBuf::from("models/libonnxruntime.so.1.31.1"),
             workers: 0,
+            idle_intra_threads: 2,
             queue_capacity: 64,
             job_deadline_ms: 10_000,
             selfie_max_bytes: 8 * 1024 * 1024,
@@ -90,9 +99,13 @@ impl Default for FaceConfig {
             transaction_target_fmr: 1e-5,
             selfie: QualityRules::default(),
             chip_photo: QualityRules::chip_photo(),
+            mask_crop: super::mask::MaskCrop::Box,
         }
     }
 }
+
+/// The selfie's mask threshold, chosen from the measured table in docs/accuracy.md ("Mask check").
+pub const DEFAULT_MAX_MASK: f32 = 0.4;
 
 impl Default for QualityRules {
     fn default() -> Self {
@@ -107,6 +120,7 @@ impl Default for QualityRules {
             max_roll_deg: 25.0,
             max_glare: 0.05,
             min_detection_score: 0.7,
+            max_mask: DEFAULT_MAX_MASK,
         }
     }
 }
@@ -125,6 +139,8 @@ impl QualityRules {
             max_roll_deg: 35.0,
             max_glare: 0.2,
             min_detection_score: 0.5,
+            // Never: the chip photo is not run through the mask classifier at all.
+            max_mask: 1.0,
         }
     }
 }

@@ -14,14 +14,19 @@ pub mod gallery;
 pub mod identification;
 pub mod jp2gate;
 pub mod jpeg_reduced;
+pub mod mask;
+pub mod mask_mode;
 pub mod models;
 mod pipeline;
 mod pool;
 pub mod quality;
+pub mod synthetic_mask;
 pub mod template;
 
 pub use calibration::{CalibrationTable, Threshold};
 pub use config::{FaceConfig, QualityRules};
+pub use mask::MaskCrop;
+pub use mask_mode::MaskMode;
 pub use models::FaceInitError;
 pub use pipeline::{accepted_format, Bench};
 pub use pool::{FaceEngine, PoolStats};
@@ -52,7 +57,7 @@ pub struct FaceGeometry {
     pub roll_deg: f32,
 }
 
-/// Where a job's time went (on the worker). ONNX Runtime's own time is `detect` + `embed`.
+/// Where a job's time went (on the worker). ONNX Runtime's own time is `detect` + `embed` + `mask`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
     pub decode: Duration,
@@ -64,6 +69,8 @@ pub struct Timings {
     pub postprocess: Duration,
     /// SFace run.
     pub embed: Duration,
+    /// Mask crop and classifier run (selfies only).
+    pub mask: Duration,
 }
 
 /// The result of analysing one image. `template` and `face` are `None` when no face was found; a template

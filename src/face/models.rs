@@ -45,6 +45,8 @@ pub struct Manifest {
     pub detector: ManifestEntry,
     pub recognizer: ManifestEntry,
     pub runtime: ManifestEntry,
+    /// The face-mask classifier (run on selfies only, see [`super::mask`]).
+    pub mask_classifier: ManifestEntry,
 }
 
 /// Why the engine could not start. Every message says what to do.
@@ -160,20 +162,59 @@ pub fn environment(lib: &Path) -> Result<ort::environment::Environment, FaceInit
     Ok(env)
 }
 
-/// The two sessions a worker owns; `run` needs `&mut`, so they are never shared.
+/// The files a worker loads its sessions from (all three checked against the manifest first).
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    pub detector: PathBuf,
+    pub recognizer: PathBuf,
+    pub mask: PathBuf,
+}
+
+impl ModelPaths {
+    /// The manifest's files in `dir`, each checked against its pinned SHA-256.
+    pub fn verified(dir: &Path, manifest: &Manifest) -> Result<ModelPaths, FaceInitError> {
+        let paths = ModelPaths {
+            detector: dir.join(&manifest.detector.file),
+            recognizer: dir.join(&manifest.recognizer.file),
+            mask: dir.join(&manifest.mask_classifier.file),
+        };
+        verify(&paths.detector, &manifest.detector, "YuNet detector model")?;
+        verify(
+            &paths.recognizer,
+            &manifest.recognizer,
+            "SFace recognition model",
+        )?;
+        verify(
+            &paths.mask,
+            &manifest.mask_classifier,
+            "face-mask classifier model",
+        )?;
+        Ok(paths)
+    }
+}
+
+/// The three sessions a worker owns; `run` needs `&mut`, so they are never shared.
 pub struct Models {
     detector: Session,
     recognizer: Session,
+    mask: Session,
 }
 
-fn session(env: &ort::environment::Environment, path: &Path) -> Result<Session, FaceInitError> {
+fn session(
+    env: &ort::environment::Environment,
+    path: &Path,
+    threads: usize,
+) -> Result<Session, FaceInitError> {
     let err = |detail: String| FaceInitError::Session {
         file: path.display().to_string(),
         detail,
     };
     Session::builder(env)
         .map_err(|e| err(e.to_string()))?
-        .with_intra_threads(1)
+        .with_intra_threads(threads)
+        .map_err(|e| err(e.to_string()))?
+        // Pool threads that spin after a run would take the core another worker needs.
+        .with_intra_op_spinning(false)
         .map_err(|e| err(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| err(e.to_string()))?
@@ -182,15 +223,32 @@ fn session(env: &ort::environment::Environment, path: &Path) -> Result<Session, 
 }
 
 impl Models {
+    /// Loads the sessions with `threads` intra-op threads each (1 for the pool's regular sessions).
     pub fn load(
         env: &ort::environment::Environment,
-        detector: &Path,
-        recognizer: &Path,
+        paths: &ModelPaths,
+        threads: usize,
     ) -> Result<Models, FaceInitError> {
         Ok(Models {
-            detector: session(env, detector)?,
-            recognizer: session(env, recognizer)?,
+            detector: session(env, &paths.detector, threads)?,
+            recognizer: session(env, &paths.recognizer, threads)?,
+            mask: session(env, &paths.mask, threads)?,
         })
+    }
+
+    /// Runs the mask classifier on one prepared crop ([`super::mask::MaskInput`]); returns p(mask).
+    pub fn mask(&mut self, crop: &super::mask::MaskInput) -> Result<f32, ort::Error> {
+        let side = super::mask::INPUT_SIDE;
+        let input = TensorRef::from_array_view(([1usize, side, side, 3], crop.nhwc.as_slice()))?;
+        let outputs = self.mask.run(ort::inputs!["input" => input])?;
+        let v = outputs
+            .get("probs")
+            .ok_or_else(|| ort::Error::new("the mask classifier has no output probs"))?;
+        let probs = v.try_extract_tensor::<f32>()?.1;
+        probs
+            .first()
+            .copied()
+            .ok_or_else(|| ort::Error::new("the mask classifier gave no probability"))
     }
 
     /// Runs YuNet on a letterboxed input and decodes the detections.

@@ -6,7 +6,8 @@ use super::align::{self, TEMPLATE};
 use super::config::FaceConfig;
 use super::decode::{self, DecodeError, DecodeLimits, Sniffed};
 use super::jp2gate::{self, GateLimits};
-use super::models::{self, absolute, FaceInitError, Manifest, Models};
+use super::mask::MaskCrop;
+use super::models::{self, absolute, FaceInitError, Manifest, ModelPaths, Models};
 use super::quality::{self, Metrics};
 use super::template::{self, Template, PREPROCESSING_VERSION};
 use super::{FaceAnalysis, FaceError, FaceGeometry, ImageKind, Timings};
@@ -145,6 +146,19 @@ pub(super) fn analyze_decoded(
     let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
     let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
     let sharpness = quality::sharpness(&aligned);
+    timings.postprocess += t.elapsed();
+    let mask = match kind {
+        ImageKind::Selfie => Some(mask_probability(
+            models,
+            img,
+            &face,
+            cfg.mask_crop,
+            timings,
+        )?),
+        // Never the chip photo: it is the card's, nobody can retake it.
+        ImageKind::ChipPhoto => None,
+    };
+    let t = Instant::now();
     let metrics = Metrics {
         faces: dets.len(),
         second_face_ratio,
@@ -154,6 +168,7 @@ pub(super) fn analyze_decoded(
         brightness,
         glare,
         sharpness,
+        mask,
     };
     let report = quality::evaluate(&metrics, rules, kind);
     timings.postprocess += t.elapsed();
@@ -181,6 +196,23 @@ pub(super) fn analyze_decoded(
     })
 }
 
+/// p(mask) of the chosen face, on the configured crop of the decoded photo.
+fn mask_probability(
+    models: &mut Models,
+    img: &RgbImage,
+    face: &super::detect::Detection,
+    crop: MaskCrop,
+    timings: &mut Timings,
+) -> Result<f32, FaceError> {
+    let t = Instant::now();
+    let input = crop
+        .input(img, &face.bbox, &face.landmarks)
+        .ok_or(FaceError::Internal)?;
+    let p = models.mask(&input).map_err(internal)?;
+    timings.mask += t.elapsed();
+    Ok(p)
+}
+
 fn internal(e: ort::Error) -> FaceError {
     tracing::error!(error = %e, "face inference failed");
     FaceError::Internal
@@ -196,13 +228,10 @@ pub struct Bench {
 impl Bench {
     pub fn new(cfg: &FaceConfig) -> Result<Bench, FaceInitError> {
         let manifest = models::manifest()?;
-        let det = cfg.models_dir.join(&manifest.detector.file);
-        let rec = cfg.models_dir.join(&manifest.recognizer.file);
-        models::verify(&det, &manifest.detector, "YuNet detector model")?;
-        models::verify(&rec, &manifest.recognizer, "SFace recognition model")?;
+        let paths = ModelPaths::verified(&cfg.models_dir, &manifest)?;
         let env = models::environment(&absolute(cfg.effective_ort_library()))?;
         Ok(Bench {
-            models: Models::load(&env, &det, &rec)?,
+            models: Models::load(&env, &paths, 1)?,
             cfg: cfg.clone(),
             manifest,
         })
@@ -230,6 +259,28 @@ impl Bench {
         let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
         let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
         self.models.embed(&aligned).map_err(internal)
+    }
+
+    /// p(mask) of the largest face of a decoded photo on each crop (for `face mask-eval --crops`);
+    /// `None` when no face is found.
+    pub fn mask_by_crop(
+        &mut self,
+        img: &RgbImage,
+        crops: &[MaskCrop],
+    ) -> Result<Option<Vec<f32>>, FaceError> {
+        let dets = self.detect(img)?;
+        let Some(face) = dets
+            .iter()
+            .max_by(|a, b| (a.bbox[2] * a.bbox[3]).total_cmp(&(b.bbox[2] * b.bbox[3])))
+        else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(crops.len());
+        for &crop in crops {
+            let mut t = Timings::default();
+            out.push(mask_probability(&mut self.models, img, face, crop, &mut t)?);
+        }
+        Ok(Some(out))
     }
 
     /// The whole selfie pipeline, bytes to template, with stage timings.

@@ -1,4 +1,4 @@
-//! The engine's worker pool: a bounded queue feeding N worker threads, each owning its two ONNX Runtime
+//! The engine's worker pool: a bounded queue feeding N worker threads, each owning its ONNX Runtime
 //! sessions and running [`super::pipeline`] on one job at a time; per-tenant shares of the queue; an
 //! overload answered at once. The async runtime only enqueues and awaits a oneshot reply.
 //!
@@ -12,7 +12,7 @@
 use super::align;
 use super::calibration::{CalibrationTable, Threshold};
 use super::config::FaceConfig;
-use super::models::{self, absolute, FaceInitError, Models};
+use super::models::{self, absolute, FaceInitError, ModelPaths, Models};
 use super::pipeline::{accepted_format, check_chip_photo, run_pipeline};
 use super::template::{ModelMismatch, Template};
 use super::{FaceAnalysis, FaceError, ImageKind};
@@ -21,7 +21,6 @@ use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, 
 use image::RgbImage;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -181,8 +180,7 @@ impl Faults {
 #[derive(Clone)]
 struct Loader {
     env: ort::environment::Environment,
-    det: PathBuf,
-    rec: PathBuf,
+    paths: ModelPaths,
 }
 
 struct Inner {
@@ -221,6 +219,10 @@ impl std::fmt::Debug for FaceEngine {
 #[derive(Clone)]
 struct WorkerKit {
     rx: Receiver<Job>,
+    /// Workers running a job now (for the idle-pool rule of [`Workers::pick`]).
+    running: Arc<AtomicUsize>,
+    /// Intra-op threads of the idle-pool sessions (`face.idle_intra_threads`); 1 = none loaded.
+    idle_threads: usize,
     loader: Loader,
     faults: Faults,
     events: Sender<()>,
@@ -230,13 +232,10 @@ struct WorkerKit {
 impl FaceEngine {
     /// Verifies the model files against the manifest, loads ONNX Runtime, starts the workers (each loads
     /// its sessions; this waits for that) and lets them warm up in the background: `is_ready` turns true
-    /// when every worker has run both models once.
+    /// when every worker has run its models once (both session sets).
     pub fn start(cfg: &FaceConfig) -> Result<FaceEngine, FaceInitError> {
         let manifest = models::manifest()?;
-        let det_path = cfg.models_dir.join(&manifest.detector.file);
-        let rec_path = cfg.models_dir.join(&manifest.recognizer.file);
-        models::verify(&det_path, &manifest.detector, "YuNet detector model")?;
-        models::verify(&rec_path, &manifest.recognizer, "SFace recognition model")?;
+        let paths = ModelPaths::verified(&cfg.models_dir, &manifest)?;
         let lib = absolute(cfg.effective_ort_library());
         // The pinned library is hash-checked too; an operator's ORT_DYLIB_PATH is their own choice.
         if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|v| v.is_empty()) && lib.is_file() {
@@ -265,14 +264,12 @@ impl FaceEngine {
         let (events, events_rx) = unbounded::<()>();
         let kit = WorkerKit {
             rx,
-            loader: Loader {
-                env,
-                det: det_path,
-                rec: rec_path,
-            },
+            loader: Loader { env, paths },
             faults,
             events,
             next_id: Arc::new(AtomicUsize::new(0)),
+            running: Arc::new(AtomicUsize::new(0)),
+            idle_threads: cfg.idle_intra_threads.max(1),
         };
         let (loaded_tx, loaded_rx) = std::sync::mpsc::channel();
         for _ in 0..workers {
@@ -558,7 +555,7 @@ fn spawn_worker(
                 engine: weak.clone(),
                 events: kit.events.clone(),
             };
-            match Models::load(&kit.loader.env, &kit.loader.det, &kit.loader.rec) {
+            match Workers::load(&kit.loader, kit.idle_threads) {
                 Ok(mut m) => {
                     if let Some(tx) = loaded {
                         let _ = tx.send(Ok(()));
@@ -655,14 +652,57 @@ fn supervise(engine: Weak<Inner>, kit: WorkerKit, events: Receiver<()>, tick: Du
     }
 }
 
-fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot) {
-    // Warm-up: the first run of a session allocates and plans; do it before taking traffic.
+/// A worker's sessions: the regular ones (one intra-op thread each), and, when
+/// `face.idle_intra_threads` > 1, a second set with that many threads, used for a job only when no other
+/// worker is running one and none is waiting (issue 25: one request alone uses both cores, and under
+/// load every worker stays on one thread, so throughput is what it was).
+struct Workers {
+    narrow: Models,
+    wide: Option<Models>,
+}
+
+impl Workers {
+    fn load(loader: &Loader, idle_threads: usize) -> Result<Workers, FaceInitError> {
+        Ok(Workers {
+            narrow: Models::load(&loader.env, &loader.paths, 1)?,
+            wide: (idle_threads > 1)
+                .then(|| Models::load(&loader.env, &loader.paths, idle_threads))
+                .transpose()?,
+        })
+    }
+
+    /// The sessions for the job just taken: the wide ones only when this is the only job in the pool.
+    fn pick(&mut self, others_running: usize, queued: usize) -> &mut Models {
+        match &mut self.wide {
+            Some(wide) if others_running == 0 && queued == 0 => wide,
+            _ => &mut self.narrow,
+        }
+    }
+}
+
+fn worker(workers: &mut Workers, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot) {
+    warm_up(&mut workers.narrow);
+    if let Some(wide) = workers.wide.as_mut() {
+        warm_up(wide);
+    }
+    serve(workers, kit, engine, slot);
+}
+
+/// The first run of a session allocates and plans; do it before taking traffic.
+fn warm_up(models: &mut Models) {
     let blank = RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]));
     let _ = models.detect(&blank, 0.5, 0.3);
     let _ = models.embed(&align::AlignedFace {
         rgb_planar: vec![0.0; 3 * 112 * 112],
         grey: vec![0.0; 112 * 112],
     });
+    let side = super::mask::INPUT_SIDE;
+    let _ = models.mask(&super::mask::MaskInput {
+        nhwc: vec![0.0; side * side * 3],
+    });
+}
+
+fn serve(workers: &mut Workers, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot) {
     let Some(inner) = engine.upgrade() else {
         return;
     };
@@ -694,10 +734,13 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
         }
         let _span = job.span.clone().entered();
         slot.set_busy(Some(job.deadline));
+        let others_running = kit.running.fetch_add(1, Ordering::AcqRel);
+        let models = workers.pick(others_running, rx.len());
         let result = catch_unwind(AssertUnwindSafe(|| {
             kit.faults.inject(&job.image, slot, job.deadline);
             run_pipeline(models, &cfg, &job.image, job.kind, &model_id, &model_hash)
         }));
+        kit.running.fetch_sub(1, Ordering::AcqRel);
         slot.set_busy(None);
         let spent = started.elapsed();
         let Ok(result) = result else {
@@ -720,7 +763,7 @@ fn worker(models: &mut Models, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot
         };
         metrics::histogram!("face_job_seconds").record(spent.as_secs_f64());
         if let Ok(a) = &result {
-            let inference = a.timings.detect + a.timings.embed;
+            let inference = a.timings.detect + a.timings.embed + a.timings.mask;
             metrics::histogram!("face_inference_seconds").record(inference.as_secs_f64());
         }
         metrics::counter!("face_jobs_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);

@@ -27,10 +27,12 @@ pub enum QualityCheck {
     Pose,
     Glare,
     LowConfidence,
+    /// A face mask (selfies only; the chip photo is never checked for one).
+    Mask,
 }
 
 impl QualityCheck {
-    pub const ALL: [QualityCheck; 9] = [
+    pub const ALL: [QualityCheck; 10] = [
         Self::NoFace,
         Self::MultipleFaces,
         Self::FaceTooSmall,
@@ -40,7 +42,13 @@ impl QualityCheck {
         Self::Pose,
         Self::Glare,
         Self::LowConfidence,
+        Self::Mask,
     ];
+
+    /// Whether the check exists for images of `kind` (the mask check is for selfies only).
+    pub fn applies_to(self, kind: ImageKind) -> bool {
+        self != Self::Mask || kind == ImageKind::Selfie
+    }
 
     /// The check named by a code's suffix (`blurry`, `no_face`, …).
     pub fn from_suffix(suffix: &str) -> Option<Self> {
@@ -58,6 +66,7 @@ impl QualityCheck {
             Self::Pose => "pose",
             Self::Glare => "glare",
             Self::LowConfidence => "low_confidence",
+            Self::Mask => "mask",
         }
     }
 }
@@ -88,7 +97,9 @@ impl QualityFailure {
         } else {
             (ImageKind::ChipPhoto, code.strip_prefix("chip_photo_")?)
         };
-        QualityCheck::from_suffix(suffix).map(|check| Self { check, kind })
+        QualityCheck::from_suffix(suffix)
+            .filter(|c| c.applies_to(kind))
+            .map(|check| Self { check, kind })
     }
 }
 
@@ -124,6 +135,15 @@ pub struct QualityReport {
     pub roll_deg: Option<f32>,
     pub glare: Option<f32>,
     pub detection_score: Option<f32>,
+    /// The mask classifier's probability that the face wears a mask (selfies only; `None` for the
+    /// chip photo or when no face was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<f32>,
+    /// Checks that failed but that the tenant has chosen to record rather than refuse
+    /// (`selfie_mask` in `flag` mode): the decision went on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub flagged: Vec<QualityFailure>,
 }
 
 impl QualityReport {
@@ -238,6 +258,8 @@ pub struct Metrics {
     pub brightness: f32,
     pub glare: f32,
     pub sharpness: f32,
+    /// p(mask) from the mask classifier; `None` when it was not run (chip photo).
+    pub mask: Option<f32>,
 }
 
 pub fn no_face_report(kind: ImageKind) -> QualityReport {
@@ -257,6 +279,8 @@ pub fn no_face_report(kind: ImageKind) -> QualityReport {
         roll_deg: None,
         glare: None,
         detection_score: None,
+        mask: None,
+        flagged: Vec::new(),
     }
 }
 
@@ -291,6 +315,9 @@ pub fn evaluate(m: &Metrics, rules: &QualityRules, kind: ImageKind) -> QualityRe
     if m.face.score < rules.min_detection_score {
         fail(QualityCheck::LowConfidence);
     }
+    if m.mask.is_some_and(|p| p > rules.max_mask) && QualityCheck::Mask.applies_to(kind) {
+        fail(QualityCheck::Mask);
+    }
     let round1 = |v: f32| (v * 10.0).round() / 10.0;
     let round3 = |v: f32| (v * 1000.0).round() / 1000.0;
     QualityReport {
@@ -310,6 +337,8 @@ pub fn evaluate(m: &Metrics, rules: &QualityRules, kind: ImageKind) -> QualityRe
         roll_deg: Some(round1(m.pose.roll_deg)),
         glare: Some(round3(m.glare)),
         detection_score: Some(round3(m.face.score)),
+        mask: m.mask.map(round3),
+        flagged: Vec::new(),
     }
 }
 

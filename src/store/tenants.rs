@@ -42,6 +42,10 @@ pub struct TenantSettings {
     /// Target false positive identification rate of 1:N searches (`search.default_target_fpir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_target_fpir: Option<crate::domain::search::Rate>,
+    /// What a masked selfie does: `reject` (a retake; the default), `flag` (recorded, the decision goes
+    /// on), `review` (as `flag` until the review state exists), `off` (docs/face.md, "Mask check").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selfie_mask: Option<crate::face::MaskMode>,
 }
 
 /// How an API key to revoke is named.

@@ -1,8 +1,12 @@
 //! The face work of one upload, submitted to the worker pool together (selfie, chip photo, liveness
-//! frames), the liveness measurement from it, and the mapping of the engine's errors.
+//! frames), the tenant's selfie policy applied to it (the mask mode), the liveness measurement from it,
+//! and the mapping of the engine's errors.
+//!
+//! Every selfie the service judges goes through [`analyze`]: the engine's quality report (with the mask
+//! check) and then [`crate::face::mask_mode::apply_mode`] with the tenant's `selfie_mask` setting.
 
-use super::UseCaseError;
-use crate::face::{FaceAnalysis, FaceEngine, FaceError, ImageKind};
+use super::{Services, UseCaseError};
+use crate::face::{FaceAnalysis, FaceEngine, FaceError, ImageKind, MaskMode};
 use crate::liveness::{self, Challenge, FrameObservation, LivenessConfig, LivenessReport};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -57,14 +61,30 @@ fn chip_error(e: FaceError) -> UseCaseError {
     }
 }
 
+/// The tenant's `selfie_mask` mode (default `reject`).
+pub async fn mask_mode(
+    svc: &Services,
+    tenant_id: &crate::domain::TenantId,
+) -> Result<MaskMode, UseCaseError> {
+    let tenant = svc
+        .store
+        .get_tenant(tenant_id)
+        .await?
+        .ok_or(UseCaseError::NotFound)?;
+    Ok(tenant.settings.selfie_mask.unwrap_or_default())
+}
+
 /// Runs every image of the upload on the pool at once, on behalf of `tenant_id`; the first error wins.
+/// The selfie's quality report has the tenant's mask mode applied.
 pub async fn analyze(
-    engine: &FaceEngine,
+    svc: &Services,
     tenant_id: &crate::domain::TenantId,
     selfie: Bytes,
     chip: Option<Bytes>,
     frames: &[Bytes],
 ) -> Result<FaceWork, UseCaseError> {
+    let mode = mask_mode(svc, tenant_id).await?;
+    let engine = &svc.face;
     let tenant_id = tenant_id.as_str();
     let selfie_job = async {
         engine
@@ -91,8 +111,10 @@ pub async fn analyze(
             .map_err(|e| selfie_error(e, "liveness_frame"))
     }));
     let (selfie, chip, frames) = tokio::join!(selfie_job, chip_job, frame_jobs);
+    let mut selfie = selfie?;
+    crate::face::mask_mode::apply_mode(&mut selfie.quality, mode);
     Ok(FaceWork {
-        selfie: selfie?,
+        selfie,
         chip: chip?,
         frames: frames.into_iter().collect::<Result<_, _>>()?,
     })

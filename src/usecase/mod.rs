@@ -242,6 +242,8 @@ pub(crate) mod test_support {
             roll_deg: Some(0.0),
             glare: Some(0.0),
             detection_score: Some(0.9),
+            mask: Some(0.0),
+            flagged: Vec::new(),
         }
     }
 }

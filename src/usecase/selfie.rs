@@ -113,8 +113,7 @@ impl SelfieSource {
     ) -> UseCaseResult<(JudgedSelfie, Option<FaceAnalysis>)> {
         match self {
             SelfieSource::Posted(selfie) => {
-                let work =
-                    faces::analyze(&svc.face, tenant_id, selfie.clone(), chip, frames).await?;
+                let work = faces::analyze(svc, tenant_id, selfie.clone(), chip, frames).await?;
                 let judged = JudgedSelfie::judge(&work, challenge, &svc.settings.liveness);
                 Ok((judged, work.chip))
             }

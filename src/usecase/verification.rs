@@ -196,7 +196,7 @@ pub async fn verify(
         )
         .ok_or(UseCaseError::EnrollmentInactive)?;
         // Every verify's selfie is checked against the tenant's watchlist (issue 21).
-        let watchlist = match (&work.selfie.template, work.selfie.quality.result) {
+        let watchlist = match (&judged.template, judged.quality.result) {
             (Some(probe), QualityResult::Pass) => {
                 let policy = super::search::check::policy(svc, tenant_id).await?;
                 let index = super::search::check::ready_index(svc).await?;

@@ -13,6 +13,7 @@ mod exactly_once;
 mod hardening;
 mod house;
 mod liveness;
+mod masks;
 mod ops;
 mod readiness;
 mod search;

@@ -59,7 +59,10 @@ pub async fn search(
         ));
     }
     let policy = super::check::policy(svc, tenant_id).await?;
-    let work = faces::analyze(&svc.face, tenant_id, upload.selfie, None, &[]).await?;
+    let selfie = upload
+        .selfie
+        .ok_or_else(|| UseCaseError::Malformed("a search needs a `selfie` part".into()))?;
+    let work = faces::analyze(svc, tenant_id, selfie, None, &[]).await?;
     let index = ready_index(svc).await?;
     let now = now_millis();
     let id = new_id("srh");

@@ -92,7 +92,7 @@ pub async fn create(
     let photo = base64::engine::general_purpose::STANDARD
         .decode(entry.photo.trim())
         .map_err(|_| UseCaseError::Malformed("`photo` is not valid base64".into()))?;
-    let work = faces::analyze(&svc.face, tenant_id, Bytes::from(photo), None, &[]).await?;
+    let work = faces::analyze(svc, tenant_id, Bytes::from(photo), None, &[]).await?;
     let template = work
         .selfie
         .template

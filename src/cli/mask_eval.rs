@@ -1,0 +1,408 @@
+//! `jpki-face face mask-eval DIR` and `jpki-face face mask-synth`: measuring the selfie mask check on a
+//! labelled folder (detection rate on masked faces, false-alarm rate on unmasked ones, a threshold
+//! table), and making synthetic masked faces to measure and test with (docs/accuracy.md, "Mask check").
+
+use super::start_engine as start;
+use crate::face::synthetic_mask;
+use crate::face::{Bench, FaceConfig, ImageKind, MaskCrop, QualityCheck};
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// `face mask-eval` options.
+#[derive(Debug, clap::Args)]
+pub struct MaskEvalArgs {
+    /// Folder of images. Sub-folders named `with_mask`/`masked` hold masked faces and
+    /// `without_mask`/`unmasked` unmasked ones (nested folders are read too); see `--label`.
+    pub dir: PathBuf,
+    /// Label every image under DIR instead of reading the sub-folder names (e.g. `unmasked` for a
+    /// folder of ordinary portraits, to count false alarms).
+    #[arg(long, value_enum)]
+    pub label: Option<Label>,
+    /// Add this margin (fraction of the longer side, on each side, edge pixels repeated) around each
+    /// photo before analysis: tight face crops give the detector no room otherwise.
+    #[arg(long, default_value_t = 0.0)]
+    pub pad: f32,
+    /// Also compare the classifier's crops (single-threaded, without the service's quality rules).
+    #[arg(long)]
+    pub crops: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `face mask-synth` options.
+#[derive(Debug, clap::Args)]
+pub struct MaskSynthArgs {
+    /// A folder of face photos (read recursively).
+    pub images: PathBuf,
+    /// Where to write `<name>.<texture>.png`, one per photo (textures taken in turn).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The mask textures (installed by `make models`).
+    #[arg(long, default_value = "models/mask-textures")]
+    pub textures: PathBuf,
+    /// At most this many photos.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    Masked,
+    Unmasked,
+}
+
+fn label_of(path: &Path, root: &Path) -> Option<Label> {
+    let rel = path.strip_prefix(root).ok()?;
+    for part in rel.components() {
+        let name = part.as_os_str().to_string_lossy().to_ascii_lowercase();
+        match name.as_str() {
+            "with_mask" | "masked" | "mask" => return Some(Label::Masked),
+            "without_mask" | "unmasked" | "no_mask" => return Some(Label::Unmasked),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_image(p: &Path) -> bool {
+    matches!(
+        p.extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref(),
+        Some("jpg" | "jpeg" | "png" | "webp")
+    )
+}
+
+/// Every image file under `dir`, sorted.
+pub(super) fn images_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_image(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The photo with `pad` × its longer side added on each side (edge pixels repeated).
+fn padded(img: &RgbImage, pad: f32) -> RgbImage {
+    let m = (img.width().max(img.height()) as f32 * pad).round() as i64;
+    if m <= 0 {
+        return img.clone();
+    }
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    RgbImage::from_fn((w + 2 * m) as u32, (h + 2 * m) as u32, |x, y| {
+        let sx = (x as i64 - m).clamp(0, w - 1) as u32;
+        let sy = (y as i64 - m).clamp(0, h - 1) as u32;
+        *img.get_pixel(sx, sy)
+    })
+}
+
+fn png(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+/// What the service made of one image.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    file: String,
+    label: Label,
+    /// p(mask); `None` when no face was found.
+    p_mask: Option<f32>,
+    /// The service's own verdict at the configured threshold (`selfie_mask` among the failures).
+    refused_mask: bool,
+    /// Any quality failure at all (a retake for another reason).
+    quality_failed: bool,
+    /// The failure codes (to see what else, e.g. glare or blur, the photos fail).
+    failed: Vec<String>,
+    by_crop: Option<Vec<f32>>,
+}
+
+const THRESHOLDS: [f32; 12] = [
+    0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99,
+];
+
+#[derive(Debug, serde::Serialize)]
+struct TableRow {
+    threshold: f32,
+    /// Masked faces with p(mask) above the threshold, among all masked images (no face = not caught).
+    caught: f64,
+    /// Unmasked faces with p(mask) above the threshold, among all unmasked images.
+    false_alarm: f64,
+}
+
+fn table(rows: &[Row], pick: impl Fn(&Row) -> Option<f32>) -> Vec<TableRow> {
+    let rate = |label: Label, t: f32| {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.label == label).collect();
+        if of.is_empty() {
+            return f64::NAN;
+        }
+        of.iter().filter(|r| pick(r).is_some_and(|p| p > t)).count() as f64 / of.len() as f64
+    };
+    THRESHOLDS
+        .iter()
+        .map(|&t| TableRow {
+            threshold: t,
+            caught: rate(Label::Masked, t),
+            false_alarm: rate(Label::Unmasked, t),
+        })
+        .collect()
+}
+
+fn pct(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.1} %", v * 100.0)
+    }
+}
+
+pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
+    let files = images_under(&args.dir)?;
+    let labelled: Vec<(PathBuf, Label)> = files
+        .into_iter()
+        .filter_map(|p| {
+            let l = args.label.or_else(|| label_of(&p, &args.dir))?;
+            Some((p, l))
+        })
+        .collect();
+    if labelled.is_empty() {
+        bail!(
+            "no labelled images under {} (sub-folders with_mask/without_mask, or --label)",
+            args.dir.display()
+        );
+    }
+    let engine = start(cfg)?;
+    let next = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::with_capacity(labelled.len()));
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..engine.workers() {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, label)) = labelled.get(i) else {
+                    return;
+                };
+                let result = (|| -> anyhow::Result<Row> {
+                    let bytes = std::fs::read(path)?;
+                    let bytes = if args.pad > 0.0 {
+                        let img = image::load_from_memory(&bytes)?.to_rgb8();
+                        png(&padded(&img, args.pad))?
+                    } else {
+                        bytes
+                    };
+                    let a = engine.analyze_blocking(Bytes::from(bytes), ImageKind::Selfie)?;
+                    Ok(Row {
+                        file: path.display().to_string(),
+                        label: *label,
+                        p_mask: a.quality.mask,
+                        refused_mask: a.quality.has(QualityCheck::Mask),
+                        quality_failed: !a.quality.failed.is_empty(),
+                        failed: a.quality.failed.iter().map(|f| f.code()).collect(),
+                        by_crop: None,
+                    })
+                })();
+                match result {
+                    Ok(r) => rows.lock().unwrap_or_else(|p| p.into_inner()).push(r),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{}: {e:#}", path.display())),
+                }
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap_or_else(|p| p.into_inner());
+    rows.sort_by(|a, b| a.file.cmp(&b.file));
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    drop(engine);
+    if args.crops {
+        let mut bench = Bench::new(cfg)?;
+        for r in rows.iter_mut() {
+            let img = image::open(&r.file)?.to_rgb8();
+            let img = padded(&img, args.pad);
+            r.by_crop = bench.mask_by_crop(&img, &MaskCrop::ALL)?;
+        }
+    }
+    report(&args, cfg, &rows, &errors)
+}
+
+fn report(
+    args: &MaskEvalArgs,
+    cfg: &FaceConfig,
+    rows: &[Row],
+    errors: &[String],
+) -> anyhow::Result<()> {
+    let count = |l: Label| rows.iter().filter(|r| r.label == l).count();
+    let no_face = |l: Label| {
+        rows.iter()
+            .filter(|r| r.label == l && r.p_mask.is_none())
+            .count()
+    };
+    let refused = |l: Label| {
+        rows.iter()
+            .filter(|r| r.label == l && r.refused_mask)
+            .count()
+    };
+    let any_fail = |l: Label| {
+        rows.iter()
+            .filter(|r| r.label == l && r.quality_failed)
+            .count()
+    };
+    let service = table(rows, |r| r.p_mask);
+    let crops: Vec<(MaskCrop, Vec<TableRow>)> = if args.crops {
+        MaskCrop::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                (
+                    c,
+                    table(rows, |r| r.by_crop.as_ref().and_then(|v| v.get(i).copied())),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ratio = |a: usize, b: usize| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
+    let (masked, unmasked) = (count(Label::Masked), count(Label::Unmasked));
+    if args.json {
+        let out = serde_json::json!({
+            "dir": args.dir.display().to_string(),
+            "pad": args.pad,
+            "crop": cfg.mask_crop,
+            "max_mask": cfg.selfie.max_mask,
+            "masked": masked,
+            "unmasked": unmasked,
+            "no_face": {"masked": no_face(Label::Masked), "unmasked": no_face(Label::Unmasked)},
+            "detection_rate": ratio(refused(Label::Masked), masked),
+            "false_alarm_rate": ratio(refused(Label::Unmasked), unmasked),
+            "any_quality_failure": {"masked": any_fail(Label::Masked), "unmasked": any_fail(Label::Unmasked)},
+            "table": service,
+            "crops": crops.iter().map(|(c, t)| serde_json::json!({"crop": c, "table": t})).collect::<Vec<_>>(),
+            "errors": errors,
+            "rows": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {masked} masked, {unmasked} unmasked (pad {}, crop {}, max_mask {})",
+        args.dir.display(),
+        args.pad,
+        cfg.mask_crop.as_str(),
+        cfg.selfie.max_mask
+    );
+    println!(
+        "detection rate (selfie_mask on masked): {}   false-alarm rate (selfie_mask on unmasked): {}",
+        pct(ratio(refused(Label::Masked), masked)),
+        pct(ratio(refused(Label::Unmasked), unmasked))
+    );
+    println!(
+        "no face found: {} masked, {} unmasked; any quality failure: {} masked, {} unmasked",
+        no_face(Label::Masked),
+        no_face(Label::Unmasked),
+        any_fail(Label::Masked),
+        any_fail(Label::Unmasked)
+    );
+    let print = |name: &str, t: &[TableRow]| {
+        println!("\n{name}\nthreshold  caught    false alarm");
+        for r in t {
+            println!(
+                "{:>9}  {:>8}  {:>8}",
+                r.threshold,
+                pct(r.caught),
+                pct(r.false_alarm)
+            );
+        }
+    };
+    for label in [Label::Masked, Label::Unmasked] {
+        let mut by_code = std::collections::BTreeMap::<&str, usize>::new();
+        for r in rows.iter().filter(|r| r.label == label) {
+            for c in &r.failed {
+                *by_code.entry(c.as_str()).or_default() += 1;
+            }
+        }
+        if !by_code.is_empty() {
+            println!("quality failures on {label:?} images: {by_code:?}");
+        }
+    }
+    print(
+        &format!("service crop ({})", cfg.mask_crop.as_str()),
+        &service,
+    );
+    for (c, t) in &crops {
+        print(&format!("crop {}", c.as_str()), t);
+    }
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    Ok(())
+}
+
+pub(super) fn synth(args: MaskSynthArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
+    let textures: Vec<(String, RgbImage)> = synthetic_mask::TEXTURES
+        .iter()
+        .map(|name| {
+            let p = args.textures.join(name);
+            let img = image::open(&p)
+                .with_context(|| format!("{} (run make models)", p.display()))?
+                .to_rgb8();
+            Ok((name.trim_end_matches(".jpg").to_string(), img))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::create_dir_all(&args.out)?;
+    let mut bench = Bench::new(cfg)?;
+    let files = images_under(&args.images)?;
+    let mut made = 0usize;
+    for (i, path) in files.iter().enumerate() {
+        if args.limit.is_some_and(|l| made >= l) {
+            break;
+        }
+        let img = image::open(path)
+            .with_context(|| format!("{}", path.display()))?
+            .to_rgb8();
+        let dets = bench.detect(&img)?;
+        let Some(face) = dets
+            .iter()
+            .max_by(|a, b| (a.bbox[2] * a.bbox[3]).total_cmp(&(b.bbox[2] * b.bbox[3])))
+        else {
+            continue;
+        };
+        let (tname, tex) = &textures[i % textures.len()];
+        let Some(masked) = synthetic_mask::put_on(&img, &face.landmarks, tex) else {
+            continue;
+        };
+        let stem = path
+            .strip_prefix(&args.images)
+            .unwrap_or(path)
+            .with_extension("")
+            .to_string_lossy()
+            .replace(['/', '\\'], "__");
+        masked.save(args.out.join(format!("{stem}.{tname}.png")))?;
+        made += 1;
+    }
+    eprintln!("mask-synth: {made} masked images in {}", args.out.display());
+    Ok(())
+}
