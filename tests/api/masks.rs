@@ -17,6 +17,7 @@ crate::on_both_backends!(
     a_masked_selfie_is_refused_with_selfie_mask_and_the_same_face_unmasked_passes,
     flag_mode_records_the_mask_and_the_decision_goes_on,
     off_mode_ignores_the_mask,
+    the_selfie_step_asks_for_a_retake_of_a_masked_selfie,
 );
 
 /// `rel` (a calibration photo) with a mask pasted on, as PNG bytes.
@@ -203,4 +204,48 @@ async fn off_mode_ignores_the_mask(backend: Backend) {
     assert!(q["flagged"].is_null() && !codes(&q["failed"]).contains(&"selfie_mask".to_string()));
     // The score is still reported.
     assert!(q["mask"].as_f64().unwrap() > 0.4, "{q:#}");
+}
+
+/// The selfie step (item 7) judges with the same path: a masked selfie is a retake naming
+/// `selfie_mask` and nothing is kept; the same face unmasked passes and is kept.
+async fn the_selfie_step_asks_for_a_retake_of_a_masked_selfie(backend: Backend) {
+    let app = spawn_app_with(cards().app_options(backend)).await;
+    let session = app.enrollment_session().await;
+    let post = |selfie: Vec<u8>| {
+        let form = reqwest::multipart::Form::new().part("selfie", selfie_part(selfie));
+        app.client
+            .post(app.url(&format!(
+                "/v1/sessions/{}/selfie",
+                session["id"].as_str().unwrap()
+            )))
+            .bearer_auth(client_token(&session))
+            .multipart(form)
+            .send()
+    };
+    let response = post(masked(A_SELFIE).await).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let verdict: Value = response.json().await.unwrap();
+    assert_eq!(verdict["result"], "retake", "{verdict:#}");
+    assert!(
+        verdict["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("selfie_mask")),
+        "{verdict:#}"
+    );
+    assert_eq!(
+        app.count(jpki_face::store::CountedTable::SessionSelfies)
+            .await,
+        0
+    );
+    let unmasked = std::fs::read(photo(A_SELFIE)).unwrap();
+    let response = post(unmasked).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let verdict: Value = response.json().await.unwrap();
+    assert_eq!(verdict["result"], "pass", "{verdict:#}");
+    assert_eq!(
+        app.count(jpki_face::store::CountedTable::SessionSelfies)
+            .await,
+        1
+    );
 }
