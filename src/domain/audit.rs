@@ -42,10 +42,16 @@ pub enum AuditKind {
     /// The selfie step judged a selfie (`pass`: kept with the session; `retake`: nothing kept).
     #[serde(rename = "session.selfie_checked")]
     SessionSelfieChecked,
+    /// A reviewer decided an enrollment in review (or gave the first of two approvals).
+    #[serde(rename = "enrollment.reviewed")]
+    EnrollmentReviewed,
+    /// A photo of an enrollment's review evidence was shown; names the viewer.
+    #[serde(rename = "review.evidence_viewed")]
+    ReviewEvidenceViewed,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 20] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -64,6 +70,8 @@ impl AuditKind {
         AuditKind::WatchlistCreated,
         AuditKind::WatchlistDeleted,
         AuditKind::SessionSelfieChecked,
+        AuditKind::EnrollmentReviewed,
+        AuditKind::ReviewEvidenceViewed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +94,8 @@ impl AuditKind {
             AuditKind::WatchlistCreated => "watchlist.created",
             AuditKind::WatchlistDeleted => "watchlist.deleted",
             AuditKind::SessionSelfieChecked => "session.selfie_checked",
+            AuditKind::EnrollmentReviewed => "enrollment.reviewed",
+            AuditKind::ReviewEvidenceViewed => "review.evidence_viewed",
         }
     }
 }

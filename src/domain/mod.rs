@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod ids;
+pub mod review;
 pub mod revocation;
 pub mod search;
 pub mod vocab;

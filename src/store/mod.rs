@@ -18,6 +18,7 @@ mod gallery;
 mod idempotency;
 mod ids;
 mod retention;
+mod reviews;
 mod schedule;
 mod selfies;
 mod sessions;
@@ -38,6 +39,7 @@ pub use idempotency::{
     Completion, IdempotencyScope, IdempotencyStore, IdempotentResponse, Reservation,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
+pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite, SealedEvidence};
 pub use schedule::{ClaimedCheck, ScheduleStore};
 pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};
@@ -67,6 +69,7 @@ pub trait Store:
     + RetentionStore
     + GalleryStore
     + SelfieStore
+    + ReviewStore
     + Send
     + Sync
     + 'static
@@ -86,6 +89,7 @@ impl<T> Store for T where
         + RetentionStore
         + GalleryStore
         + SelfieStore
+        + ReviewStore
         + Send
         + Sync
         + 'static
@@ -104,6 +108,7 @@ pub enum CountedTable {
     WebhookEvents,
     WebhookDeliveries,
     SessionSelfies,
+    ReviewEvidence,
 }
 
 impl CountedTable {
@@ -118,6 +123,7 @@ impl CountedTable {
             CountedTable::WebhookEvents => "webhook_events",
             CountedTable::WebhookDeliveries => "webhook_deliveries",
             CountedTable::SessionSelfies => "session_selfies",
+            CountedTable::ReviewEvidence => "review_evidence",
         }
     }
 }
