@@ -14,6 +14,7 @@
 mod audit;
 mod enrollments;
 mod error;
+mod evidence;
 mod gallery;
 mod idempotency;
 mod ids;
@@ -32,6 +33,7 @@ pub use enrollments::{
     EnrollmentRow, EnrollmentStore, NewEnrollment, StatusChange, StoredTemplate,
 };
 pub use error::{StoreError, StoreResult};
+pub use evidence::SealedEvidence;
 pub use gallery::{
     EnrollmentFace, FeedKind, FeedOp, GalleryChange, GalleryStore, NewWatchlistEntry, WatchlistRow,
 };
@@ -39,7 +41,7 @@ pub use idempotency::{
     Completion, IdempotencyScope, IdempotencyStore, IdempotentResponse, Reservation,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
-pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite, SealedEvidence};
+pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite};
 pub use schedule::{ClaimedCheck, ScheduleStore};
 pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};

@@ -15,10 +15,9 @@
 //! - **Evidence**: the chip photo and the selfie as JPEG, sealed under the enrollment's data key
 //!   when it went to review; every view is audited (`review.evidence_viewed`, naming the viewer).
 
-use super::enrollment::decide::{route_to_review, Decision, ReviewRules};
+use super::enrollment::decide::{route_to_review, Decision, MatchPolicy, ReviewRules};
 use super::enrollment::record::{data_key, render, StoredDecision};
 use super::enrollment::view::{EnrollmentDocument, ReviewInfo, ReviewOutcomeView};
-use super::enrollment::MatchPolicy;
 use super::{search, webhooks, Services, UseCaseError, UseCaseResult};
 use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::review::{
