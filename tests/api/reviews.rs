@@ -247,6 +247,13 @@ async fn a_face_in_the_band_waits_for_a_person_and_an_approve_makes_it_usable(ba
         .await
         .unwrap();
     assert_problem(verify, 409, "enrollment_inactive").await;
+    let session = app
+        .post_session(
+            &key,
+            &json!({"purpose": "transaction", "enrollment_id": id}),
+        )
+        .await;
+    assert_problem(session, 409, "enrollment_inactive").await;
     let found: Value = app
         .client
         .post(app.url("/v1/faces/search"))
