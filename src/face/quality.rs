@@ -315,7 +315,14 @@ pub fn evaluate(m: &Metrics, rules: &QualityRules, kind: ImageKind) -> QualityRe
     if m.face.score < rules.min_detection_score {
         fail(QualityCheck::LowConfidence);
     }
-    if m.mask.is_some_and(|p| p > rules.max_mask) && QualityCheck::Mask.applies_to(kind) {
+    let mask_rule = super::mask::MaskRule {
+        max_mask: rules.max_mask,
+        score_pivot: rules.mask_score_pivot,
+        score_weight: rules.mask_score_weight,
+    };
+    if m.mask.is_some_and(|p| mask_rule.is_masked(p, m.face.score))
+        && QualityCheck::Mask.applies_to(kind)
+    {
         fail(QualityCheck::Mask);
     }
     let round1 = |v: f32| (v * 10.0).round() / 10.0;
