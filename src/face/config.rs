@@ -105,13 +105,13 @@ impl Default for FaceConfig {
             transaction_target_fmr: 1e-5,
             selfie: QualityRules::default(),
             chip_photo: QualityRules::chip_photo(),
-            mask_crop: super::mask::MaskCrop::BoxUpright,
+            mask_crop: super::mask::MaskCrop::Box,
         }
     }
 }
 
 /// The selfie's mask threshold, chosen from the measured table in docs/accuracy.md ("Mask check").
-pub const DEFAULT_MAX_MASK: f32 = 0.4;
+pub const DEFAULT_MAX_MASK: f32 = 0.5;
 /// The detector score below which the mask threshold is lowered, and by how much (same table).
 pub const DEFAULT_MASK_SCORE_PIVOT: f32 = 0.9;
 pub const DEFAULT_MASK_SCORE_WEIGHT: f32 = 20.0;

