@@ -3,6 +3,7 @@
 //! table), and making synthetic masked faces to measure and test with (docs/accuracy.md, "Mask check").
 
 use super::start_engine as start;
+use crate::face::mask::MaskRule;
 use crate::face::synthetic_mask;
 use crate::face::{Bench, FaceConfig, ImageKind, MaskCrop, QualityCheck};
 use anyhow::{bail, Context};
@@ -29,6 +30,11 @@ pub struct MaskEvalArgs {
     /// Also compare the classifier's crops (single-threaded, without the service's quality rules).
     #[arg(long)]
     pub crops: bool,
+    /// Only this half of the images: within each label, images sorted by a hash of their path under
+    /// DIR go alternately to `a` and `b` (a fixed split, to choose thresholds on one half and report
+    /// on the other).
+    #[arg(long, value_enum)]
+    pub half: Option<Half>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -55,6 +61,47 @@ pub struct MaskSynthArgs {
 pub enum Label {
     Masked,
     Unmasked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Half {
+    A,
+    B,
+}
+
+/// FNV-1a (64 bits): a stable hash of a path for the split, the same on every machine and version.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The half of each image: per label, sorted by the hash of the path relative to `root` (with `/`
+/// separators), alternately `a` and `b`; so each half holds half of each label.
+fn halves(labelled: &[(PathBuf, Label)], root: &Path) -> Vec<Half> {
+    let key = |p: &Path| {
+        let rel = p.strip_prefix(root).unwrap_or(p);
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        fnv1a(parts.join("/").as_bytes())
+    };
+    let mut out = vec![Half::A; labelled.len()];
+    for label in [Label::Masked, Label::Unmasked] {
+        let mut of: Vec<(u64, usize)> = labelled
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, l))| *l == label)
+            .map(|(i, (p, _))| (key(p), i))
+            .collect();
+        of.sort();
+        for (n, (_, i)) in of.into_iter().enumerate() {
+            out[i] = if n % 2 == 0 { Half::A } else { Half::B };
+        }
+    }
+    out
 }
 
 fn label_of(path: &Path, root: &Path) -> Option<Label> {
@@ -122,8 +169,11 @@ fn png(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
 struct Row {
     file: String,
     label: Label,
+    half: Half,
     /// p(mask); `None` when no face was found.
     p_mask: Option<f32>,
+    /// The detector's score of the face (the mask rule lowers its threshold for unsure faces).
+    detection_score: Option<f32>,
     /// The service's own verdict at the configured threshold (`selfie_mask` among the failures).
     refused_mask: bool,
     /// Any quality failure at all (a retake for another reason).
@@ -146,13 +196,14 @@ struct TableRow {
     false_alarm: f64,
 }
 
-fn table(rows: &[Row], pick: impl Fn(&Row) -> Option<f32>) -> Vec<TableRow> {
+/// Caught and false-alarm rates at each threshold; `flags(row, t)` says whether a row is flagged at `t`.
+fn table(rows: &[Row], flags: impl Fn(&Row, f32) -> bool) -> Vec<TableRow> {
     let rate = |label: Label, t: f32| {
         let of: Vec<&Row> = rows.iter().filter(|r| r.label == label).collect();
         if of.is_empty() {
             return f64::NAN;
         }
-        of.iter().filter(|r| pick(r).is_some_and(|p| p > t)).count() as f64 / of.len() as f64
+        of.iter().filter(|r| flags(r, t)).count() as f64 / of.len() as f64
     };
     THRESHOLDS
         .iter()
@@ -181,6 +232,13 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
             Some((p, l))
         })
         .collect();
+    let split = halves(&labelled, &args.dir);
+    let labelled: Vec<(PathBuf, Label, Half)> = labelled
+        .into_iter()
+        .zip(split)
+        .map(|((p, l), h)| (p, l, h))
+        .filter(|(_, _, h)| args.half.is_none_or(|want| want == *h))
+        .collect();
     if labelled.is_empty() {
         bail!(
             "no labelled images under {} (sub-folders with_mask/without_mask, or --label)",
@@ -195,7 +253,7 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
         for _ in 0..engine.workers() {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, label)) = labelled.get(i) else {
+                let Some((path, label, half)) = labelled.get(i) else {
                     return;
                 };
                 let result = (|| -> anyhow::Result<Row> {
@@ -210,7 +268,9 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
                     Ok(Row {
                         file: path.display().to_string(),
                         label: *label,
+                        half: *half,
                         p_mask: a.quality.mask,
+                        detection_score: a.face.as_ref().map(|f| f.detection_score),
                         refused_mask: a.quality.has(QualityCheck::Mask),
                         quality_failed: !a.quality.failed.is_empty(),
                         failed: a.quality.failed.iter().map(|f| f.code()).collect(),
@@ -264,16 +324,25 @@ fn report(
             .filter(|r| r.label == l && r.quality_failed)
             .count()
     };
-    let service = table(rows, |r| r.p_mask);
+    let rule_at = |t: f32| MaskRule {
+        max_mask: t,
+        score_pivot: cfg.selfie.mask_score_pivot,
+        score_weight: cfg.selfie.mask_score_weight,
+    };
+    // The service's rule with `max_mask` at each threshold, and p(mask) alone for comparison.
+    let flagged = |p: Option<f32>, r: &Row, t: f32| match (p, r.detection_score) {
+        (Some(p), Some(s)) => rule_at(t).is_masked(p, s),
+        _ => false,
+    };
+    let service = table(rows, |r, t| flagged(r.p_mask, r, t));
+    let p_alone = table(rows, |r, t| r.p_mask.is_some_and(|p| p > t));
     let crops: Vec<(MaskCrop, Vec<TableRow>)> = if args.crops {
         MaskCrop::ALL
             .iter()
             .enumerate()
             .map(|(i, &c)| {
-                (
-                    c,
-                    table(rows, |r| r.by_crop.as_ref().and_then(|v| v.get(i).copied())),
-                )
+                let p = |r: &Row| r.by_crop.as_ref().and_then(|v| v.get(i).copied());
+                (c, table(rows, |r, t| flagged(p(r), r, t)))
             })
             .collect()
     } else {
@@ -292,7 +361,10 @@ fn report(
             "dir": args.dir.display().to_string(),
             "pad": args.pad,
             "crop": cfg.mask_crop,
+            "half": args.half,
             "max_mask": cfg.selfie.max_mask,
+            "mask_score_pivot": cfg.selfie.mask_score_pivot,
+            "mask_score_weight": cfg.selfie.mask_score_weight,
             "masked": masked,
             "unmasked": unmasked,
             "no_face": {"masked": no_face(Label::Masked), "unmasked": no_face(Label::Unmasked)},
@@ -300,6 +372,7 @@ fn report(
             "false_alarm_rate": ratio(refused(Label::Unmasked), unmasked),
             "any_quality_failure": {"masked": any_fail(Label::Masked), "unmasked": any_fail(Label::Unmasked)},
             "table": service,
+            "table_p_mask_alone": p_alone,
             "crops": crops.iter().map(|(c, t)| serde_json::json!({"crop": c, "table": t})).collect::<Vec<_>>(),
             "errors": errors,
             "rows": rows,
@@ -307,12 +380,20 @@ fn report(
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
+    let half = match args.half {
+        Some(Half::A) => ", half a",
+        Some(Half::B) => ", half b",
+        None => "",
+    };
     println!(
-        "{}: {masked} masked, {unmasked} unmasked (pad {}, crop {}, max_mask {})",
+        "{}{half}: {masked} masked, {unmasked} unmasked (pad {}, crop {}, max_mask {}, \
+         mask_score_pivot {}, mask_score_weight {})",
         args.dir.display(),
         args.pad,
         cfg.mask_crop.as_str(),
-        cfg.selfie.max_mask
+        cfg.selfie.max_mask,
+        cfg.selfie.mask_score_pivot,
+        cfg.selfie.mask_score_weight
     );
     println!(
         "detection rate (selfie_mask on masked): {}   false-alarm rate (selfie_mask on unmasked): {}",
@@ -349,11 +430,21 @@ fn report(
         }
     }
     print(
-        &format!("service crop ({})", cfg.mask_crop.as_str()),
+        &format!(
+            "service rule (crop {}, threshold = max_mask at detector score >= {}, lowered by {} \
+             log-odds per unit below)",
+            cfg.mask_crop.as_str(),
+            cfg.selfie.mask_score_pivot,
+            cfg.selfie.mask_score_weight
+        ),
         &service,
     );
+    print(
+        &format!("p(mask) alone (crop {})", cfg.mask_crop.as_str()),
+        &p_alone,
+    );
     for (c, t) in &crops {
-        print(&format!("crop {}", c.as_str()), t);
+        print(&format!("crop {} (service rule)", c.as_str()), t);
     }
     for e in errors {
         eprintln!("error: {e}");
@@ -405,4 +496,50 @@ pub(super) fn synth(args: MaskSynthArgs, cfg: &FaceConfig) -> anyhow::Result<()>
     }
     eprintln!("mask-synth: {made} masked images in {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_split_each_label_evenly_and_stay_fixed() {
+        let root = Path::new("/data");
+        let labelled: Vec<(PathBuf, Label)> = (0..7)
+            .map(|i| (root.join(format!("with_mask/{i}.jpg")), Label::Masked))
+            .chain((0..4).map(|i| (root.join(format!("without_mask/{i}.jpg")), Label::Unmasked)))
+            .collect();
+        let h = halves(&labelled, root);
+        let count = |label, half| {
+            labelled
+                .iter()
+                .zip(&h)
+                .filter(|((_, l), x)| *l == label && **x == half)
+                .count()
+        };
+        assert_eq!(
+            (count(Label::Masked, Half::A), count(Label::Masked, Half::B)),
+            (4, 3)
+        );
+        assert_eq!(
+            (
+                count(Label::Unmasked, Half::A),
+                count(Label::Unmasked, Half::B)
+            ),
+            (2, 2)
+        );
+        // The split depends on the path under the root only, not on where the folder is.
+        let moved: Vec<(PathBuf, Label)> = labelled
+            .iter()
+            .map(|(p, l)| {
+                (
+                    Path::new("/elsewhere").join(p.strip_prefix(root).unwrap()),
+                    *l,
+                )
+            })
+            .collect();
+        assert_eq!(halves(&moved, Path::new("/elsewhere")), h);
+        // FNV-1a's published test vector.
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
 }

@@ -72,8 +72,14 @@ pub struct QualityRules {
     pub max_glare: f32,
     /// Smallest detector score for the chosen face.
     pub min_detection_score: f32,
-    /// `mask`: largest p(mask) of the mask classifier (selfies only; the chip photo is never checked).
+    /// `mask`: largest p(mask) of the mask classifier (selfies only; the chip photo is never checked)
+    /// for a face whose detector score is at least `mask_score_pivot`.
     pub max_mask: f32,
+    /// Below this detector score the mask threshold is lowered (`face::mask::MaskRule`).
+    pub mask_score_pivot: f32,
+    /// How much: log-odds of the threshold taken off per unit of score below the pivot (0 = a plain
+    /// threshold on p(mask)).
+    pub mask_score_weight: f32,
 }
 
 impl Default for FaceConfig {
@@ -105,7 +111,10 @@ impl Default for FaceConfig {
 }
 
 /// The selfie's mask threshold, chosen from the measured table in docs/accuracy.md ("Mask check").
-pub const DEFAULT_MAX_MASK: f32 = 0.4;
+pub const DEFAULT_MAX_MASK: f32 = 0.5;
+/// The detector score below which the mask threshold is lowered, and by how much (same table).
+pub const DEFAULT_MASK_SCORE_PIVOT: f32 = 0.9;
+pub const DEFAULT_MASK_SCORE_WEIGHT: f32 = 20.0;
 
 impl Default for QualityRules {
     fn default() -> Self {
@@ -121,6 +130,8 @@ impl Default for QualityRules {
             max_glare: 0.05,
             min_detection_score: 0.7,
             max_mask: DEFAULT_MAX_MASK,
+            mask_score_pivot: DEFAULT_MASK_SCORE_PIVOT,
+            mask_score_weight: DEFAULT_MASK_SCORE_WEIGHT,
         }
     }
 }
@@ -141,6 +152,8 @@ impl QualityRules {
             min_detection_score: 0.5,
             // Never: the chip photo is not run through the mask classifier at all.
             max_mask: 1.0,
+            mask_score_pivot: DEFAULT_MASK_SCORE_PIVOT,
+            mask_score_weight: 0.0,
         }
     }
 }

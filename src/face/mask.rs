@@ -5,6 +5,9 @@
 //! input 224×224 RGB scaled to [-1, 1], output [p_mask, p_no_mask]. It was trained on loose face crops;
 //! which crop of ours it reads best was measured (docs/accuracy.md, "Mask check"): the default is
 //! [`MaskCrop::Box`]. The other crops stay for `jpki-face face mask-eval --crops`.
+//!
+//! The verdict is [`MaskRule`]: p(mask) above a threshold that is lowered, in log-odds, for a face the
+//! detector is unsure of (a mask hides the nose and mouth YuNet scores a face by).
 
 use super::align::{Similarity, TEMPLATE};
 use image::RgbImage;
@@ -30,10 +33,19 @@ pub enum MaskCrop {
     Box,
     /// The detector's box made square and enlarged by 1.3, upright (the classifier's training framing).
     BoxMargin,
+    /// The detector's box made square, turned so that the eyes are level: a tilted head is shown
+    /// upright, as the classifier's training faces were.
+    BoxUpright,
 }
 
 impl MaskCrop {
-    pub const ALL: [MaskCrop; 4] = [Self::Aligned, Self::AlignedWide, Self::Box, Self::BoxMargin];
+    pub const ALL: [MaskCrop; 5] = [
+        Self::Aligned,
+        Self::AlignedWide,
+        Self::Box,
+        Self::BoxMargin,
+        Self::BoxUpright,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +53,7 @@ impl MaskCrop {
             Self::AlignedWide => "aligned_wide",
             Self::Box => "box",
             Self::BoxMargin => "box_margin",
+            Self::BoxUpright => "box_upright",
         }
     }
 
@@ -76,6 +89,27 @@ impl MaskCrop {
                     ty: -a * (cy - s / 2.0),
                 })
             }
+            Self::BoxUpright => {
+                let [x, y, w, h] = *bbox;
+                let s = w.max(h);
+                let [[lx, ly], [rx, ry], ..] = *landmarks;
+                let (ex, ey) = (rx - lx, ry - ly);
+                let eyes = (ex * ex + ey * ey).sqrt();
+                if !(s.is_finite() && s > 1.0 && eyes.is_finite() && eyes > 0.0) {
+                    return None;
+                }
+                // Rotation by minus the eye line's angle, scaled so the box's side becomes the input's,
+                // about the box's centre, which lands on the input's centre.
+                let k = side / s;
+                let (a, b) = (k * ex / eyes, -k * ey / eyes);
+                let (cx, cy) = (x + w / 2.0, y + h / 2.0);
+                Some(Similarity {
+                    a,
+                    b,
+                    tx: side / 2.0 - (a * cx - b * cy),
+                    ty: side / 2.0 - (b * cx + a * cy),
+                })
+            }
         }
     }
 
@@ -88,6 +122,36 @@ impl MaskCrop {
     ) -> Option<MaskInput> {
         let m = self.transform(bbox, landmarks)?;
         warp_nhwc(img, &m)
+    }
+}
+
+/// When p(mask) means a mask: above `max_mask` for a face the detector is sure of (score at least
+/// `score_pivot`); below the pivot the threshold's log-odds drop by `score_weight` per unit of score.
+/// A mask hides the nose and the mouth, so the detector scores masked faces lower, and a middling
+/// p(mask) on such a face is a mask more often than not (docs/accuracy.md, "Mask check").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaskRule {
+    pub max_mask: f32,
+    pub score_pivot: f32,
+    pub score_weight: f32,
+}
+
+impl MaskRule {
+    /// The threshold on p(mask) for a face with this detector score; `max_mask` itself when the
+    /// score is at or above the pivot, or when `max_mask` is outside (0, 1) (1 = never).
+    pub fn threshold(&self, detection_score: f32) -> f32 {
+        let t = f64::from(self.max_mask);
+        let drop = f64::from(self.score_weight) * f64::from(self.score_pivot - detection_score);
+        if !(t > 0.0 && t < 1.0 && drop > 0.0 && drop.is_finite()) {
+            return self.max_mask;
+        }
+        let logit = (t / (1.0 - t)).ln() - drop;
+        (1.0 / (1.0 + (-logit).exp())) as f32
+    }
+
+    /// Whether the face reads as masked.
+    pub fn is_masked(&self, p_mask: f32, detection_score: f32) -> bool {
+        p_mask > self.threshold(detection_score)
     }
 }
 
@@ -149,6 +213,79 @@ mod tests {
             .transform(&[0.0; 4], &TEMPLATE)
             .unwrap();
         assert!((w.a - 1.5).abs() < 1e-3, "{w:?}");
+    }
+
+    #[test]
+    fn upright_box_levels_the_eyes_and_keeps_the_box_size() {
+        // A face turned by 30°: the eye line rotated about the box centre (140, 106).
+        let r = 30f32.to_radians();
+        let turn = |[x, y]: [f32; 2]| {
+            let (dx, dy) = (x - 140.0, y - 106.0);
+            [
+                140.0 + r.cos() * dx - r.sin() * dy,
+                106.0 + r.sin() * dx + r.cos() * dy,
+            ]
+        };
+        let lm = [
+            [120.0, 90.0],
+            [160.0, 90.0],
+            [140.0, 110.0],
+            [125.0, 130.0],
+            [155.0, 130.0],
+        ]
+        .map(turn);
+        let bbox = [84.0, 50.0, 112.0, 112.0];
+        let m = MaskCrop::BoxUpright.transform(&bbox, &lm).unwrap();
+        let map = |[x, y]: [f32; 2]| [m.a * x - m.b * y + m.tx, m.b * x + m.a * y + m.ty];
+        let ([_, ly], [_, ry]) = (map(lm[0]), map(lm[1]));
+        assert!((ly - ry).abs() < 1e-3, "eyes level: {ly} {ry}");
+        assert!(((m.a * m.a + m.b * m.b).sqrt() - 2.0).abs() < 1e-5);
+        let [cx, cy] = map([140.0, 106.0]);
+        assert!((cx - 112.0).abs() < 1e-3 && (cy - 112.0).abs() < 1e-3);
+        // Level eyes: the same crop as `Box`.
+        let level = [
+            [120.0, 90.0],
+            [160.0, 90.0],
+            [140.0, 110.0],
+            [125.0, 130.0],
+            [155.0, 130.0],
+        ];
+        let (u, b) = (
+            MaskCrop::BoxUpright.transform(&bbox, &level).unwrap(),
+            MaskCrop::Box.transform(&bbox, &level).unwrap(),
+        );
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-3;
+        assert!(close(u.a, b.a) && close(u.b, b.b) && close(u.tx, b.tx) && close(u.ty, b.ty));
+        assert!(MaskCrop::BoxUpright
+            .transform(&bbox, &[[1.0, 1.0]; 5])
+            .is_none());
+    }
+
+    #[test]
+    fn mask_threshold_drops_for_unsure_detections_only() {
+        let rule = MaskRule {
+            max_mask: 0.4,
+            score_pivot: 0.9,
+            score_weight: 20.0,
+        };
+        assert_eq!(rule.threshold(0.95), 0.4);
+        assert_eq!(rule.threshold(0.9), 0.4);
+        // 0.1 below the pivot: log-odds of 0.4 minus 2.
+        let expected = 1.0 / (1.0 + (-((0.4f64 / 0.6).ln() - 2.0)).exp());
+        assert!((f64::from(rule.threshold(0.8)) - expected).abs() < 1e-4);
+        assert!(rule.is_masked(0.2, 0.8) && !rule.is_masked(0.2, 0.92));
+        assert!(rule.threshold(0.7) < rule.threshold(0.8));
+        // Weight 0 is the plain threshold; 1 never flags, whatever the score.
+        let plain = MaskRule {
+            score_weight: 0.0,
+            ..rule
+        };
+        assert_eq!(plain.threshold(0.5), 0.4);
+        let never = MaskRule {
+            max_mask: 1.0,
+            ..rule
+        };
+        assert!(!never.is_masked(1.0, 0.1));
     }
 
     #[test]

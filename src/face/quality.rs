@@ -315,7 +315,14 @@ pub fn evaluate(m: &Metrics, rules: &QualityRules, kind: ImageKind) -> QualityRe
     if m.face.score < rules.min_detection_score {
         fail(QualityCheck::LowConfidence);
     }
-    if m.mask.is_some_and(|p| p > rules.max_mask) && QualityCheck::Mask.applies_to(kind) {
+    let mask_rule = super::mask::MaskRule {
+        max_mask: rules.max_mask,
+        score_pivot: rules.mask_score_pivot,
+        score_weight: rules.mask_score_weight,
+    };
+    if m.mask.is_some_and(|p| mask_rule.is_masked(p, m.face.score))
+        && QualityCheck::Mask.applies_to(kind)
+    {
         fail(QualityCheck::Mask);
     }
     let round1 = |v: f32| (v * 10.0).round() / 10.0;
@@ -375,6 +382,42 @@ mod tests {
             (p.roll_deg - 20.0).abs() < 0.5 && p.yaw_deg.abs() < 2.0,
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_middling_mask_probability_fails_only_on_a_face_the_detector_is_unsure_of() {
+        let metrics = |p: f32, score: f32| Metrics {
+            faces: 1,
+            second_face_ratio: 0.0,
+            face: Detection {
+                bbox: [0.0, 0.0, 200.0, 240.0],
+                landmarks: TEMPLATE,
+                score,
+            },
+            pose: estimate_pose(&TEMPLATE),
+            inter_eye_px: 80.0,
+            brightness: 0.5,
+            glare: 0.0,
+            sharpness: 0.8,
+            mask: Some(p),
+        };
+        let rules = QualityRules::default();
+        let masked =
+            |p, score, kind| evaluate(&metrics(p, score), &rules, kind).has(QualityCheck::Mask);
+        // Above max_mask: a mask at any score.
+        assert!(masked(rules.max_mask + 0.05, 0.95, ImageKind::Selfie));
+        // A middling p(mask): not on a confident face, a mask on a face the detector scores low.
+        assert!(!masked(0.3, 0.95, ImageKind::Selfie));
+        assert!(masked(0.3, 0.8, ImageKind::Selfie));
+        // A low p(mask) stays unmasked even at a low score; the chip photo is never checked.
+        assert!(!masked(0.01, 0.8, ImageKind::Selfie));
+        assert!(!masked(0.99, 0.6, ImageKind::ChipPhoto));
+        // Weight 0: the plain threshold of before.
+        let plain = QualityRules {
+            mask_score_weight: 0.0,
+            ..rules.clone()
+        };
+        assert!(!evaluate(&metrics(0.3, 0.8), &plain, ImageKind::Selfie).has(QualityCheck::Mask));
     }
 
     #[test]
