@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod ids;
+pub mod review;
 pub mod operator;
 pub mod revocation;
 pub mod search;

@@ -16,6 +16,7 @@ mod liveness;
 mod masks;
 mod ops;
 mod readiness;
+mod reviews;
 mod search;
 mod search_scale;
 mod selfie_step;
