@@ -5,8 +5,8 @@
 
 pub mod audit;
 pub mod ids;
-pub mod review;
 pub mod operator;
+pub mod review;
 pub mod revocation;
 pub mod search;
 pub mod vocab;

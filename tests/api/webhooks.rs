@@ -40,7 +40,7 @@ pub(crate) fn fast_webhooks(attempt_timeout_ms: u64) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {

@@ -36,7 +36,10 @@ pub fn router() -> Router<ApiContext> {
         .route("/console/enrollments/subject", post(pages::subject_filter))
         .route("/console/enrollments/{id}", get(pages::enrollment))
         .route("/console/reviews", get(reviews::queue))
-        .route("/console/reviews/{id}", get(reviews::case).post(reviews::decide))
+        .route(
+            "/console/reviews/{id}",
+            get(reviews::case).post(reviews::decide),
+        )
         .route("/console/reviews/{id}/photo/{kind}", get(reviews::photo))
         .route("/console/webhooks", get(admin::webhooks))
         .route(

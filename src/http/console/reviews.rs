@@ -203,7 +203,11 @@ pub async fn decide(
     let decision = match f.decision.as_str() {
         "approve" => ReviewDecision::Approve,
         "reject" => ReviewDecision::Reject,
-        _ => return Err(ConsoleError::BadRequest("decision: approve or reject".into())),
+        _ => {
+            return Err(ConsoleError::BadRequest(
+                "decision: approve or reject".into(),
+            ))
+        }
     };
     let reason_code = ReviewReasonCode::ALL
         .into_iter()
