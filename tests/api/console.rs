@@ -17,6 +17,7 @@ crate::on_both_backends!(
     enrollment_pages_escape_filter_and_stay_within_the_tenant,
     reviews_are_decided_in_the_console_by_reviewers_with_four_eyes,
     the_retry_button_delivers_an_event_again,
+    an_idle_session_ends,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -929,4 +930,17 @@ async fn the_retry_button_delivers_an_event_again(backend: Backend) {
         stranger.post(&action, &[("csrf", &scsrf)]).await.status,
         404
     );
+}
+
+async fn an_idle_session_ends(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options
+        .toml
+        .push_str("[console]\nidle_timeout_secs = 1\nabsolute_timeout_secs = 60\n");
+    let app = spawn_app_with(options).await;
+    let mut c = logged_in(&app, &app.tenant_id, "ida", Role::Viewer).await;
+    assert_eq!(c.get("/console/").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let idle = c.get("/console/").await;
+    assert_eq!((idle.status, idle.location()), (303, "/console/login"));
 }
