@@ -920,8 +920,24 @@ async fn the_retry_button_delivers_an_event_again(backend: Backend) {
         receiver.of_type("enrollment.verified").len() == 2
     })
     .await;
-    let events = audit_events(&app, &tenant).await;
-    assert!(events.contains(&("webhook.delivery_retried".into(), delivery)));
+    let rows = app.ctx.svc.store.audit_rows(&tenant).await.unwrap();
+    let retried = rows
+        .iter()
+        .find(|r| r.event == "webhook.delivery_retried" && r.subject == delivery)
+        .expect("the retry is audited");
+    let ada = app
+        .ctx
+        .svc
+        .store
+        .operator_by_login(&tenant, "ada")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        retried.details.contains(ada.id.as_str()),
+        "names the operator: {}",
+        retried.details
+    );
     // Another tenant's admin cannot retry it.
     let (other, _) = app.other_tenant().await;
     let mut stranger = logged_in(&app, &other, "eve", Role::Admin).await;
