@@ -50,6 +50,7 @@ pub struct Settings {
     pub search: crate::usecase::search::SearchSettings,
     #[serde(default)]
     pub review: crate::usecase::review::ReviewSettings,
+    pub console: crate::usecase::operators::ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +107,7 @@ impl Settings {
             claims: self.claims.clone(),
             search: self.search.clone(),
             review: self.review.clone(),
+            console: self.console.clone(),
         }
     }
 }
@@ -181,6 +183,7 @@ impl Settings {
             .and_then(|()| self.retention.validate())
             .and_then(|()| self.search.validate())
             .and_then(|()| self.review.validate())
+            .and_then(|()| self.console.validate(self.environment))
             .map_err(|(key, why)| ConfigError::key(key, why))?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")

@@ -48,10 +48,31 @@ pub enum AuditKind {
     /// A photo of an enrollment's review evidence was shown; names the viewer.
     #[serde(rename = "review.evidence_viewed")]
     ReviewEvidenceViewed,
+    /// Console operators (issue 22): each names the operator id as its subject.
+    #[serde(rename = "operator.created")]
+    OperatorCreated,
+    #[serde(rename = "operator.login")]
+    OperatorLogin,
+    /// A refused login of a known operator (unknown logins are not audited: no subject to name).
+    #[serde(rename = "operator.login_failed")]
+    OperatorLoginFailed,
+    #[serde(rename = "operator.locked")]
+    OperatorLocked,
+    #[serde(rename = "operator.disabled")]
+    OperatorDisabled,
+    #[serde(rename = "operator.logout")]
+    OperatorLogout,
+    /// API keys made or revoked from the console (`details.operator_id` names who).
+    #[serde(rename = "api_key.created")]
+    ApiKeyCreated,
+    #[serde(rename = "api_key.revoked")]
+    ApiKeyRevoked,
+    #[serde(rename = "tenant.settings_changed")]
+    TenantSettingsChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 20] = [
+    pub const ALL: [AuditKind; 29] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -72,6 +93,15 @@ impl AuditKind {
         AuditKind::SessionSelfieChecked,
         AuditKind::EnrollmentReviewed,
         AuditKind::ReviewEvidenceViewed,
+        AuditKind::OperatorCreated,
+        AuditKind::OperatorLogin,
+        AuditKind::OperatorLoginFailed,
+        AuditKind::OperatorLocked,
+        AuditKind::OperatorDisabled,
+        AuditKind::OperatorLogout,
+        AuditKind::ApiKeyCreated,
+        AuditKind::ApiKeyRevoked,
+        AuditKind::TenantSettingsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +126,15 @@ impl AuditKind {
             AuditKind::SessionSelfieChecked => "session.selfie_checked",
             AuditKind::EnrollmentReviewed => "enrollment.reviewed",
             AuditKind::ReviewEvidenceViewed => "review.evidence_viewed",
+            AuditKind::OperatorCreated => "operator.created",
+            AuditKind::OperatorLogin => "operator.login",
+            AuditKind::OperatorLoginFailed => "operator.login_failed",
+            AuditKind::OperatorLocked => "operator.locked",
+            AuditKind::OperatorDisabled => "operator.disabled",
+            AuditKind::OperatorLogout => "operator.logout",
+            AuditKind::ApiKeyCreated => "api_key.created",
+            AuditKind::ApiKeyRevoked => "api_key.revoked",
+            AuditKind::TenantSettingsChanged => "tenant.settings_changed",
         }
     }
 }

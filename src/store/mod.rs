@@ -12,12 +12,14 @@
 //! consuming the session, the idempotent answer) happen in one transaction.
 
 mod audit;
+mod console;
 mod enrollments;
 mod error;
 mod evidence;
 mod gallery;
 mod idempotency;
 mod ids;
+mod operators;
 mod retention;
 mod reviews;
 mod schedule;
@@ -29,6 +31,7 @@ mod verifications;
 mod webhooks;
 
 pub use audit::{chain_hash, verify_chain, AuditEvent, AuditRow, AuditStore, ChainVerdict};
+pub use console::{ApiKeyRow, ConsoleStore, EnrollmentFilter, EnrollmentSummary, LinkedAuditRow};
 pub use enrollments::{
     EnrollmentRow, EnrollmentStore, NewEnrollment, StatusChange, StoredTemplate,
 };
@@ -39,6 +42,9 @@ pub use gallery::{
 };
 pub use idempotency::{
     Completion, IdempotencyScope, IdempotencyStore, IdempotentResponse, Reservation,
+};
+pub use operators::{
+    ConsoleSessionRow, NewConsoleSession, NewOperator, OperatorRow, OperatorStore,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
 pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite};
@@ -72,6 +78,8 @@ pub trait Store:
     + GalleryStore
     + SelfieStore
     + ReviewStore
+    + OperatorStore
+    + ConsoleStore
     + Send
     + Sync
     + 'static
@@ -92,6 +100,8 @@ impl<T> Store for T where
         + GalleryStore
         + SelfieStore
         + ReviewStore
+        + OperatorStore
+        + ConsoleStore
         + Send
         + Sync
         + 'static

@@ -7,9 +7,11 @@
 //! are pure and unit-tested without models or a database.
 
 pub mod claims;
+pub mod console;
 pub mod enrollment;
 pub mod faces;
 pub mod idempotency;
+pub mod operators;
 pub mod retention;
 pub mod review;
 pub mod scheduled;
@@ -45,6 +47,7 @@ pub struct UseCaseSettings {
     pub claims: crate::claims::ClaimsSettings,
     pub search: search::SearchSettings,
     pub review: review::ReviewSettings,
+    pub console: operators::ConsoleSettings,
 }
 
 /// `[sessions]`.

@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod cards;
 mod claims;
+mod console;
 mod crypto_at_rest;
 mod enrollments;
 mod errors;
