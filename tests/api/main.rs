@@ -23,3 +23,5 @@ mod sessions;
 mod store_contract;
 mod transactions;
 mod webhooks;
+mod webdriver;
+mod browser;

@@ -38,7 +38,7 @@ fn fast_webhooks(attempt_timeout_ms: u64) -> String {
 }
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
@@ -49,14 +49,15 @@ impl Received {
     }
 }
 
-/// An HTTP receiver that answers 500 to the first `fail_first` requests, then 204.
-struct Receiver {
-    url: String,
+/// An HTTP receiver that answers 500 to the first `fail_first` requests, then 204 (the browser suite's
+/// retry button is tested against it too).
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> Self {
+    pub(crate) async fn start(fail_first: usize) -> Self {
         use axum::http::{HeaderMap, StatusCode};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -90,7 +91,7 @@ impl Receiver {
         }
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the console's browser suite drives, from Debian's packages, when missing: chromium
+# (headless), chromium-driver (its WebDriver server, `chromedriver`) and oathtool (an independent
+# RFC 6238 implementation that computes the operators' TOTP codes in the tests).
+# Idempotent and quiet when everything is there. Runs `apt-get update` only when a package is not found.
+set -euo pipefail
+missing=()
+for tool in chromium:chromium chromedriver:chromium-driver oathtool:oathtool; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "ensure-browser: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+else
+  echo "ensure-browser: please install: ${missing[*]}" >&2
+  exit 1
+fi
