@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod browser;
 mod cards;
 mod claims;
 mod crypto_at_rest;
@@ -22,6 +23,5 @@ mod selfie_step;
 mod sessions;
 mod store_contract;
 mod transactions;
-mod webhooks;
 mod webdriver;
-mod browser;
+mod webhooks;

@@ -31,7 +31,9 @@ impl ChromeDriver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver must be installed for the browser suite (scripts/ensure-browser.sh)");
+            .expect(
+                "chromedriver must be installed for the browser suite (scripts/ensure-browser.sh)",
+            );
         Self { child, port }
     }
 }
@@ -41,13 +43,6 @@ impl Drop for ChromeDriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A WebDriver error answer (`{"value": {"error", "message"}}`) or a transport failure.
-#[derive(Debug)]
-pub struct WebDriverError {
-    pub error: String,
-    pub message: String,
 }
 
 /// One headless Chromium session. Dropping it ends the session (Chromium exits) and the driver.
@@ -130,40 +125,36 @@ impl Browser {
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, WebDriverError> {
+    ) -> Result<Value, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| WebDriverError {
-            error: "transport".into(),
-            message: e.to_string(),
-        })?;
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let ok = response.status().is_success();
-        let body: Value = response.json().await.map_err(|e| WebDriverError {
-            error: "transport".into(),
-            message: e.to_string(),
-        })?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
         if ok {
             Ok(body["value"].clone())
         } else {
-            Err(WebDriverError {
-                error: body["value"]["error"].as_str().unwrap_or("").to_string(),
-                message: body["value"]["message"].as_str().unwrap_or("").to_string(),
-            })
+            // A WebDriver error answer: `{"value": {"error", "message"}}`.
+            Err(format!(
+                "{}: {}",
+                body["value"]["error"].as_str().unwrap_or(""),
+                body["value"]["message"].as_str().unwrap_or("")
+            ))
         }
     }
 
     async fn get(&self, path: &str) -> Value {
         self.command(reqwest::Method::GET, path, None)
             .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e:?}"))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
         self.command(reqwest::Method::POST, path, Some(body))
             .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e:?}"))
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
     /// Opens `url` and waits for its load event.
@@ -173,10 +164,6 @@ impl Browser {
 
     pub async fn current_url(&self) -> String {
         self.get("/url").await.as_str().unwrap_or("").to_string()
-    }
-
-    pub async fn title(&self) -> String {
-        self.get("/title").await.as_str().unwrap_or("").to_string()
     }
 
     /// The page's HTML as the browser holds it now.
@@ -221,10 +208,7 @@ impl Browser {
     /// Every element matching `css` now (no waiting).
     pub async fn find_all(&self, css: &str) -> Vec<Element<'_>> {
         let found = self
-            .post(
-                "/elements",
-                json!({"using": "css selector", "value": css}),
-            )
+            .post("/elements", json!({"using": "css selector", "value": css}))
             .await;
         found
             .as_array()
