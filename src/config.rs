@@ -48,6 +48,8 @@ pub struct Settings {
     pub claims: crate::claims::ClaimsSettings,
     #[serde(default)]
     pub search: crate::usecase::search::SearchSettings,
+    #[serde(default)]
+    pub console: crate::usecase::operators::ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +105,7 @@ impl Settings {
             retention: self.retention.clone(),
             claims: self.claims.clone(),
             search: self.search.clone(),
+            console: self.console.clone(),
         }
     }
 }
@@ -177,6 +180,7 @@ impl Settings {
             .and_then(|()| self.status_checks.validate())
             .and_then(|()| self.retention.validate())
             .and_then(|()| self.search.validate())
+            .and_then(|()| self.console.validate(self.environment))
             .map_err(|(key, why)| ConfigError::key(key, why))?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")

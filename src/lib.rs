@@ -39,5 +39,6 @@ pub mod reader;
 pub mod redact;
 pub mod store;
 pub mod telemetry;
+pub mod totp;
 pub mod usecase;
 pub mod webhooks;

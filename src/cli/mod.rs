@@ -8,6 +8,7 @@ mod calibrate_1n;
 mod dev;
 mod face;
 mod mask_eval;
+mod operator;
 mod serve;
 mod tenant;
 
@@ -39,6 +40,11 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Console operators (docs/console.md).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// Manage tenants and their API keys.
     Tenant {
         #[command(subcommand)]
@@ -88,6 +94,42 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator; the password is read from the first line of standard input, and the TOTP
+    /// secret (base32) and its otpauth:// URI are printed once.
+    Create {
+        /// The tenant id (`ten_…`).
+        #[arg(long)]
+        tenant: String,
+        /// The login name: letters, digits, '.', '_', '-' (at most 64).
+        #[arg(long)]
+        login: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// One JSON object instead of tab-separated lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Reviewer,
+    Admin,
+}
+
+impl From<RoleArg> for crate::domain::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Viewer => crate::domain::Role::Viewer,
+            RoleArg::Reviewer => crate::domain::Role::Reviewer,
+            RoleArg::Admin => crate::domain::Role::Admin,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +341,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => on_runtime(settings, serve::migrate),
         Command::Tenant { command } => on_runtime(settings, |s| tenant::run(command, s)),
+        Command::Operator { command } => on_runtime(settings, |s| operator::run(command, s)),
         Command::Face {
             command: FaceCommand::MaskEval(args),
         } => mask_eval::eval(args, &settings.face),

@@ -19,6 +19,29 @@ pub(super) async fn serve(
         let (tenant, key_id, key) = create_tenant(app.context().svc.store.as_ref(), "demo").await?;
         println!("demo tenant created\n");
         print_key(false, &tenant.id, &key_id, &key);
+        let password = crate::redact::Secret::new(hex::encode(crate::domain::random_bytes::<12>()));
+        println!(
+            "\ndemo console admin (login `admin`, password {}):",
+            password.expose()
+        );
+        let admin = crate::usecase::operators::create_operator(
+            app.context().svc.store.as_ref(),
+            &app.context().svc.keys,
+            &tenant.id,
+            crate::usecase::operators::NewOperatorRequest {
+                login: "admin".into(),
+                role: crate::domain::Role::Admin,
+                password,
+            },
+            None,
+        )
+        .await?;
+        super::operator::print_operator(false, &admin);
+        println!(
+            "console: http://{}/console/ (tenant id {})",
+            app.local_addr(),
+            tenant.id
+        );
         println!("\ntry: curl -s -X POST http://{}/v1/sessions -H 'authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"purpose\":\"enrollment\",\"subject_ref\":\"customer-1\"}}'\n", app.local_addr(), key.expose());
     }
     tracing::info!(addr = %app.local_addr(), backend = app.context().svc.store.backend(), "listening");

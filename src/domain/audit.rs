@@ -42,10 +42,31 @@ pub enum AuditKind {
     /// The selfie step judged a selfie (`pass`: kept with the session; `retake`: nothing kept).
     #[serde(rename = "session.selfie_checked")]
     SessionSelfieChecked,
+    /// Console operators (issue 22): each names the operator id as its subject.
+    #[serde(rename = "operator.created")]
+    OperatorCreated,
+    #[serde(rename = "operator.login")]
+    OperatorLogin,
+    /// A refused login of a known operator (unknown logins are not audited: no subject to name).
+    #[serde(rename = "operator.login_failed")]
+    OperatorLoginFailed,
+    #[serde(rename = "operator.locked")]
+    OperatorLocked,
+    #[serde(rename = "operator.disabled")]
+    OperatorDisabled,
+    #[serde(rename = "operator.logout")]
+    OperatorLogout,
+    /// API keys made or revoked from the console (`details.operator_id` names who).
+    #[serde(rename = "api_key.created")]
+    ApiKeyCreated,
+    #[serde(rename = "api_key.revoked")]
+    ApiKeyRevoked,
+    #[serde(rename = "tenant.settings_changed")]
+    TenantSettingsChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -64,6 +85,15 @@ impl AuditKind {
         AuditKind::WatchlistCreated,
         AuditKind::WatchlistDeleted,
         AuditKind::SessionSelfieChecked,
+        AuditKind::OperatorCreated,
+        AuditKind::OperatorLogin,
+        AuditKind::OperatorLoginFailed,
+        AuditKind::OperatorLocked,
+        AuditKind::OperatorDisabled,
+        AuditKind::OperatorLogout,
+        AuditKind::ApiKeyCreated,
+        AuditKind::ApiKeyRevoked,
+        AuditKind::TenantSettingsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +116,15 @@ impl AuditKind {
             AuditKind::WatchlistCreated => "watchlist.created",
             AuditKind::WatchlistDeleted => "watchlist.deleted",
             AuditKind::SessionSelfieChecked => "session.selfie_checked",
+            AuditKind::OperatorCreated => "operator.created",
+            AuditKind::OperatorLogin => "operator.login",
+            AuditKind::OperatorLoginFailed => "operator.login_failed",
+            AuditKind::OperatorLocked => "operator.locked",
+            AuditKind::OperatorDisabled => "operator.disabled",
+            AuditKind::OperatorLogout => "operator.logout",
+            AuditKind::ApiKeyCreated => "api_key.created",
+            AuditKind::ApiKeyRevoked => "api_key.revoked",
+            AuditKind::TenantSettingsChanged => "tenant.settings_changed",
         }
     }
 }

@@ -112,6 +112,11 @@ id_type!(
     DeliveryId,
     "dlv"
 );
+id_type!(
+    /// A console operator of a tenant: `opr_…`.
+    OperatorId,
+    "opr"
+);
 
 #[cfg(test)]
 mod tests {

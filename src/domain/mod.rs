@@ -5,12 +5,16 @@
 
 pub mod audit;
 pub mod ids;
+pub mod operator;
 pub mod revocation;
 pub mod search;
 pub mod vocab;
 
 pub use audit::AuditKind;
-pub use ids::{DeliveryId, EnrollmentId, EventId, SessionId, TenantId, VerificationId, WebhookId};
+pub use ids::{
+    DeliveryId, EnrollmentId, EventId, OperatorId, SessionId, TenantId, VerificationId, WebhookId,
+};
+pub use operator::Role;
 pub use revocation::RevocationTarget;
 pub use vocab::{EnrollmentStatus, Reason, Reasons, TemplateSource, VerificationDecision};
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod console;
 pub mod enrollments;
 pub mod error;
 pub mod extract;
@@ -137,6 +138,8 @@ pub fn router(ctx: ApiContext) -> Router {
     if let Some(observer) = ctx.observer.clone() {
         routes = routes.route_layer(axum::middleware::from_fn_with_state(observer, observe));
     }
+    // The console is HTML, outside the OpenAPI document (and so outside the observer's checks).
+    routes = routes.merge(console::router());
     routes
         .layer(axum::Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::not_found() })

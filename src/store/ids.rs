@@ -3,7 +3,7 @@
 //! string.
 
 use crate::domain::{
-    DeliveryId, EnrollmentId, EventId, SessionId, TenantId, VerificationId, WebhookId,
+    DeliveryId, EnrollmentId, EventId, OperatorId, SessionId, TenantId, VerificationId, WebhookId,
 };
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -55,7 +55,8 @@ text_column!(
     VerificationId,
     WebhookId,
     EventId,
-    DeliveryId
+    DeliveryId,
+    OperatorId
 );
 
 #[cfg(test)]

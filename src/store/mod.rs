@@ -12,11 +12,13 @@
 //! consuming the session, the idempotent answer) happen in one transaction.
 
 mod audit;
+mod console;
 mod enrollments;
 mod error;
 mod gallery;
 mod idempotency;
 mod ids;
+mod operators;
 mod retention;
 mod schedule;
 mod selfies;
@@ -27,6 +29,7 @@ mod verifications;
 mod webhooks;
 
 pub use audit::{chain_hash, verify_chain, AuditEvent, AuditRow, AuditStore, ChainVerdict};
+pub use console::{ApiKeyRow, ConsoleStore, EnrollmentFilter, EnrollmentSummary, LinkedAuditRow};
 pub use enrollments::{
     EnrollmentRow, EnrollmentStore, NewEnrollment, StatusChange, StoredTemplate,
 };
@@ -36,6 +39,9 @@ pub use gallery::{
 };
 pub use idempotency::{
     Completion, IdempotencyScope, IdempotencyStore, IdempotentResponse, Reservation,
+};
+pub use operators::{
+    ConsoleSessionRow, NewConsoleSession, NewOperator, OperatorRow, OperatorStore,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
 pub use schedule::{ClaimedCheck, ScheduleStore};
@@ -67,6 +73,8 @@ pub trait Store:
     + RetentionStore
     + GalleryStore
     + SelfieStore
+    + OperatorStore
+    + ConsoleStore
     + Send
     + Sync
     + 'static
@@ -86,6 +94,8 @@ impl<T> Store for T where
         + RetentionStore
         + GalleryStore
         + SelfieStore
+        + OperatorStore
+        + ConsoleStore
         + Send
         + Sync
         + 'static

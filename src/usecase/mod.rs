@@ -7,9 +7,11 @@
 //! are pure and unit-tested without models or a database.
 
 pub mod claims;
+pub mod console;
 pub mod enrollment;
 pub mod faces;
 pub mod idempotency;
+pub mod operators;
 pub mod retention;
 pub mod scheduled;
 pub mod search;
@@ -43,6 +45,7 @@ pub struct UseCaseSettings {
     pub retention: retention::RetentionSettings,
     pub claims: crate::claims::ClaimsSettings,
     pub search: search::SearchSettings,
+    pub console: operators::ConsoleSettings,
 }
 
 /// `[sessions]`.

@@ -1,0 +1,206 @@
+//! The console's frame: the HTML page around every view (maud escapes every value it prints), the
+//! navigation by role, the language form, and the error pages. An error is returned by handlers as
+//! a [`ConsoleError`]; the console's layer renders it in the reader's language.
+
+use super::auth::{Authed, CSRF_FIELD};
+use super::i18n::{Lang, Msg};
+use crate::usecase::UseCaseError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup, DOCTYPE};
+
+/// Why a console request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("not logged in")]
+    NotLoggedIn,
+    #[error("csrf check failed")]
+    Csrf,
+    #[error("forbidden for this role")]
+    Forbidden,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    UseCase(#[from] UseCaseError),
+}
+
+/// What the error layer renders: the status, the stable code and the message.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub code: &'static str,
+    pub message: Msg,
+    /// A validation message from the use case (`Malformed`), shown as is (ours, never a secret).
+    pub detail: Option<String>,
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, code, message, detail) = match self {
+            ConsoleError::NotLoggedIn => return Redirect::to("/console/login").into_response(),
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf_failed", Msg::CsrfFailed, None),
+            ConsoleError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Msg::Forbidden, None),
+            ConsoleError::BadRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                Msg::BadRequest,
+                Some(d),
+            ),
+            ConsoleError::UseCase(e) => {
+                let api = crate::http::ApiError::from(e);
+                let status = api.status();
+                let (code, message) = match status.as_u16() {
+                    400 | 413 | 415 | 422 => ("bad_request", Msg::BadRequest),
+                    403 => ("forbidden", Msg::Forbidden),
+                    404 => ("not_found", Msg::NotFound),
+                    409 => ("conflict", Msg::Conflict),
+                    503 => ("unavailable", Msg::Unavailable),
+                    _ => ("internal", Msg::Internal),
+                };
+                let detail = match &api {
+                    crate::http::ApiError::UseCase(
+                        UseCaseError::Malformed(d) | UseCaseError::LimitReached(d),
+                    ) => Some(d.clone()),
+                    _ => None,
+                };
+                if code == "internal" {
+                    tracing::error!(error = %api, "console request failed");
+                }
+                (status, code, message, detail)
+            }
+        };
+        let mut response = status.into_response();
+        response.extensions_mut().insert(ErrorPage {
+            code,
+            message,
+            detail,
+        });
+        response
+    }
+}
+
+/// The body of an error page.
+pub fn error_body(lang: Lang, page: &ErrorPage) -> Markup {
+    bare_page(
+        lang,
+        Msg::ErrorTitle,
+        html! {
+            div .error-page data-code=(page.code) {
+                p #error-reason { (page.message.text(lang)) }
+                @if let Some(d) = &page.detail {
+                    p #error-detail { (d) }
+                }
+                p { a #back href="/console/" { (Msg::BackToDashboard.text(lang)) } }
+            }
+        },
+    )
+}
+
+fn head(lang: Lang, title: Msg) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title.text(lang)) " — jpki-face " (Msg::Console.text(lang)) }
+            link rel="stylesheet" href="/console/static/console.css";
+        }
+    }
+}
+
+/// A page without navigation (login, errors).
+pub fn bare_page(lang: Lang, title: Msg, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            (head(lang, title))
+            body {
+                main #main {
+                    h1 #page-title { (title.text(lang)) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// The language switch (a form: no script).
+pub fn lang_form(lang: Lang, csrf: &str, back: &str) -> Markup {
+    html! {
+        form #lang-form method="post" action="/console/lang" {
+            input type="hidden" name=(CSRF_FIELD) value=(csrf);
+            input type="hidden" name="back" value=(back);
+            label for="lang" { (Msg::Language.text(lang)) }
+            select #lang name="lang" {
+                option value="ja" selected[lang == Lang::Ja] { "日本語" }
+                option value="en" selected[lang == Lang::En] { "English" }
+            }
+            button #lang-submit type="submit" { (Msg::Change.text(lang)) }
+        }
+    }
+}
+
+/// A page of a logged-in operator, with the navigation its role allows.
+pub fn page(a: &Authed, title: Msg, body: Markup) -> Markup {
+    let lang = a.lang;
+    let op = &a.session.operator;
+    let admin = op.role.can_administer();
+    let nav = |id: &str, href: &str, msg: Msg| {
+        let current = a.path == href;
+        html! { a id=(id) href=(href) aria-current=[current.then_some("page")] { (msg.text(lang)) } }
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            (head(lang, title))
+            body {
+                header #top {
+                    nav #nav aria-label=(Msg::Console.text(lang)) {
+                        (nav("nav-dashboard", "/console/", Msg::Dashboard))
+                        (nav("nav-enrollments", "/console/enrollments", Msg::Enrollments))
+                        (nav("nav-reviews", "/console/reviews", Msg::Reviews))
+                        @if admin {
+                            (nav("nav-webhooks", "/console/webhooks", Msg::Webhooks))
+                            (nav("nav-keys", "/console/keys", Msg::ApiKeys))
+                            (nav("nav-settings", "/console/settings", Msg::Settings))
+                            (nav("nav-operators", "/console/operators", Msg::Operators))
+                        }
+                    }
+                    div #account {
+                        span #whoami { (op.login) " (" (op.role.as_str()) ")" }
+                        form #logout-form method="post" action="/console/logout" {
+                            input type="hidden" name=(CSRF_FIELD) value=(a.csrf);
+                            button #logout type="submit" { (Msg::Logout.text(lang)) }
+                        }
+                        (lang_form(lang, &a.csrf, &a.path))
+                    }
+                }
+                main #main {
+                    h1 #page-title { (title.text(lang)) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF input of a form.
+pub fn csrf_input(a: &Authed) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(a.csrf); }
+}
+
+/// A success message from a `?done=` redirect.
+pub fn flash(lang: Lang, done: Option<&str>) -> Markup {
+    let msg = match done {
+        Some("saved") => Some(Msg::Saved),
+        Some("retried") => Some(Msg::Retried),
+        Some("revoked") => Some(Msg::Revoked),
+        Some("disabled") => Some(Msg::Disabled),
+        Some("decided") => Some(Msg::Decided),
+        Some("awaiting_second") => Some(Msg::AwaitingSecond),
+        _ => None,
+    };
+    html! {
+        @if let Some(m) = msg {
+            p #flash .ok role="status" { (m.text(lang)) }
+        }
+    }
+}
