@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the console's browser suite drives, from Debian's packages, when missing: chromium
-# (headless), chromium-driver (its WebDriver server, `chromedriver`) and oathtool (an independent
-# RFC 6238 implementation that computes the operators' TOTP codes in the tests).
+# (run headless) and chromium-driver (its WebDriver server, `chromedriver`). The suite's TOTP codes come
+# from oathtool, which scripts/ensure-tools.sh installs.
 # Idempotent and quiet when everything is there. Runs `apt-get update` only when a package is not found.
 set -euo pipefail
 missing=()
-for tool in chromium:chromium chromedriver:chromium-driver oathtool:oathtool; do
+for tool in chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

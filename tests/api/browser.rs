@@ -250,7 +250,7 @@ fn totp_codes(secret: &str) -> Vec<String> {
     let out = std::process::Command::new("oathtool")
         .args(["--totp", "-b", "-w", "1", secret])
         .output()
-        .expect("oathtool must be installed for the browser suite (scripts/ensure-browser.sh)");
+        .expect("oathtool must be installed for the browser suite (scripts/ensure-tools.sh)");
     assert!(out.status.success(), "oathtool failed");
     let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -441,9 +441,19 @@ async fn login_needs_the_totp_code_and_the_language_switches(backend: Backend) {
     login(&browser, &console, &admin).await;
     assert!(browser.text("#whoami").await.contains("admin"));
     assert!(browser.cookie("jf_console").await.is_some());
-    browser.find("#score-chart").await;
+    // Nothing decided yet: the table and the health, no chart.
     browser.find("#decisions-table").await;
-    screenshot(&browser, "dashboard", &[]).await;
+    browser.find("#no-scores").await;
+    assert!(browser.try_find("#score-chart").await.is_none());
+    assert_eq!(
+        browser
+            .find("#health-database")
+            .await
+            .attr("data-state")
+            .await
+            .as_deref(),
+        Some("ok")
+    );
     open(&browser, &console, "/console/settings").await;
     browser.find("#settings-form").await;
     screenshot(&browser, "settings", &[]).await;
@@ -549,6 +559,18 @@ async fn a_reviewer_approves_one_case_and_rejects_another(backend: Backend) {
         .await
         .is_empty());
 
+    // The dashboard counts today's decisions and draws the scores against the threshold.
+    open(&browser, &console, "/console/").await;
+    browser.find("#score-chart").await;
+    assert_eq!(
+        browser
+            .find_all("#decisions-table tr[data-day]")
+            .await
+            .len(),
+        1
+    );
+    screenshot(&browser, "dashboard", &[]).await;
+
     // The enrollments list and the decided enrollment's page.
     open(&browser, &console, "/console/enrollments").await;
     let rows = browser.find_all("#enrollments-table tr[data-id]").await;
@@ -599,7 +621,7 @@ async fn a_cross_site_or_cross_origin_form_changes_nothing(backend: Backend) {
         let url = browser.current_url().await;
         assert!(!url.contains("done=revoked"), "{url}");
         if host == "127.0.0.1" {
-            let page = browser.find("main#main.error-page").await;
+            let page = browser.find(".error-page[data-code]").await;
             assert_eq!(page.attr("data-code").await.as_deref(), Some("csrf_failed"));
         }
         browser
@@ -756,7 +778,7 @@ async fn another_tenants_enrollment_is_not_found(backend: Backend) {
         format!("/console/reviews/{theirs}/photo/selfie"),
     ] {
         browser.goto(&console.url(&path)).await;
-        let page = browser.find("main#main.error-page").await;
+        let page = browser.find(".error-page[data-code]").await;
         assert_eq!(
             page.attr("data-code").await.as_deref(),
             Some("not_found"),
