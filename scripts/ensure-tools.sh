@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the command-line tools the tests drive, from Debian's packages, when missing:
-# openssl (the OCSP responder), curl and jq (the end-to-end script).
+# openssl (the OCSP responder), curl and jq (the end-to-end script), oathtool (the console tests' TOTP codes).
 set -euo pipefail
 missing=()
-for tool in openssl:openssl curl:curl jq:jq sqlite3:sqlite3 pg_dump:postgresql-client psql:postgresql-client; do
+for tool in openssl:openssl curl:curl jq:jq sqlite3:sqlite3 pg_dump:postgresql-client psql:postgresql-client oathtool:oathtool; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

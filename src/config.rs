@@ -49,6 +49,7 @@ pub struct Settings {
     #[serde(default)]
     pub search: crate::usecase::search::SearchSettings,
     #[serde(default)]
+    pub review: crate::usecase::review::ReviewSettings,
     pub console: crate::usecase::operators::ConsoleSettings,
 }
 
@@ -105,6 +106,7 @@ impl Settings {
             retention: self.retention.clone(),
             claims: self.claims.clone(),
             search: self.search.clone(),
+            review: self.review.clone(),
             console: self.console.clone(),
         }
     }
@@ -180,6 +182,7 @@ impl Settings {
             .and_then(|()| self.status_checks.validate())
             .and_then(|()| self.retention.validate())
             .and_then(|()| self.search.validate())
+            .and_then(|()| self.review.validate())
             .and_then(|()| self.console.validate(self.environment))
             .map_err(|(key, why)| ConfigError::key(key, why))?;
         let url = self.database.url.expose();

@@ -75,6 +75,11 @@ pub enum RecordKind {
     /// A watchlist entry's label and the reason it was listed (issue 21).
     WatchlistLabel,
     WatchlistReason,
+    /// A photo of the review evidence (issue 22): chip photo or selfie as JPEG.
+    ReviewChipPhoto,
+    ReviewSelfie,
+    /// A reviewer's note.
+    ReviewNote,
 }
 
 impl RecordKind {
@@ -86,6 +91,9 @@ impl RecordKind {
             RecordKind::IdempotentAnswer => "idempotent_answer",
             RecordKind::WatchlistLabel => "watchlist_label",
             RecordKind::WatchlistReason => "watchlist_reason",
+            RecordKind::ReviewChipPhoto => "review_chip_photo",
+            RecordKind::ReviewSelfie => "review_selfie",
+            RecordKind::ReviewNote => "review_note",
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum AuditKind {
     /// The selfie step judged a selfie (`pass`: kept with the session; `retake`: nothing kept).
     #[serde(rename = "session.selfie_checked")]
     SessionSelfieChecked,
+    /// A reviewer decided an enrollment in review (or gave the first of two approvals).
+    #[serde(rename = "enrollment.reviewed")]
+    EnrollmentReviewed,
+    /// A photo of an enrollment's review evidence was shown; names the viewer.
+    #[serde(rename = "review.evidence_viewed")]
+    ReviewEvidenceViewed,
     /// Console operators (issue 22): each names the operator id as its subject.
     #[serde(rename = "operator.created")]
     OperatorCreated,
@@ -66,7 +72,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 29] = [
         AuditKind::TenantCreated,
         AuditKind::SessionCreated,
         AuditKind::EnrollmentCreated,
@@ -85,6 +91,8 @@ impl AuditKind {
         AuditKind::WatchlistCreated,
         AuditKind::WatchlistDeleted,
         AuditKind::SessionSelfieChecked,
+        AuditKind::EnrollmentReviewed,
+        AuditKind::ReviewEvidenceViewed,
         AuditKind::OperatorCreated,
         AuditKind::OperatorLogin,
         AuditKind::OperatorLoginFailed,
@@ -116,6 +124,8 @@ impl AuditKind {
             AuditKind::WatchlistCreated => "watchlist.created",
             AuditKind::WatchlistDeleted => "watchlist.deleted",
             AuditKind::SessionSelfieChecked => "session.selfie_checked",
+            AuditKind::EnrollmentReviewed => "enrollment.reviewed",
+            AuditKind::ReviewEvidenceViewed => "review.evidence_viewed",
             AuditKind::OperatorCreated => "operator.created",
             AuditKind::OperatorLogin => "operator.login",
             AuditKind::OperatorLoginFailed => "operator.login_failed",

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod ids;
 pub mod operator;
+pub mod review;
 pub mod revocation;
 pub mod search;
 pub mod vocab;

@@ -14,8 +14,7 @@ pub enum CheckMode {
     Off,
     /// Stays `verified`; the reason, the other ids (API key only), an audit event and a webhook.
     Flag,
-    /// Waits for a person. Until the review console (issue 22) defines `in_review`, behaves
-    /// exactly as `flag`.
+    /// Waits for a person: the enrollment goes `in_review` (issue 22). A verify only flags.
     Review,
     /// Decided `rejected` with the reason.
     Reject,
@@ -31,7 +30,8 @@ impl CheckMode {
         }
     }
 
-    /// Whether a hit rejects the enrollment (`review` does not, until issue 22).
+    /// Whether a hit rejects the enrollment (`review` sends it to a person instead:
+    /// `enrollment::decide::route_to_review`).
     pub fn rejects(self) -> bool {
         self == CheckMode::Reject
     }

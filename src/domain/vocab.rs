@@ -22,16 +22,20 @@ pub enum EnrollmentStatus {
     StatusUnknown,
     /// Deleted: identity and templates crypto-shredded; only the tombstone row remains.
     Deleted,
+    /// Waits for a person (issue 22): a check the tenant sends to review found something
+    /// (`review.reasons` says what). Not usable for verify, not in the 1:N gallery, until approved.
+    InReview,
 }
 
 impl EnrollmentStatus {
-    pub const ALL: [EnrollmentStatus; 6] = [
+    pub const ALL: [EnrollmentStatus; 7] = [
         Self::Verified,
         Self::Rejected,
         Self::Revoked,
         Self::IdentityChanged,
         Self::StatusUnknown,
         Self::Deleted,
+        Self::InReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl EnrollmentStatus {
             Self::IdentityChanged => "identity_changed",
             Self::StatusUnknown => "status_unknown",
             Self::Deleted => "deleted",
+            Self::InReview => "in_review",
         }
     }
 

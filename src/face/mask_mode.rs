@@ -24,7 +24,8 @@ pub enum MaskMode {
     Reject,
     /// The decision goes on; `selfie_mask` is recorded in `selfie_quality.flagged`.
     Flag,
-    /// Accepted and treated exactly as `flag` until the review state (issue 22) exists.
+    /// As `flag` here; the enrollment then goes `in_review` (issue 22, `route_to_review`). A verify
+    /// or the selfie step treats it as `flag`.
     Review,
     /// The mask check is ignored (its score is still reported).
     Off,

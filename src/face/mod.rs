@@ -28,7 +28,7 @@ pub use config::{FaceConfig, QualityRules};
 pub use mask::MaskCrop;
 pub use mask_mode::MaskMode;
 pub use models::FaceInitError;
-pub use pipeline::{accepted_format, Bench};
+pub use pipeline::{accepted_format, display_jpeg, Bench, DISPLAY_MAX_SIDE};
 pub use pool::{FaceEngine, PoolStats};
 pub use quality::{QualityCheck, QualityFailure, QualityReport, QualityResult};
 pub use template::{ModelMismatch, Template, TemplateDecodeError};

@@ -96,6 +96,43 @@ pub(super) fn run_pipeline(
     )
 }
 
+/// Longest side of a review evidence photo (issue 22): enough for a person to compare two faces.
+pub const DISPLAY_MAX_SIDE: u32 = 640;
+
+/// An image the pipeline accepted, decoded the way the pipeline decodes it (same formats, limits and
+/// JPEG 2000 gate) and re-encoded as a browser-displayable JPEG whose longest side is at most
+/// [`DISPLAY_MAX_SIDE`]: the review evidence keeps this, never the client's bytes. CPU work: call it
+/// off the async executor.
+pub fn display_jpeg(cfg: &FaceConfig, bytes: &[u8], kind: ImageKind) -> Result<Vec<u8>, FaceError> {
+    let format = accepted_format(bytes, kind)?;
+    let decoded = decode::decode_photo(
+        bytes,
+        format,
+        &decode_limits(cfg, kind),
+        Some(DISPLAY_MAX_SIDE),
+    )
+    .map_err(decode_error)?;
+    let image = decoded.image;
+    let (w, h) = image.dimensions();
+    let longest = w.max(h);
+    let image = if longest > DISPLAY_MAX_SIDE {
+        let scale = f64::from(DISPLAY_MAX_SIDE) / f64::from(longest);
+        let nw = ((f64::from(w) * scale).round() as u32).max(1);
+        let nh = ((f64::from(h) * scale).round() as u32).max(1);
+        image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle)
+    } else {
+        image
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&image)
+        .map_err(|e| {
+            tracing::error!(error = %e, "evidence: JPEG encoding failed");
+            FaceError::Internal
+        })?;
+    Ok(out)
+}
+
 /// The pipeline after decoding: detect, select, measure, align, embed.
 pub(super) fn analyze_decoded(
     models: &mut Models,

@@ -36,6 +36,9 @@ pub struct Problem {
     pub code: String,
     pub detail: String,
     pub request_id: String,
+    /// `review_already_decided`: the enrollment's status now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_status: Option<crate::domain::EnrollmentStatus>,
 }
 
 impl ApiError {
@@ -76,7 +79,9 @@ impl ApiError {
                 | U::IdempotencyInProgress { .. }
                 | U::EnrollmentInactive
                 | U::EnrollmentNotVerified
-                | U::LimitReached(_) => StatusCode::CONFLICT,
+                | U::LimitReached(_)
+                | U::ReviewAlreadyDecided { .. }
+                | U::SecondReviewerRequired => StatusCode::CONFLICT,
                 U::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 U::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 U::InvalidCardData(_) | U::MyNumberNotAccepted => StatusCode::UNPROCESSABLE_ENTITY,
@@ -120,6 +125,8 @@ impl ApiError {
                 U::Overloaded { .. } => "overloaded",
                 U::NotReady { .. } => "not_ready",
                 U::StoreUnavailable { .. } => "store_unavailable",
+                U::ReviewAlreadyDecided { .. } => "review_already_decided",
+                U::SecondReviewerRequired => "second_reviewer_required",
                 U::Internal(_) => "internal_error",
             },
         }
@@ -158,6 +165,10 @@ impl ApiError {
             code: self.code().to_string(),
             detail: self.to_string(),
             request_id: super::request_id::current(),
+            enrollment_status: match self {
+                ApiError::UseCase(UseCaseError::ReviewAlreadyDecided { status }) => Some(*status),
+                _ => None,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod request_id;
+pub mod reviews;
 pub mod search;
 pub mod selfie;
 pub mod serve;
@@ -97,6 +98,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
         .merge(search::router())
         .merge(ops::router())
         .merge(selfie::router())
+        .merge(reviews::router())
 }
 
 /// Sees every response of a matched route (method, route template, status, headers, body): tests

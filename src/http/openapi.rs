@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "jpki-face", description = "Self-hosted eKYC with the My Number Card. Errors are RFC 9457 problem details with a stable `code`."),
     components(schemas(super::error::Problem)),
     modifiers(&Security),
-    tags((name = "sessions"), (name = "enrollments"), (name = "transactions"), (name = "webhooks"), (name = "claims"), (name = "search"), (name = "ops"))
+    tags((name = "sessions"), (name = "enrollments"), (name = "transactions"), (name = "webhooks"), (name = "claims"), (name = "search"), (name = "ops"), (name = "reviews"))
 )]
 pub struct ApiDoc;
 
@@ -58,6 +58,7 @@ const STRICT_REQUEST_SCHEMAS: &[&str] = &[
     "NewEntry",
     "SelfieUpload",
     "SelfieJson",
+    "ReviewBody",
 ];
 
 /// Completes what the derive cannot say about the request bodies: no unknown members (also in each

@@ -4,6 +4,7 @@
 use super::audit::{self, AuditEvent};
 use super::gallery::{feed_in, FeedKind, FeedOp};
 use super::idempotency::{self, Completion};
+use super::reviews;
 use super::sessions;
 use super::sql::SqlStore;
 use super::webhooks::{self, OutboxEvent};
@@ -39,6 +40,8 @@ pub struct NewEnrollment {
     pub revocation_sealed: Option<Vec<u8>>,
     pub wrapped_key: Option<WrappedKey>,
     pub templates: Vec<StoredTemplate>,
+    /// The review evidence of an enrollment decided `in_review` (issue 22); empty otherwise.
+    pub evidence: Vec<super::reviews::SealedEvidence>,
     pub created_at: Millis,
 }
 
@@ -132,9 +135,9 @@ pub trait EnrollmentStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-const ENROLLMENT_COLUMNS: &str = "id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, failed_count, failure_window_start, locked_until, created_at, updated_at";
+pub(super) const ENROLLMENT_COLUMNS: &str = "id, tenant_id, session_id, subject_ref, status, document, identity_sealed, revocation_sealed, kek_id, wrapped_dek, failed_count, failure_window_start, locked_until, created_at, updated_at";
 
-fn enrollment_from(row: &AnyRow) -> StoreResult<EnrollmentRow> {
+pub(super) fn enrollment_from(row: &AnyRow) -> StoreResult<EnrollmentRow> {
     let status: String = row.try_get("status")?;
     let kek_id: Option<String> = row.try_get("kek_id")?;
     let wrapped: Option<Vec<u8>> = row.try_get("wrapped_dek")?;
@@ -221,6 +224,7 @@ impl EnrollmentStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        reviews::evidence_in(&mut tx, &e.tenant_id, &e.id, &e.evidence, e.created_at).await?;
         if let Some(answer) = answer {
             idempotency::complete_in(&mut tx, answer, e.created_at).await?;
         }
@@ -362,6 +366,8 @@ impl EnrollmentStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Review evidence and approvals (notes sealed under the shredded key) go with it.
+        reviews::forget_in(&mut tx, tenant_id, id).await?;
         webhooks::outbox_in(&mut tx, events).await?;
         audit::append_in(&mut tx, self.dialect, audit).await?;
         feed_in(

@@ -195,7 +195,8 @@ pub(super) async fn feed_in(
 }
 
 const FACE_COLUMNS: &str = "e.tenant_id, e.id, e.status, e.kek_id, e.wrapped_dek, e.identity_sealed, t.id AS template_id, t.source, t.model_id, t.model_hash, t.preprocessing_version, t.sealed";
-const FACE_FROM: &str = "FROM enrollments e JOIN face_templates t ON t.tenant_id = e.tenant_id AND t.enrollment_id = e.id AND t.source = 'enrollment_selfie' WHERE e.deleted_at IS NULL AND e.wrapped_dek IS NOT NULL AND e.identity_sealed IS NOT NULL";
+/// An enrollment in review is in no gallery until approved (issue 22).
+const FACE_FROM: &str = "FROM enrollments e JOIN face_templates t ON t.tenant_id = e.tenant_id AND t.enrollment_id = e.id AND t.source = 'enrollment_selfie' WHERE e.deleted_at IS NULL AND e.wrapped_dek IS NOT NULL AND e.identity_sealed IS NOT NULL AND e.status <> 'in_review'";
 
 fn face_from(r: &AnyRow) -> StoreResult<EnrollmentFace> {
     let status: String = r.try_get("status")?;

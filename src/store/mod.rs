@@ -20,6 +20,7 @@ mod idempotency;
 mod ids;
 mod operators;
 mod retention;
+mod reviews;
 mod schedule;
 mod selfies;
 mod sessions;
@@ -44,6 +45,7 @@ pub use operators::{
     ConsoleSessionRow, NewConsoleSession, NewOperator, OperatorRow, OperatorStore,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
+pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite, SealedEvidence};
 pub use schedule::{ClaimedCheck, ScheduleStore};
 pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};
@@ -73,6 +75,7 @@ pub trait Store:
     + RetentionStore
     + GalleryStore
     + SelfieStore
+    + ReviewStore
     + OperatorStore
     + ConsoleStore
     + Send
@@ -94,6 +97,7 @@ impl<T> Store for T where
         + RetentionStore
         + GalleryStore
         + SelfieStore
+        + ReviewStore
         + OperatorStore
         + ConsoleStore
         + Send
@@ -114,6 +118,7 @@ pub enum CountedTable {
     WebhookEvents,
     WebhookDeliveries,
     SessionSelfies,
+    ReviewEvidence,
 }
 
 impl CountedTable {
@@ -128,6 +133,7 @@ impl CountedTable {
             CountedTable::WebhookEvents => "webhook_events",
             CountedTable::WebhookDeliveries => "webhook_deliveries",
             CountedTable::SessionSelfies => "session_selfies",
+            CountedTable::ReviewEvidence => "review_evidence",
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct RetentionCutoffs {
     pub idempotency_expired_before: Millis,
     /// Webhook events (and their deliveries) created before this, once no delivery is pending.
     pub webhook_events_before: Millis,
+    /// Review evidence whose retention cap is at or before this (issue 22).
+    pub review_evidence_expired_before: Millis,
 }
 
 /// Rows one retention run removed.
@@ -33,6 +35,9 @@ pub struct PurgeCounts {
     /// event when none, so a run without any records what it did before).
     #[serde(skip_serializing_if = "is_zero")]
     pub session_selfies: u64,
+    /// Photos of review evidence past their retention cap (issue 22; left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub review_evidence: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -47,6 +52,7 @@ impl PurgeCounts {
             + self.idempotency_keys
             + self.webhook_events
             + self.session_selfies
+            + self.review_evidence
     }
 }
 
@@ -140,6 +146,12 @@ impl RetentionStore for SqlStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        counts.review_evidence = super::reviews::expire_evidence_in(
+            &mut tx,
+            tenant_id,
+            c.review_evidence_expired_before,
+        )
+        .await?;
         // A session stays while an enrollment, a verification or a live idempotent answer
         // (its replay names the session) refers to it.
         counts.sessions = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND expires_at < $2 AND id NOT IN (SELECT session_id FROM enrollments WHERE tenant_id = $1) AND id NOT IN (SELECT session_id FROM verifications WHERE tenant_id = $1 AND session_id IS NOT NULL) AND id NOT IN (SELECT resource_id FROM idempotency_keys WHERE tenant_id = $1 AND resource_id IS NOT NULL)")

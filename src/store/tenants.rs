@@ -32,20 +32,33 @@ pub struct TenantSettings {
     pub rejected_retention_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_retention_secs: Option<u64>,
-    /// 1:N duplicate check at enrollment (issue 21): off (default), flag, review (as flag until the
-    /// review console lands) or reject.
+    /// 1:N duplicate check at enrollment (issue 21): off (default), flag, review (the enrollment goes
+    /// `in_review`, issue 22) or reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_check: Option<crate::domain::search::CheckMode>,
-    /// What a watchlist hit at enrollment does: flag (default), review (as flag) or reject.
+    /// What a watchlist hit at enrollment does: flag (default), review (`in_review`) or reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watchlist_action: Option<crate::domain::search::CheckMode>,
     /// Target false positive identification rate of 1:N searches (`search.default_target_fpir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_target_fpir: Option<crate::domain::search::Rate>,
     /// What a masked selfie does: `reject` (a retake; the default), `flag` (recorded, the decision goes
-    /// on), `review` (as `flag` until the review state exists), `off` (docs/face.md, "Mask check").
+    /// on), `review` (the enrollment goes `in_review`, issue 22), `off` (docs/face.md, "Mask check").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selfie_mask: Option<crate::face::MaskMode>,
+    /// Review (issue 22): a face score below the enrollment threshold but at or above the threshold
+    /// of this measured FMR (e.g. 1e-3) goes to review instead of `face_mismatch`. Absent: no band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_band_fmr: Option<crate::domain::search::Rate>,
+    /// A signed `unknown` from J-LIS at enrollment goes to review instead of rejecting (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_on_status_unknown: Option<bool>,
+    /// An approve needs two approvals by different reviewers (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_four_eyes: Option<bool>,
+    /// Review evidence is shredded after this long at the latest (`review.evidence_retention_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_evidence_retention_secs: Option<u64>,
 }
 
 /// How an API key to revoke is named.

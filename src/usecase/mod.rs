@@ -13,6 +13,7 @@ pub mod faces;
 pub mod idempotency;
 pub mod operators;
 pub mod retention;
+pub mod review;
 pub mod scheduled;
 pub mod search;
 pub mod selfie;
@@ -45,6 +46,7 @@ pub struct UseCaseSettings {
     pub retention: retention::RetentionSettings,
     pub claims: crate::claims::ClaimsSettings,
     pub search: search::SearchSettings,
+    pub review: review::ReviewSettings,
     pub console: operators::ConsoleSettings,
 }
 
@@ -165,6 +167,14 @@ pub enum UseCaseError {
     NotReady { retry_after_secs: u64 },
     #[error("the database is unavailable; nothing was decided")]
     StoreUnavailable { retry_after_secs: u64 },
+    /// A review decision on an enrollment that is no longer in review (another decision won).
+    #[error("the enrollment is no longer in review: it was decided ({})", status.as_str())]
+    ReviewAlreadyDecided {
+        status: crate::domain::EnrollmentStatus,
+    },
+    /// Four-eyes: this reviewer already gave the first approve; another reviewer must give the second.
+    #[error("this reviewer already approved; the tenant's four-eyes rule needs a second, different reviewer")]
+    SecondReviewerRequired,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }

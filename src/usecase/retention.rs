@@ -126,6 +126,7 @@ async fn run_tenant(svc: &Services, tenant: &Tenant, now: Millis) -> anyhow::Res
         sessions_expired_before: now,
         idempotency_expired_before: now,
         webhook_events_before: now - secs(cfg.webhook_event_retention_secs),
+        review_evidence_expired_before: now,
     };
     report.purged = svc.store.purge(&tenant.id, &cutoffs, now).await?;
     if report.shredded > 0 || report.purged.total() > 0 {

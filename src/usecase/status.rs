@@ -16,6 +16,11 @@ pub fn after_check(current: EnrollmentStatus, report: &ValidityReport) -> Enroll
     use EnrollmentStatus::*;
     match (current, reason_of(report)) {
         (Revoked | IdentityChanged | Rejected | Deleted, _) => current,
+        // In review (issue 22): a revocation ends the review (a decision then finds it decided);
+        // anything else leaves it to the reviewer.
+        (InReview, Some(Reason::IdentityChanged)) => IdentityChanged,
+        (InReview, Some(Reason::CertificateRevoked)) => Revoked,
+        (InReview, _) => InReview,
         (_, Some(Reason::IdentityChanged)) => IdentityChanged,
         (_, Some(Reason::CertificateRevoked)) => Revoked,
         (_, Some(_)) => StatusUnknown,

@@ -38,10 +38,16 @@ pub enum EventType {
     /// An enrollment's or a verification's selfie matched a watchlist entry (issue 21).
     #[serde(rename = "watchlist.hit")]
     WatchlistHit,
+    /// An enrollment was decided `in_review`: it waits for a person (issue 22).
+    #[serde(rename = "enrollment.in_review")]
+    EnrollmentInReview,
+    /// A reviewer decided an enrollment in review (`approve` → verified, `reject` → rejected).
+    #[serde(rename = "enrollment.reviewed")]
+    EnrollmentReviewed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::EnrollmentVerified,
         EventType::EnrollmentRejected,
         EventType::EnrollmentStatusChanged,
@@ -49,6 +55,8 @@ impl EventType {
         EventType::VerificationLocked,
         EventType::EnrollmentDuplicateFace,
         EventType::WatchlistHit,
+        EventType::EnrollmentInReview,
+        EventType::EnrollmentReviewed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +68,8 @@ impl EventType {
             EventType::VerificationLocked => "verification.locked",
             EventType::EnrollmentDuplicateFace => "enrollment.duplicate_face",
             EventType::WatchlistHit => "watchlist.hit",
+            EventType::EnrollmentInReview => "enrollment.in_review",
+            EventType::EnrollmentReviewed => "enrollment.reviewed",
         }
     }
 

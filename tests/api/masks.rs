@@ -21,7 +21,7 @@ crate::on_both_backends!(
 );
 
 /// `rel` (a calibration photo) with a mask pasted on, as PNG bytes.
-async fn masked(rel: &str) -> Vec<u8> {
+pub(crate) async fn masked(rel: &str) -> Vec<u8> {
     let bytes = std::fs::read(photo(rel)).unwrap();
     let analysis = shared_face_engine()
         .analyze(Bytes::from(bytes.clone()), ImageKind::Selfie)

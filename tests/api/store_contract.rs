@@ -99,6 +99,7 @@ pub fn new_enrollment(
             preprocessing_version: "1".into(),
             sealed: Secret::new(dek.seal(owner, RecordKind::Template, &template)),
         }],
+        evidence: Vec::new(),
         created_at: now_millis(),
     }
 }

@@ -33,18 +33,18 @@ mod postgres_only {
 }
 
 /// Fast retries for the tests.
-fn fast_webhooks(attempt_timeout_ms: u64) -> String {
+pub(crate) fn fast_webhooks(attempt_timeout_ms: u64) -> String {
     format!("[webhooks]\npoll_interval_ms = 100\nbackoff_base_ms = 200\nbackoff_max_ms = 1000\nattempt_timeout_ms = {attempt_timeout_ms}\nconnect_timeout_ms = 500\nlease_secs = 5\n")
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("webhook body is JSON")
     }
 }
@@ -95,7 +95,7 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    fn of_type(&self, kind: &str) -> Vec<Received> {
+    pub(crate) fn of_type(&self, kind: &str) -> Vec<Received> {
         self.all()
             .into_iter()
             .filter(|r| r.json()["type"] == kind)
@@ -185,7 +185,7 @@ fn assert_no_personal_data(body: &[u8]) {
     }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");

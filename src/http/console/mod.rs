@@ -1,6 +1,6 @@
 //! The back-office console under `/console/` (issue 22; docs/console.md): server-rendered HTML, no
 //! script, one stylesheet. Its rooms: `auth` (sessions, CSRF, login), `layout` (the frame, error
-//! pages), `i18n` (Japanese and English), `pages` (dashboard, enrollments), `admin` (webhooks, API
+//! pages), `i18n` (Japanese and English), `pages` (dashboard, enrollments), `reviews` (queue, case, photos), `admin` (webhooks, API
 //! keys, settings, operators). Every response carries the strict headers set here.
 
 pub mod admin;
@@ -8,6 +8,7 @@ pub mod auth;
 pub mod i18n;
 pub mod layout;
 pub mod pages;
+pub mod reviews;
 
 use super::ApiContext;
 use axum::http::{header, HeaderValue};
@@ -34,6 +35,12 @@ pub fn router() -> Router<ApiContext> {
         .route("/console/enrollments", get(pages::enrollments))
         .route("/console/enrollments/subject", post(pages::subject_filter))
         .route("/console/enrollments/{id}", get(pages::enrollment))
+        .route("/console/reviews", get(reviews::queue))
+        .route(
+            "/console/reviews/{id}",
+            get(reviews::case).post(reviews::decide),
+        )
+        .route("/console/reviews/{id}/photo/{kind}", get(reviews::photo))
         .route("/console/webhooks", get(admin::webhooks))
         .route(
             "/console/webhooks/{webhook}/deliveries/{delivery}/retry",

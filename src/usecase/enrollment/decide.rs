@@ -2,11 +2,13 @@
 
 use super::view::{
     CertificateView, EnrollmentChecks, FaceMatchCheck, FaceMatchResult, RevocationCheck,
+    RevocationResult,
 };
 use crate::card::CardReport;
+use crate::domain::search::CheckMode;
 use crate::domain::{EnrollmentStatus, Reason, Reasons};
 use crate::face::FaceAnalysis;
-use crate::face::QualityReport;
+use crate::face::{ImageKind, QualityCheck, QualityFailure, QualityReport};
 use crate::jlis::{self, ValidityReport};
 use crate::liveness::{LivenessMode, LivenessReport};
 use crate::usecase::round4;
@@ -173,6 +175,104 @@ pub fn decide(
         reasons,
         checks,
     }
+}
+
+/// What a tenant sends to a person instead of letting the machine decide (issue 22). The 1:N checks'
+/// `review` modes travel in the decision's own checks (`duplicate_face.mode`, `watchlist.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReviewRules {
+    /// The threshold at the tenant's `review_band_fmr`: a face score below the enrollment threshold
+    /// and at or above this one goes to review. `None`: no band.
+    pub band_threshold: Option<f32>,
+    /// A signed `unknown` from J-LIS goes to review (`review_on_status_unknown`).
+    pub on_status_unknown: bool,
+    /// A masked selfie goes to review (`selfie_mask = "review"`).
+    pub mask: bool,
+}
+
+/// What one reason does to a decision under the tenant's review rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Weight {
+    Rejects,
+    Reviews,
+    /// Recorded; the enrollment stays `verified` (a 1:N hit in `flag` mode).
+    Flags,
+}
+
+fn weight(reason: Reason, d: &Decision, rules: &ReviewRules) -> Weight {
+    let by_mode = |mode: Option<CheckMode>| match mode {
+        Some(CheckMode::Review) => Weight::Reviews,
+        Some(CheckMode::Reject) => Weight::Rejects,
+        _ => Weight::Flags,
+    };
+    match reason {
+        Reason::FaceMismatch => {
+            let in_band = rules.band_threshold.is_some_and(|band| {
+                d.checks
+                    .face_match
+                    .score
+                    .is_some_and(|score| score >= round4(band))
+            });
+            if in_band {
+                Weight::Reviews
+            } else {
+                Weight::Rejects
+            }
+        }
+        Reason::CertificateStatusUnknown
+            if rules.on_status_unknown
+                && d.checks.revocation.result == RevocationResult::Unknown =>
+        {
+            Weight::Reviews
+        }
+        Reason::Quality(q) if q == SELFIE_MASK && rules.mask && mask_flagged(d) => Weight::Reviews,
+        Reason::DuplicateFace => by_mode(d.checks.duplicate_face.as_ref().map(|c| c.mode)),
+        Reason::WatchlistHit => by_mode(d.checks.watchlist.as_ref().map(|c| c.mode)),
+        _ => Weight::Rejects,
+    }
+}
+
+const SELFIE_MASK: QualityFailure = QualityFailure {
+    check: QualityCheck::Mask,
+    kind: ImageKind::Selfie,
+};
+
+fn mask_flagged(d: &Decision) -> bool {
+    d.checks
+        .selfie_quality
+        .as_ref()
+        .is_some_and(|q| q.flagged.contains(&SELFIE_MASK))
+}
+
+/// Sends the decision to review where the tenant's rules say so, and returns the reasons that sent
+/// it (empty: not in review). Pure. A decision goes to review only if every reason it has either
+/// flags or may be reviewed, and one may be reviewed: any other reason (a card failure, a face far
+/// below the band, a quality failure, a hit in `reject` mode) keeps it `rejected`. A masked selfie
+/// under `review` adds `selfie_mask` to the reasons. Applied after [`decide`] and again after the
+/// 1:N checks (their findings may add reasons); applying it twice changes nothing.
+pub fn route_to_review(d: &mut Decision, rules: &ReviewRules) -> Reasons {
+    if rules.mask && mask_flagged(d) {
+        d.reasons.push(Reason::Quality(SELFIE_MASK));
+    }
+    let mut review = Reasons::default();
+    let mut rejects = false;
+    for reason in d.reasons.iter() {
+        match weight(*reason, d, rules) {
+            Weight::Rejects => rejects = true,
+            Weight::Reviews => review.push(*reason),
+            Weight::Flags => {}
+        }
+    }
+    if rejects {
+        if d.status == EnrollmentStatus::InReview {
+            d.status = EnrollmentStatus::Rejected;
+        }
+        return Reasons::default();
+    }
+    if !review.is_empty() {
+        d.status = EnrollmentStatus::InReview;
+    }
+    review
 }
 
 /// The reason code of a validity answer that is not `good`.
@@ -522,5 +622,230 @@ mod tests {
         // `chip_photo_mask`.
         let covered = 18 + 3 + 3 + 2 * QualityCheck::ALL.len() + 2 - 1;
         assert_eq!(Reason::all_codes().len(), covered);
+    }
+
+    // Review (issue 22): what goes to a person instead of being decided.
+
+    const BAND: ReviewRules = ReviewRules {
+        band_threshold: Some(0.4),
+        on_status_unknown: false,
+        mask: false,
+    };
+
+    fn decided(score: Option<f32>, status: jlis::Status) -> Decision {
+        let v = validity(status);
+        decide(
+            &card(),
+            after(&v, &faces(score)),
+            LivenessMode::Off,
+            &POLICY(),
+        )
+    }
+
+    fn codes(r: &Reasons) -> Vec<String> {
+        r.iter().map(|r| r.code().into_owned()).collect()
+    }
+
+    #[test]
+    fn a_score_in_the_band_goes_to_review_and_one_below_it_is_rejected() {
+        let mut d = decided(Some(0.45), jlis::Status::Good);
+        let review = route_to_review(&mut d, &BAND);
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        assert_eq!(codes(&review), vec!["face_mismatch"]);
+        assert_eq!(
+            reasons(&d),
+            vec!["face_mismatch"],
+            "the reason stays visible"
+        );
+        // At the band's threshold itself: in review.
+        let mut d = decided(Some(0.4), jlis::Status::Good);
+        route_to_review(&mut d, &BAND);
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        // Below the band: rejected as before.
+        let mut d = decided(Some(0.39), jlis::Status::Good);
+        assert!(route_to_review(&mut d, &BAND).is_empty());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        // No band: rejected.
+        let mut d = decided(Some(0.45), jlis::Status::Good);
+        route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        // A match stays verified whatever the rules.
+        let mut d = decided(Some(0.9), jlis::Status::Good);
+        assert!(route_to_review(&mut d, &BAND).is_empty());
+        assert_eq!(d.status, EnrollmentStatus::Verified);
+    }
+
+    #[test]
+    fn any_other_failure_keeps_a_band_score_rejected() {
+        // A card failure: nothing after the card was looked at; never to review.
+        let mut c = card();
+        c.card_data.result = CardDataResult::InvalidSignature;
+        let mut d = decide(&c, None, LivenessMode::Off, &POLICY());
+        let rules = ReviewRules {
+            on_status_unknown: true,
+            ..BAND
+        };
+        assert!(route_to_review(&mut d, &rules).is_empty());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        // A passing card whose validity was never asked (`certificate_status_unknown` without an
+        // answer): not the signed `unknown` the rule is about.
+        let mut d = decide(&card(), None, LivenessMode::Off, &POLICY());
+        route_to_review(&mut d, &rules);
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        // A band score with a failed liveness: rejected.
+        let good = validity(jlis::Status::Good);
+        let mut f = faces(Some(0.45));
+        f.liveness.result = LivenessResult::Fail;
+        let mut d = decide(
+            &card(),
+            after(&good, &f),
+            LivenessMode::PoseSequence,
+            &POLICY(),
+        );
+        route_to_review(&mut d, &BAND);
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        // A band score with a revoked certificate: rejected.
+        let mut d = decided(
+            Some(0.45),
+            jlis::Status::Revoked {
+                reason: RevocationReason::KeyCompromise,
+                revoked_at: Utc::now(),
+            },
+        );
+        route_to_review(&mut d, &rules);
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+    }
+
+    #[test]
+    fn a_signed_unknown_goes_to_review_only_when_the_tenant_says_so() {
+        let mut d = decided(Some(0.9), jlis::Status::Unknown);
+        route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        let rules = ReviewRules {
+            on_status_unknown: true,
+            ..ReviewRules::default()
+        };
+        let mut d = decided(Some(0.9), jlis::Status::Unknown);
+        let review = route_to_review(&mut d, &rules);
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        assert_eq!(codes(&review), vec!["certificate_status_unknown"]);
+        // Unknown and a band score: both are for the reviewer.
+        let mut d = decided(Some(0.45), jlis::Status::Unknown);
+        let review = route_to_review(
+            &mut d,
+            &ReviewRules {
+                on_status_unknown: true,
+                ..BAND
+            },
+        );
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        assert_eq!(
+            codes(&review),
+            vec!["certificate_status_unknown", "face_mismatch"]
+        );
+    }
+
+    #[test]
+    fn a_flagged_mask_goes_to_review_in_review_mode_only() {
+        let mask = QualityFailure {
+            check: QualityCheck::Mask,
+            kind: ImageKind::Selfie,
+        };
+        let good = validity(jlis::Status::Good);
+        let mut f = faces(Some(0.9));
+        f.selfie_quality.flagged.push(mask);
+        let d0 = decide(&card(), after(&good, &f), LivenessMode::Off, &POLICY());
+        assert_eq!(d0.status, EnrollmentStatus::Verified, "flagged, not failed");
+        let mut d = d0.clone();
+        route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::Verified, "flag mode");
+        let mut d = d0.clone();
+        let review = route_to_review(
+            &mut d,
+            &ReviewRules {
+                mask: true,
+                ..ReviewRules::default()
+            },
+        );
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        assert_eq!(codes(&review), vec!["selfie_mask"]);
+        assert_eq!(reasons(&d), vec!["selfie_mask"]);
+        // Review mode but nothing flagged: verified.
+        let mut d = decided(Some(0.9), jlis::Status::Good);
+        route_to_review(
+            &mut d,
+            &ReviewRules {
+                mask: true,
+                ..ReviewRules::default()
+            },
+        );
+        assert_eq!(d.status, EnrollmentStatus::Verified);
+    }
+
+    fn with_hits(duplicate: CheckMode, watchlist: CheckMode) -> Decision {
+        use crate::usecase::search::{DuplicateCheck, HitResult, WatchlistCheck};
+        let mut d = decided(Some(0.9), jlis::Status::Good);
+        d.checks.duplicate_face = Some(DuplicateCheck {
+            result: HitResult::Hit,
+            mode: duplicate,
+            threshold: 0.5,
+            target_fpir: 1e-3,
+            gallery_size: 2,
+            candidates: None,
+        });
+        d.checks.watchlist = Some(WatchlistCheck {
+            result: HitResult::Hit,
+            mode: watchlist,
+            threshold: 0.5,
+            target_fpir: 1e-3,
+            entries: None,
+        });
+        d.reasons.push(Reason::DuplicateFace);
+        d.reasons.push(Reason::WatchlistHit);
+        if duplicate == CheckMode::Reject || watchlist == CheckMode::Reject {
+            d.status = EnrollmentStatus::Rejected;
+        }
+        d
+    }
+
+    #[test]
+    fn one_to_n_hits_follow_their_mode() {
+        let mut d = with_hits(CheckMode::Flag, CheckMode::Flag);
+        assert!(route_to_review(&mut d, &ReviewRules::default()).is_empty());
+        assert_eq!(d.status, EnrollmentStatus::Verified);
+        let mut d = with_hits(CheckMode::Review, CheckMode::Flag);
+        let review = route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::InReview);
+        assert_eq!(codes(&review), vec!["duplicate_face"]);
+        let mut d = with_hits(CheckMode::Flag, CheckMode::Review);
+        let review = route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(codes(&review), vec!["watchlist_hit"]);
+        // A hit in reject mode wins over one in review mode, also once routed.
+        let mut d = with_hits(CheckMode::Review, CheckMode::Reject);
+        route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+        let mut d = with_hits(CheckMode::Review, CheckMode::Reject);
+        d.status = EnrollmentStatus::InReview;
+        route_to_review(&mut d, &ReviewRules::default());
+        assert_eq!(d.status, EnrollmentStatus::Rejected);
+    }
+
+    #[test]
+    fn routing_twice_changes_nothing() {
+        let rules = ReviewRules {
+            mask: true,
+            on_status_unknown: true,
+            ..BAND
+        };
+        for score in [0.3, 0.45, 0.9] {
+            for status in [jlis::Status::Good, jlis::Status::Unknown] {
+                let mut once = decided(Some(score), status);
+                let first = route_to_review(&mut once, &rules);
+                let mut twice = once.clone();
+                let second = route_to_review(&mut twice, &rules);
+                assert_eq!(once, twice);
+                assert_eq!(first, second);
+            }
+        }
     }
 }

@@ -7,21 +7,22 @@
 
 use super::decide::{decide, AfterCard, Decision, FaceEvidence, MatchPolicy};
 use super::record::{document, SealedCertificate, StoredDecision};
+use super::view::ReviewInfo;
 use crate::card::{self, CardReport, SessionBinding};
 use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::{
     new_id, now_millis, prefix, EnrollmentId, EnrollmentStatus, Purpose, TemplateSource, TenantId,
 };
-use crate::face::{FaceAnalysis, Template};
+use crate::face::{FaceAnalysis, MaskMode, Template};
 use crate::jlis::ValidityReport;
 use crate::redact::Secret;
 use crate::store::{AuditEvent, NewEnrollment, Session, StoredTemplate};
 use crate::usecase::idempotency::{self, Answer, Keyed, Pending};
-use crate::usecase::search;
 use crate::usecase::selfie::{JudgedSelfie, SelfieSource};
 use crate::usecase::sessions::{self, StoredChallenge};
 use crate::usecase::upload::{self, EnrollmentUpload};
 use crate::usecase::webhooks;
+use crate::usecase::{review, search};
 use crate::usecase::{Caller, Services, UseCaseError, UseCaseResult};
 
 /// `POST /v1/enrollments`.
@@ -124,23 +125,53 @@ async fn run(
         &policy,
     );
     let (revocation, work) = after_card.as_ref().map(|(r, w)| (r, w)).unzip();
-    // 1:N (issue 21): a selfie that verified is searched for duplicates and on the watchlist.
+    // Review (issue 22): what the tenant sends to a person instead of deciding.
+    let tenant = svc
+        .store
+        .get_tenant(&session.tenant_id)
+        .await?
+        .ok_or(UseCaseError::NotFound)?;
+    let mask_review = tenant.settings.selfie_mask == Some(MaskMode::Review);
+    let now = now_millis();
+    let mut review = review::route(svc, &tenant, &mut decision, mask_review, now);
+    // 1:N (issue 21): a selfie that verified (or waits for a person) is searched for duplicates and
+    // on the watchlist; the findings may send it to review, or reject it.
     let probe = work.and_then(|(judged, _)| judged.template.as_ref());
-    if let (EnrollmentStatus::Verified, Some(probe)) = (decision.status, probe) {
+    if let (EnrollmentStatus::Verified | EnrollmentStatus::InReview, Some(probe)) =
+        (decision.status, probe)
+    {
         let findings =
             search::check::at_enrollment(svc, &session.tenant_id, probe, &report.identity).await?;
         apply_findings(&mut decision, findings);
+        review = review::route(svc, &tenant, &mut decision, mask_review, now);
     }
     let used = Used {
         faces: work.map(|(judged, chip)| (judged, chip.as_ref())),
         selfie: selfie.label(),
+        posted_selfie: match &selfie {
+            SelfieSource::Posted(bytes) => Some(bytes.clone()),
+            SelfieSource::Kept(_) => None,
+        },
         for_client: matches!(caller, Caller::Client { .. }),
+        evidence_until: review::evidence_expiry(svc, &tenant, now),
     };
-    store(svc, session, &report, used, decision, revocation, pending).await
+    let decided = Decided {
+        decision,
+        review,
+        now,
+    };
+    store(svc, session, &report, used, decided, revocation, pending).await
 }
 
-/// The 1:N checks' reasons join the decision's; a hit in `reject` mode rejects (`review` acts as
-/// `flag` until the review console, issue 22, defines `in_review`).
+/// The decision with what review added: why it went to review, when.
+struct Decided {
+    decision: Decision,
+    review: Option<ReviewInfo>,
+    now: crate::domain::Millis,
+}
+
+/// The 1:N checks' reasons join the decision's; a hit in `reject` mode rejects (`review` sends the
+/// enrollment to a person: [`review::route`] after this).
 fn apply_findings(decision: &mut Decision, findings: search::Findings) {
     for reason in findings.reasons() {
         decision.reasons.push(reason);
@@ -171,7 +202,11 @@ async fn card_policy(svc: &Services, tenant_id: &TenantId) -> UseCaseResult<card
 struct Used<'a> {
     faces: Option<(&'a JudgedSelfie, Option<&'a FaceAnalysis>)>,
     selfie: &'static str,
+    /// The selfie's bytes when it was posted with this upload: review evidence is made from it.
+    posted_selfie: Option<bytes::Bytes>,
     for_client: bool,
+    /// When review evidence sealed now is shredded at the latest.
+    evidence_until: crate::domain::Millis,
 }
 
 async fn store(
@@ -179,13 +214,18 @@ async fn store(
     session: &Session,
     report: &CardReport,
     used: Used<'_>,
-    decision: Decision,
+    decided: Decided,
     revocation: Option<&ValidityReport>,
     pending: Option<Pending>,
 ) -> UseCaseResult<Answer> {
+    let Decided {
+        decision,
+        review,
+        now,
+    } = decided;
     let id = EnrollmentId::new();
-    let now = now_millis();
     let verified = decision.status == EnrollmentStatus::Verified;
+    let in_review = decision.status == EnrollmentStatus::InReview;
     let owner = Owner {
         tenant_id: &session.tenant_id,
         enrollment_id: &id,
@@ -193,11 +233,14 @@ async fn store(
     let record = StoredDecision {
         reasons: decision.reasons,
         checks: decision.checks,
+        review,
     };
-    // Personal data and templates are kept only for a verified enrollment, sealed under its own key.
+    // Personal data and templates are kept only for a verified enrollment (or one in review, so that
+    // an approve needs nothing uploaded again), sealed under its own key.
     let mut sealed = None;
     let mut certificate = None;
-    if verified {
+    let mut evidence = Vec::new();
+    if verified || in_review {
         let (dek, wrapped) = svc.keys.new_data_key(owner);
         let cert = report
             .revocation_target
@@ -219,6 +262,17 @@ async fn store(
             .faces
             .map(|(selfie, chip)| templates(&dek, owner, selfie, chip))
             .unwrap_or_default();
+        if in_review {
+            evidence = review::seal_evidence(
+                svc,
+                &dek,
+                owner,
+                report.chip_photo.clone(),
+                used.posted_selfie.clone(),
+                used.evidence_until,
+            )
+            .await?;
+        }
         sealed = Some((
             dek.seal(owner, RecordKind::Identity, &identity),
             cert_bytes.map(|c| dek.seal(owner, RecordKind::RevocationTarget, &c)),
@@ -239,7 +293,7 @@ async fn store(
         session.subject_ref.clone(),
         shown_record,
         certificate.as_ref(),
-        verified.then(|| report.identity.clone()),
+        (verified || in_review).then(|| report.identity.clone()),
         now,
     );
     let answer = Answer::created(&shown)?;
@@ -264,6 +318,7 @@ async fn store(
         revocation_sealed,
         wrapped_key,
         templates,
+        evidence,
         created_at: now,
     };
     let duplicates = record
@@ -293,10 +348,10 @@ async fn store(
         id.as_str(),
         details,
     );
-    let kind = if verified {
-        webhooks::EventType::EnrollmentVerified
-    } else {
-        webhooks::EventType::EnrollmentRejected
+    let kind = match decision.status {
+        EnrollmentStatus::Verified => webhooks::EventType::EnrollmentVerified,
+        EnrollmentStatus::InReview => webhooks::EventType::EnrollmentInReview,
+        _ => webhooks::EventType::EnrollmentRejected,
     };
     let mut events = vec![webhooks::event_at(
         &session.tenant_id,

@@ -2,7 +2,7 @@
 //! the certificate record sealed under the enrollment's data key, and how both are opened and put
 //! back together into the API's document. Enrollment and status checks both read and write these.
 
-use super::view::{CertificateView, EnrollmentChecks, EnrollmentDocument};
+use super::view::{CertificateView, EnrollmentChecks, EnrollmentDocument, ReviewInfo};
 use crate::card;
 use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::RevocationTarget;
@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 pub struct StoredDecision {
     pub reasons: Reasons,
     pub checks: EnrollmentChecks,
+    /// Issue 22: present once the enrollment went to review (absent in older rows: same schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewInfo>,
 }
 
 /// The stored form: the record with its version. Version 1 (before versions were written) has no
@@ -177,6 +180,7 @@ pub(super) fn document(
         checks,
         identity,
         created_at: domain::rfc3339(created_at),
+        review: record.review,
     }
 }
 

@@ -105,6 +105,32 @@ pub struct EnrollmentDocument {
     /// From the signing certificate; `null` for a rejected or deleted enrollment (nothing personal is kept).
     pub identity: Option<card::Identity>,
     pub created_at: String,
+    /// Present when the enrollment went to review (issue 22): why, and the decision once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewInfo>,
+}
+
+/// `review` of an enrollment that went to review: what sent it there, how long its evidence is kept,
+/// and the reviewer's decision once made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewInfo {
+    /// The reasons that sent it to a person (they are also in `reasons`).
+    pub reasons: Reasons,
+    /// When the review evidence (chip photo and selfie) is shredded if no decision came first.
+    pub evidence_until: String,
+    /// The decision; absent while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ReviewOutcomeView>,
+}
+
+/// A reviewer's decision on an enrollment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewOutcomeView {
+    pub decision: crate::domain::review::ReviewDecision,
+    pub reason_code: crate::domain::review::ReviewReasonCode,
+    /// Who decided (under the four-eyes rule, both approvers, first first). Ids only.
+    pub reviewers: Vec<crate::domain::review::Reviewer>,
+    pub decided_at: String,
 }
 
 /// `GET /v1/enrollments`.

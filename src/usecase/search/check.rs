@@ -38,7 +38,7 @@ pub struct Candidate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DuplicateCheck {
     pub result: HitResult,
-    /// The tenant's `duplicate_check` setting when it ran (`review` acts as `flag` for now).
+    /// The tenant's `duplicate_check` setting when it ran (`review` sends a hit to a person).
     pub mode: CheckMode,
     pub threshold: f64,
     pub target_fpir: f64,
@@ -377,7 +377,7 @@ mod tests {
                 f.reasons(),
                 vec![Reason::DuplicateFace, Reason::WatchlistHit]
             );
-            assert!(!f.rejects(), "{mode:?} waits for the console: as flag");
+            assert!(!f.rejects(), "{mode:?} does not reject by itself");
         }
         let f = Findings {
             duplicates: Some(check(HitResult::Hit, CheckMode::Reject)),
