@@ -343,7 +343,7 @@ async fn screenshot(browser: &Browser, name: &str, hide: &[&str]) {
         return;
     };
     let png = browser.screenshot().await;
-    let mut img = image::load_from_memory(&png).expect("a PNG").to_rgba8();
+    let mut img = image::load_from_memory(&png).expect("a PNG").to_rgb8();
     for css in hide {
         let (x, y, w, h) = browser.find(css).await.rect().await;
         let (x, y) = (x.max(0.0) as u32, y.max(0.0) as u32);

@@ -112,12 +112,31 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {answer}"))
             .to_string();
-        Self {
+        let browser = Self {
             http,
             session: format!("{base}/session/{id}"),
             _profile: profile,
             _driver: driver,
-        }
+        };
+        browser.fit_viewport(1280, 900).await;
+        browser
+    }
+
+    /// Resizes the window so that the page itself (what a screenshot shows) is `width`×`height`:
+    /// `--window-size` sets the outer size, the browser's frame takes some of it.
+    async fn fit_viewport(&self, width: u32, height: u32) {
+        let png = self.screenshot().await;
+        let (shown_w, shown_h) = image::load_from_memory(&png)
+            .map(|i| (i.width(), i.height()))
+            .expect("a PNG screenshot");
+        let rect = self.get("/window/rect").await;
+        let outer = |k: &str| rect[k].as_u64().unwrap_or(0) as u32;
+        self.post(
+            "/window/rect",
+            json!({"width": outer("width") + width - shown_w.min(width),
+                   "height": outer("height") + height - shown_h.min(height)}),
+        )
+        .await;
     }
 
     async fn command(
