@@ -5,7 +5,7 @@
 //! an implementation independent of the service's. After every page load the browser log must hold no
 //! SEVERE entry: a script error, a failed load or a Content-Security-Policy violation fails the test.
 //!
-//! `CONSOLE_SCREENSHOTS=<dir>` saves PNGs of the main pages there (docs/console-screenshots.md); the
+//! `CONSOLE_SCREENSHOTS=<dir>` saves PNGs of the main pages there (docs/console.md, "Screenshots"); the
 //! review page's photos are pixelated before saving: committed screenshots show no real face.
 
 use crate::cards::*;
