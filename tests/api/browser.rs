@@ -266,14 +266,17 @@ fn totp_codes(secret: &str) -> Vec<String> {
     codes
 }
 
-/// Fills the login form (the page must be open) and submits it.
+/// Fills the login form (the page must be open) and submits it with the Enter key (the keyboard
+/// alone is enough to log in).
 async fn submit_login(browser: &Browser, console: &Console, op: &Operator, code: &str) {
     browser.fill("#tenant", &console.tenant).await;
     browser.fill("#login", &op.login).await;
     browser.fill("#password", &op.password).await;
-    browser.fill("#totp", code).await;
-    browser.click("#login-submit").await;
+    browser.fill("#totp", &format!("{code}{ENTER}")).await;
 }
+
+/// The WebDriver code of the Enter key.
+const ENTER: char = '\u{E007}';
 
 /// Logs `op` in with the current TOTP code and waits for the dashboard.
 async fn login(browser: &Browser, console: &Console, op: &Operator) {
@@ -446,7 +449,14 @@ async fn login_needs_the_totp_code_and_the_language_switches(backend: Backend) {
 
     login(&browser, &console, &admin).await;
     assert!(browser.text("#whoami").await.contains("admin"));
-    assert!(browser.cookie("jf_console").await.is_some());
+    let cookie = browser
+        .cookie("jf_console")
+        .await
+        .expect("a session cookie");
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["secure"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+    assert_eq!(cookie["path"], "/console", "{cookie}");
     // Nothing decided yet: the table and the health, no chart.
     browser.find("#decisions-table").await;
     browser.find("#no-scores").await;
@@ -724,7 +734,10 @@ async fn a_cross_site_or_cross_origin_form_changes_nothing(backend: Backend) {
 
     // The operator's own session with a wrong token, from the console's own origin: refused.
     open(&browser, &console, "/console/keys").await;
-    let session = browser.cookie("jf_console").await.expect("still logged in");
+    let session = browser.cookie("jf_console").await.expect("still logged in")["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let token = csrf_token(&browser).await;
     for (csrf, origin) in [
         ("forged", console.app.base.as_str()),
@@ -921,7 +934,10 @@ async fn a_viewer_made_in_the_console_cannot_approve(backend: Backend) {
         assert!(browser.try_find(absent).await.is_none(), "{absent}");
     }
 
-    let session = browser.cookie("jf_console").await.expect("a session");
+    let session = browser.cookie("jf_console").await.expect("a session")["value"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let token = csrf_token(&browser).await;
     let forged = console
         .app

@@ -304,13 +304,12 @@ impl Browser {
         .await;
     }
 
-    /// The value of the cookie `name` as the browser holds it (HttpOnly ones too), if set.
-    pub async fn cookie(&self, name: &str) -> Option<String> {
-        let cookie = self
-            .command(reqwest::Method::GET, &format!("/cookie/{name}"), None)
+    /// The cookie `name` as the browser holds it (HttpOnly ones too), if set: `value`, `httpOnly`,
+    /// `secure`, `sameSite`, `path`, …
+    pub async fn cookie(&self, name: &str) -> Option<Value> {
+        self.command(reqwest::Method::GET, &format!("/cookie/{name}"), None)
             .await
-            .ok()?;
-        cookie["value"].as_str().map(str::to_string)
+            .ok()
     }
 
     /// The page as a PNG.
