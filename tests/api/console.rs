@@ -3,7 +3,7 @@
 //! the security headers on every page, roles, tenant isolation, API keys made and revoked through
 //! the console and then refused by /v1, and HTML escaping of what the RP sent.
 
-use crate::cards::{cards, A_SELFIE};
+use crate::cards::{cards, photo, A_LATER, A_SELFIE};
 use crate::helpers::*;
 use jpki_face::domain::{Role, TenantId};
 use jpki_face::redact::Secret;
@@ -15,6 +15,7 @@ crate::on_both_backends!(
     login_needs_password_and_a_fresh_totp_code_and_locks_after_failures,
     state_changes_need_the_csrf_token_the_origin_and_the_role,
     enrollment_pages_escape_filter_and_stay_within_the_tenant,
+    reviews_are_decided_in_the_console_by_reviewers_with_four_eyes,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -629,4 +630,225 @@ async fn enrollment_pages_escape_filter_and_stay_within_the_tenant(backend: Back
         stranger.get("/console/enrollments/not-an-id").await.status,
         404
     );
+}
+
+/// Enrolls `person`'s card with `selfie` through the RP's backend with `key`; returns the answer.
+async fn enroll_as(
+    app: &TestApp,
+    key: &str,
+    person: &jpki_face::devcard::PersonId,
+    selfie: &str,
+) -> serde_json::Value {
+    let response = app
+        .post_session(
+            key,
+            &json!({"purpose": "enrollment", "subject_ref": "review-subject"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let session: serde_json::Value = response.json().await.unwrap();
+    let card = cards().sign(person, &session);
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "card",
+            reqwest::multipart::Part::text(card.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "selfie",
+            reqwest::multipart::Part::bytes(std::fs::read(photo(selfie)).unwrap())
+                .file_name("selfie.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/sessions/{}/enrollment",
+            session["id"].as_str().unwrap()
+        )))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn reviews_are_decided_in_the_console_by_reviewers_with_four_eyes(backend: Backend) {
+    use jpki_face::domain::search::CheckMode;
+    use jpki_face::store::TenantSettings;
+    let app = spawn_app_with(cards().app_options(backend)).await;
+    let (tenant, _, key) = jpki_face::usecase::tenants::create_tenant_with(
+        app.ctx.svc.store.as_ref(),
+        "bank",
+        TenantSettings {
+            duplicate_check: Some(CheckMode::Review),
+            review_four_eyes: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (tenant, key) = (tenant.id, key.expose().clone());
+    let first = enroll_as(&app, &key, &cards().a, A_SELFIE).await;
+    assert_eq!(first["status"], "verified", "{first:#}");
+    let one = enroll_as(&app, &key, &cards().a_other_identity, A_SELFIE).await;
+    let two = enroll_as(&app, &key, &cards().a_other_identity, A_LATER).await;
+    assert_eq!(one["status"], "in_review", "{one:#}");
+    assert_eq!(two["status"], "in_review", "{two:#}");
+    let one = one["id"].as_str().unwrap().to_string();
+    let two = two["id"].as_str().unwrap().to_string();
+
+    // A viewer sees the queue and the case, but no photo, and cannot decide.
+    let mut viewer = logged_in(&app, &tenant, "vera", Role::Viewer).await;
+    let queue = viewer.get("/console/reviews").await;
+    assert_eq!(queue.status, 200);
+    assert!(queue.body.contains(&format!("data-id=\"{one}\"")));
+    assert!(queue.body.contains(&format!("data-id=\"{two}\"")));
+    let case = viewer.get(&format!("/console/reviews/{one}")).await;
+    assert_eq!(case.status, 200);
+    assert!(case.body.contains("id=\"evidence-hidden\""));
+    assert!(!case.body.contains("id=\"chip-photo\""));
+    let vcsrf = case.csrf();
+    let refused = viewer
+        .post(
+            &format!("/console/reviews/{one}"),
+            &[
+                ("csrf", &vcsrf),
+                ("decision", "approve"),
+                ("reason_code", "verified_by_reviewer"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("data-code=\"forbidden\""));
+    assert_eq!(
+        viewer
+            .get(&format!("/console/reviews/{one}/photo/selfie"))
+            .await
+            .status,
+        403
+    );
+
+    // A reviewer sees both photos side by side; each view is audited naming the operator.
+    let mut r1 = logged_in(&app, &tenant, "rita", Role::Reviewer).await;
+    let case = r1.get(&format!("/console/reviews/{one}")).await;
+    assert!(case.body.contains("id=\"chip-photo\"") && case.body.contains("id=\"selfie\""));
+    assert!(case.body.contains("data-state=\"none\""));
+    let photo = r1
+        .get(&format!("/console/reviews/{one}/photo/chip_photo"))
+        .await;
+    assert_eq!(photo.status, 200);
+    assert!(photo.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("image/"));
+    photo.assert_hardened();
+    let rows = app.ctx.svc.store.audit_rows(&tenant).await.unwrap();
+    let viewed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.event == "review.evidence_viewed")
+        .collect();
+    assert_eq!(viewed.len(), 1);
+    let rita = app
+        .ctx
+        .svc
+        .store
+        .operator_by_login(&tenant, "rita")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        viewed[0].details.contains(rita.id.as_str()),
+        "{}",
+        viewed[0].details
+    );
+
+    // Without the CSRF token nothing is decided.
+    let csrf = case.csrf();
+    let forged = r1
+        .post(
+            &format!("/console/reviews/{one}"),
+            &[
+                ("decision", "approve"),
+                ("reason_code", "verified_by_reviewer"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let approve = [
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+        ("reason_code", "verified_by_reviewer"),
+    ];
+    // Four-eyes: the first approve waits; the same reviewer cannot give the second.
+    let first_ok = r1.post(&format!("/console/reviews/{one}"), &approve).await;
+    assert_eq!(
+        (first_ok.status, first_ok.location()),
+        (303, "/console/reviews?done=awaiting_second")
+    );
+    let waiting = r1.get(&format!("/console/reviews/{one}")).await;
+    assert!(
+        waiting.body.contains("data-state=\"awaiting_second\""),
+        "{}",
+        waiting.body
+    );
+    let again = r1.post(&format!("/console/reviews/{one}"), &approve).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("data-code=\"conflict\""));
+
+    // A second reviewer approves: verified. A reject decides at once.
+    let mut r2 = logged_in(&app, &tenant, "ralf", Role::Reviewer).await;
+    let csrf2 = r2.get("/console/reviews").await.csrf();
+    let second = r2
+        .post(
+            &format!("/console/reviews/{one}"),
+            &[
+                ("csrf", &csrf2),
+                ("decision", "approve"),
+                ("reason_code", "verified_by_reviewer"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (second.status, second.location()),
+        (303, "/console/reviews?done=decided")
+    );
+    let rejected = r2
+        .post(
+            &format!("/console/reviews/{two}"),
+            &[
+                ("csrf", &csrf2),
+                ("decision", "reject"),
+                ("reason_code", "duplicate_person"),
+                ("note", "same face as an earlier customer"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (rejected.status, rejected.location()),
+        (303, "/console/reviews?done=decided")
+    );
+    let late = r1
+        .post(
+            &format!("/console/reviews/{two}"),
+            &[
+                ("csrf", &csrf),
+                ("decision", "reject"),
+                ("reason_code", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status, 409, "decided exactly once");
+    let one_page = r2.get(&format!("/console/enrollments/{one}")).await;
+    assert!(one_page.body.contains("data-status=\"verified\""));
+    let two_page = r2.get(&format!("/console/enrollments/{two}")).await;
+    assert!(two_page.body.contains("data-status=\"rejected\""));
+    assert!(two_page.body.contains("enrollment.reviewed"));
+    let queue = r2.get("/console/reviews").await;
+    assert!(!queue.body.contains(&format!("data-id=\"{one}\"")));
+    assert!(!queue.body.contains(&format!("data-id=\"{two}\"")));
 }

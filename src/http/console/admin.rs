@@ -3,9 +3,10 @@
 //! use case with the operator's id.
 
 use super::auth::{Authed, Posted};
+use super::error::parse_or_404;
+use super::error::ConsoleError;
 use super::i18n::Msg;
-use super::layout::{csrf_input, flash, page, ConsoleError};
-use super::parse_or_404;
+use super::layout::{csrf_input, flash, page};
 use crate::domain::{DeliveryId, OperatorId, Role, WebhookId};
 use crate::http::ApiContext;
 use crate::redact::Secret;

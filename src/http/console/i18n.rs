@@ -29,7 +29,7 @@ impl Lang {
 
     /// The `jf_lang` cookie, else English when the browser's first choice is English, else Japanese.
     pub fn of(headers: &axum::http::HeaderMap) -> Self {
-        if let Some(lang) = super::auth::cookie(headers, super::auth::LANG_COOKIE)
+        if let Some(lang) = super::cookies::cookie(headers, super::cookies::LANG_COOKIE)
             .as_deref()
             .and_then(Lang::parse)
         {

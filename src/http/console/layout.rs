@@ -1,82 +1,12 @@
 //! The console's frame: the HTML page around every view (maud escapes every value it prints), the
 //! navigation by role, the language form, and the error pages. An error is returned by handlers as
-//! a [`ConsoleError`]; the console's layer renders it in the reader's language.
+//! a `ConsoleError` (`error.rs`); the console's layer renders it here, in the reader's language.
 
-use super::auth::{Authed, CSRF_FIELD};
+use super::auth::Authed;
+use super::cookies::CSRF_FIELD;
+use super::error::ErrorPage;
 use super::i18n::{Lang, Msg};
-use crate::usecase::UseCaseError;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, DOCTYPE};
-
-/// Why a console request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsoleError {
-    #[error("not logged in")]
-    NotLoggedIn,
-    #[error("csrf check failed")]
-    Csrf,
-    #[error("forbidden for this role")]
-    Forbidden,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    UseCase(#[from] UseCaseError),
-}
-
-/// What the error layer renders: the status, the stable code and the message.
-#[derive(Debug, Clone)]
-pub struct ErrorPage {
-    pub code: &'static str,
-    pub message: Msg,
-    /// A validation message from the use case (`Malformed`), shown as is (ours, never a secret).
-    pub detail: Option<String>,
-}
-
-impl IntoResponse for ConsoleError {
-    fn into_response(self) -> Response {
-        let (status, code, message, detail) = match self {
-            ConsoleError::NotLoggedIn => return Redirect::to("/console/login").into_response(),
-            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf_failed", Msg::CsrfFailed, None),
-            ConsoleError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Msg::Forbidden, None),
-            ConsoleError::BadRequest(d) => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                Msg::BadRequest,
-                Some(d),
-            ),
-            ConsoleError::UseCase(e) => {
-                let api = crate::http::ApiError::from(e);
-                let status = api.status();
-                let (code, message) = match status.as_u16() {
-                    400 | 413 | 415 | 422 => ("bad_request", Msg::BadRequest),
-                    403 => ("forbidden", Msg::Forbidden),
-                    404 => ("not_found", Msg::NotFound),
-                    409 => ("conflict", Msg::Conflict),
-                    503 => ("unavailable", Msg::Unavailable),
-                    _ => ("internal", Msg::Internal),
-                };
-                let detail = match &api {
-                    crate::http::ApiError::UseCase(
-                        UseCaseError::Malformed(d) | UseCaseError::LimitReached(d),
-                    ) => Some(d.clone()),
-                    _ => None,
-                };
-                if code == "internal" {
-                    tracing::error!(error = %api, "console request failed");
-                }
-                (status, code, message, detail)
-            }
-        };
-        let mut response = status.into_response();
-        response.extensions_mut().insert(ErrorPage {
-            code,
-            message,
-            detail,
-        });
-        response
-    }
-}
 
 /// The body of an error page.
 pub fn error_body(lang: Lang, page: &ErrorPage) -> Markup {

@@ -1,12 +1,16 @@
 //! The back-office console under `/console/` (issue 22; docs/console.md): server-rendered HTML, no
-//! script, one stylesheet. Its rooms: `auth` (sessions, CSRF, login), `layout` (the frame, error
-//! pages), `i18n` (Japanese and English), `pages` (dashboard, enrollments), `reviews` (queue, case, photos), `admin` (webhooks, API
+//! script, one stylesheet. Its rooms: `cookies`, `auth` (sessions, CSRF, same origin), `login`
+//! (login, logout, language), `error` (refusals), `layout` (the frame, error pages), `i18n`
+//! (Japanese and English), `pages` (dashboard, enrollments), `reviews` (queue, case, photos), `admin` (webhooks, API
 //! keys, settings, operators). Every response carries the strict headers set here.
 
 pub mod admin;
 pub mod auth;
+pub mod cookies;
+pub mod error;
 pub mod i18n;
 pub mod layout;
+pub mod login;
 pub mod pages;
 pub mod reviews;
 
@@ -28,9 +32,9 @@ pub fn router() -> Router<ApiContext> {
             "/console",
             get(|| async { axum::response::Redirect::to("/console/") }),
         )
-        .route("/console/login", get(auth::login_page).post(auth::login))
-        .route("/console/logout", post(auth::logout))
-        .route("/console/lang", post(auth::set_lang))
+        .route("/console/login", get(login::login_page).post(login::login))
+        .route("/console/logout", post(login::logout))
+        .route("/console/lang", post(login::set_lang))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/enrollments", get(pages::enrollments))
         .route("/console/enrollments/subject", post(pages::subject_filter))
@@ -65,8 +69,8 @@ pub fn router() -> Router<ApiContext> {
         .layer(axum::middleware::from_fn(frame))
 }
 
-async fn not_found() -> layout::ConsoleError {
-    layout::ConsoleError::UseCase(crate::usecase::UseCaseError::NotFound)
+async fn not_found() -> error::ConsoleError {
+    error::ConsoleError::UseCase(crate::usecase::UseCaseError::NotFound)
 }
 
 async fn stylesheet() -> Response {
@@ -81,7 +85,7 @@ async fn stylesheet() -> Response {
 async fn frame(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let lang = i18n::Lang::of(request.headers());
     let mut response = next.run(request).await;
-    if let Some(page) = response.extensions_mut().remove::<layout::ErrorPage>() {
+    if let Some(page) = response.extensions_mut().remove::<error::ErrorPage>() {
         let status = response.status();
         let cookies: Vec<HeaderValue> = response
             .headers()
@@ -110,12 +114,4 @@ async fn frame(request: axum::extract::Request, next: axum::middleware::Next) ->
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// Path parameters the console takes as text and parses itself, so a malformed id is the same 404
-/// page as a missing one.
-pub fn parse_or_404<T>(parsed: Option<T>) -> Result<T, layout::ConsoleError> {
-    parsed.ok_or(layout::ConsoleError::UseCase(
-        crate::usecase::UseCaseError::NotFound,
-    ))
 }

@@ -2,9 +2,10 @@
 //! reference kept in the session, never in a URL) and one enrollment's page.
 
 use super::auth::{Authed, Posted};
+use super::error::parse_or_404;
+use super::error::ConsoleError;
 use super::i18n::{status_label, Lang, Msg};
-use super::layout::{csrf_input, page, ConsoleError};
-use super::parse_or_404;
+use super::layout::{csrf_input, page};
 use crate::domain::{EnrollmentId, EnrollmentStatus, Reason};
 use crate::http::ApiContext;
 use crate::usecase::console::{self, ListQuery};

@@ -3,10 +3,11 @@
 //! and the approve/reject form. Viewers read; reviewers and admins decide and see the photos.
 
 use super::auth::{Authed, Posted};
+use super::error::parse_or_404;
+use super::error::ConsoleError;
 use super::i18n::{status_label, Msg};
-use super::layout::{csrf_input, flash, page, ConsoleError};
+use super::layout::{csrf_input, flash, page};
 use super::pages::enrollment_table;
-use super::parse_or_404;
 use crate::domain::review::{EvidenceKind, ReviewDecision, ReviewReasonCode, Reviewer};
 use crate::domain::{EnrollmentId, EnrollmentStatus};
 use crate::http::ApiContext;
