@@ -20,20 +20,31 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
+    /// Starts chromedriver on a port the system picks (`--port=0`) and reads which from its output:
+    /// no window between finding a free port and binding it.
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
+        use std::io::BufRead;
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect(
                 "chromedriver must be installed for the browser suite (scripts/ensure-browser.sh)",
             );
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.split_once("started successfully on port ")
+                .and_then(|(_, rest)| rest.trim_end_matches('.').parse::<u16>().ok())
+        });
+        // Whatever it prints later is read and dropped, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromedriver did not start");
+        };
         Self { child, port }
     }
 }
