@@ -115,9 +115,10 @@ pages=(
   "/console/operators"
 )
 echo
-echo "| page | p50 ms | p99 ms | max ms |"
-echo "|---|---:|---:|---:|"
+echo "| page | rows shown | p50 ms | p99 ms | max ms |"
+echo "|---|---:|---:|---:|---:|"
 for p in "${pages[@]}"; do
+  shown_rows=$(curl -s -b "$jar" "$base$p" | grep -o 'data-id="enr_' | wc -l)
   for _ in $(seq 1 "$N"); do
     curl -s -o /dev/null -b "$jar" -w '%{http_code} %{time_total}\n' "$base$p"
   done >"$work/times"
@@ -129,5 +130,5 @@ for p in "${pages[@]}"; do
   shown=${p//$one/{id\}}
   shown=${shown//$tenant/}
   case "$p" in *after=*) shown="/console/enrollments (page 2)";; esac
-  echo "| \`$shown\` | $p50 | $p99 | $max |"
+  echo "| \`$shown\` | $shown_rows | $p50 | $p99 | $max |"
 done

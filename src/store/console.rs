@@ -5,7 +5,7 @@
 //! predecessors' hashes; and the tenant-scoped writes of the admin pages (API keys, settings).
 
 use super::audit::{self, AuditEvent, AuditRow};
-use super::sql::SqlStore;
+use super::sql::{Dialect, SqlStore};
 use super::{StoreError, StoreResult, TenantSettings};
 use crate::domain::{EnrollmentId, EnrollmentStatus, Millis, TenantId};
 use sqlx::any::AnyRow;
@@ -66,8 +66,10 @@ pub trait ConsoleStore: Send + Sync {
         tenant_id: &TenantId,
         from_day: i64,
     ) -> StoreResult<Vec<(i64, String, i64)>>;
-    /// The decision records of the newest `limit` enrollments.
-    async fn recent_documents(&self, tenant_id: &TenantId, limit: i64) -> StoreResult<Vec<String>>;
+    /// `(face score, threshold)` of the newest `limit` enrollments that have a score, read from
+    /// their decision records by the database (no record crosses the wire).
+    async fn recent_scores(&self, tenant_id: &TenantId, limit: i64)
+        -> StoreResult<Vec<(f64, f64)>>;
     /// The audit rows whose subject is `subject`, in chain order, each with its predecessor's hash.
     async fn subject_audit(
         &self,
@@ -222,13 +224,33 @@ impl ConsoleStore for SqlStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn recent_documents(&self, tenant_id: &TenantId, limit: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT document FROM enrollments WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2")
+    async fn recent_scores(
+        &self,
+        tenant_id: &TenantId,
+        limit: i64,
+    ) -> StoreResult<Vec<(f64, f64)>> {
+        let (score, threshold) = match self.dialect {
+            Dialect::Postgres => (
+                "(document::jsonb #>> '{checks,face_match,score}')::double precision",
+                "(document::jsonb #>> '{checks,face_match,threshold}')::double precision",
+            ),
+            Dialect::Sqlite => (
+                "CAST(json_extract(document, '$.checks.face_match.score') AS REAL)",
+                "CAST(json_extract(document, '$.checks.face_match.threshold') AS REAL)",
+            ),
+        };
+        // The newest `limit` enrollments (a bounded index range), then those with a score.
+        let sql = format!(
+            "SELECT score, threshold FROM (SELECT {score} AS score, {threshold} AS threshold FROM enrollments WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2) AS recent WHERE score IS NOT NULL AND threshold IS NOT NULL"
+        );
+        let rows = sqlx::query(&sql)
             .bind(tenant_id)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get("document")?)).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("score")?, r.try_get("threshold")?)))
+            .collect()
     }
 
     #[tracing::instrument(skip_all)]

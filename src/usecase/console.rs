@@ -54,18 +54,9 @@ pub async fn dashboard(
             (day_label(day), of_day)
         })
         .collect();
-    let mut scores = Vec::new();
-    let mut threshold = None;
-    for doc in svc.store.recent_documents(tenant_id, SCORE_SAMPLE).await? {
-        let Ok(decision) = StoredDecision::from_json(&doc) else {
-            continue;
-        };
-        let face = &decision.checks.face_match;
-        if let Some(score) = face.score {
-            scores.push(score);
-            threshold.get_or_insert(face.threshold);
-        }
-    }
+    let recent = svc.store.recent_scores(tenant_id, SCORE_SAMPLE).await?;
+    let threshold = recent.first().map(|(_, t)| *t);
+    let scores = recent.into_iter().map(|(s, _)| s).collect();
     Ok(Dashboard {
         days,
         scores,

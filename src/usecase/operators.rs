@@ -3,7 +3,7 @@
 //! with idle and absolute expiry. Every action is an audit event naming the operator.
 //!
 //! Argon2id parameters: m = 19 MiB, t = 2, p = 1 (the OWASP minimum for Argon2id); one hash takes
-//! about 25 ms on the reference machine (docs/console.md), on a blocking thread. An unknown login
+//! about 40 ms on the reference machine (docs/console.md), on a blocking thread. An unknown login
 //! verifies against a dummy hash, so it costs the same as a wrong password.
 
 use crate::crypto::KeyRing;
@@ -89,7 +89,7 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// The PHC string of a new password hash (on a blocking thread: ~25 ms of CPU and 19 MiB).
+/// The PHC string of a new password hash (on a blocking thread: ~40 ms of CPU and 19 MiB).
 pub async fn hash_password(password: Secret<String>) -> UseCaseResult<Secret<String>> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::encode_b64(&random_bytes::<16>())
