@@ -357,7 +357,6 @@ impl Browser {
             .into_iter()
             .filter(|e| e.level == "SEVERE")
             .filter(|e| !expected.iter().any(|x| e.message.contains(x)))
-            .filter(|e| !e.message.contains("/favicon.ico")) // TEMPORARY
             .collect();
         assert!(
             severe.is_empty(),
