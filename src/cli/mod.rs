@@ -83,6 +83,16 @@ pub enum TenantCommand {
         /// What a masked selfie does (default: reject; docs/face.md, "Mask check").
         #[arg(long, value_enum)]
         selfie_mask: Option<crate::face::MaskMode>,
+        /// Review (docs/api.md, "Review"): a face score below the enrollment threshold but at or
+        /// above the threshold of this FMR (e.g. 1e-3) goes to a person instead of being rejected.
+        #[arg(long)]
+        review_band_fmr: Option<f64>,
+        /// A signed `unknown` from J-LIS at enrollment goes to a person instead of being rejected.
+        #[arg(long)]
+        review_on_status_unknown: bool,
+        /// An approve needs two different reviewers.
+        #[arg(long)]
+        review_four_eyes: bool,
     },
     /// Manage API keys.
     Key {

@@ -19,13 +19,27 @@ pub(super) async fn run(command: TenantCommand, settings: Settings) -> anyhow::R
             json,
             liveness,
             selfie_mask,
+            review_band_fmr,
+            review_on_status_unknown,
+            review_four_eyes,
         } => {
+            let band = review_band_fmr
+                .map(|fmr| {
+                    crate::domain::search::Rate(fmr)
+                        .valid()
+                        .map(crate::domain::search::Rate)
+                        .with_context(|| format!("--review-band-fmr {fmr}: not a rate in (0, 1)"))
+                })
+                .transpose()?;
             let (tenant, key_id, key) = create_tenant_with(
                 store.as_ref(),
                 &name,
                 TenantSettings {
                     liveness,
                     selfie_mask,
+                    review_band_fmr: band,
+                    review_on_status_unknown: review_on_status_unknown.then_some(true),
+                    review_four_eyes: review_four_eyes.then_some(true),
                     ..TenantSettings::default()
                 },
             )

@@ -78,8 +78,8 @@ pub async fn get_review(
     ))
 }
 
-/// The body of `POST /v1/enrollments/{id}/review`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /v1/enrollments/{id}/review`. No `Debug`: the note must never reach a log.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     pub decision: ReviewDecision,

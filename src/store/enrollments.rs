@@ -2,9 +2,9 @@
 //! checks (compare-and-set on the status), crypto-shredded on deletion.
 
 use super::audit::{self, AuditEvent};
+use super::evidence;
 use super::gallery::{feed_in, FeedKind, FeedOp};
 use super::idempotency::{self, Completion};
-use super::reviews;
 use super::sessions;
 use super::sql::SqlStore;
 use super::webhooks::{self, OutboxEvent};
@@ -41,7 +41,7 @@ pub struct NewEnrollment {
     pub wrapped_key: Option<WrappedKey>,
     pub templates: Vec<StoredTemplate>,
     /// The review evidence of an enrollment decided `in_review` (issue 22); empty otherwise.
-    pub evidence: Vec<super::reviews::SealedEvidence>,
+    pub evidence: Vec<super::evidence::SealedEvidence>,
     pub created_at: Millis,
 }
 
@@ -224,7 +224,7 @@ impl EnrollmentStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        reviews::evidence_in(&mut tx, &e.tenant_id, &e.id, &e.evidence, e.created_at).await?;
+        evidence::evidence_in(&mut tx, &e.tenant_id, &e.id, &e.evidence, e.created_at).await?;
         if let Some(answer) = answer {
             idempotency::complete_in(&mut tx, answer, e.created_at).await?;
         }
@@ -367,7 +367,7 @@ impl EnrollmentStore for SqlStore {
                 .await?;
         }
         // Review evidence and approvals (notes sealed under the shredded key) go with it.
-        reviews::forget_in(&mut tx, tenant_id, id).await?;
+        evidence::forget_in(&mut tx, tenant_id, id).await?;
         webhooks::outbox_in(&mut tx, events).await?;
         audit::append_in(&mut tx, self.dialect, audit).await?;
         feed_in(

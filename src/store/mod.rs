@@ -15,6 +15,7 @@ mod audit;
 mod console;
 mod enrollments;
 mod error;
+mod evidence;
 mod gallery;
 mod idempotency;
 mod ids;
@@ -35,6 +36,7 @@ pub use enrollments::{
     EnrollmentRow, EnrollmentStore, NewEnrollment, StatusChange, StoredTemplate,
 };
 pub use error::{StoreError, StoreResult};
+pub use evidence::SealedEvidence;
 pub use gallery::{
     EnrollmentFace, FeedKind, FeedOp, GalleryChange, GalleryStore, NewWatchlistEntry, WatchlistRow,
 };
@@ -45,7 +47,7 @@ pub use operators::{
     ConsoleSessionRow, NewConsoleSession, NewOperator, OperatorRow, OperatorStore,
 };
 pub use retention::{PurgeCounts, RetentionCutoffs, RetentionStore};
-pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite, SealedEvidence};
+pub use reviews::{ApprovalRow, ApprovalWrite, ReviewStore, ReviewWrite};
 pub use schedule::{ClaimedCheck, ScheduleStore};
 pub use selfies::{KeptSelfieRow, SelfieStore, SelfieWrite};
 pub use sessions::{NewSession, Session, SessionStore};

@@ -146,7 +146,7 @@ impl RetentionStore for SqlStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        counts.review_evidence = super::reviews::expire_evidence_in(
+        counts.review_evidence = super::evidence::expire_evidence_in(
             &mut tx,
             tenant_id,
             c.review_evidence_expired_before,

@@ -5,6 +5,7 @@
 
 use super::audit::{self, AuditEvent};
 use super::enrollments::{enrollment_from, ENROLLMENT_COLUMNS};
+use super::evidence::forget_in;
 use super::gallery::{feed_in, FeedKind, FeedOp};
 use super::sql::SqlStore;
 use super::webhooks::{self, OutboxEvent};
@@ -14,15 +15,6 @@ use crate::domain::{EnrollmentId, EnrollmentStatus, Millis, TenantId};
 use crate::redact::Secret;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// One photo of the review evidence, sealed under the enrollment's data key.
-#[derive(Debug, Clone)]
-pub struct SealedEvidence {
-    pub kind: EvidenceKind,
-    pub sealed: Secret<Vec<u8>>,
-    /// The retention cap: the retention job deletes it then if no decision did before.
-    pub expires_at: Millis,
-}
 
 /// An approve of an enrollment in review, as stored.
 #[derive(Debug, Clone)]
@@ -171,63 +163,6 @@ async fn lock_status(
             .ok_or_else(|| StoreError::Corrupt(format!("unknown enrollment status {s:?}")))
     })
     .transpose()
-}
-
-/// Deletes an enrollment's evidence and approvals (with its shredding or deletion).
-pub(super) async fn forget_in(
-    conn: &mut sqlx::AnyConnection,
-    tenant_id: &TenantId,
-    id: &EnrollmentId,
-) -> StoreResult<()> {
-    for statement in [
-        "DELETE FROM review_evidence WHERE tenant_id = $1 AND enrollment_id = $2",
-        "DELETE FROM review_approvals WHERE tenant_id = $1 AND enrollment_id = $2",
-    ] {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Inserts a new enrollment's evidence (with the enrollment).
-pub(super) async fn evidence_in(
-    conn: &mut sqlx::AnyConnection,
-    tenant_id: &TenantId,
-    id: &EnrollmentId,
-    evidence: &[SealedEvidence],
-    now: Millis,
-) -> StoreResult<()> {
-    for e in evidence {
-        sqlx::query("INSERT INTO review_evidence (tenant_id, enrollment_id, kind, sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(tenant_id)
-            .bind(id)
-            .bind(e.kind.as_str())
-            .bind(e.sealed.expose().as_slice())
-            .bind(now)
-            .bind(e.expires_at)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Deletes the tenant's evidence whose retention cap passed; returns how many photos.
-pub(super) async fn expire_evidence_in(
-    conn: &mut sqlx::AnyConnection,
-    tenant_id: &TenantId,
-    now: Millis,
-) -> StoreResult<u64> {
-    Ok(
-        sqlx::query("DELETE FROM review_evidence WHERE tenant_id = $1 AND expires_at <= $2")
-            .bind(tenant_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-    )
 }
 
 #[async_trait::async_trait]

@@ -80,7 +80,8 @@ pub const TOTP_ISSUER: &str = "jpki-face";
 /// Shortest accepted password.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_BYTES: usize = 1024;
-/// A session's last-seen time is written at most this often (a page view is a read, not a write).
+/// A session's last-seen time is written at most this often (a page view is a read, not a write),
+/// or every half idle timeout if that is shorter.
 const TOUCH_EVERY_MS: Millis = 60_000;
 
 fn argon2() -> Argon2<'static> {
@@ -395,7 +396,7 @@ pub async fn session(svc: &Services, token: &str) -> UseCaseResult<Option<Consol
         svc.store.end_console_session(&id_hash, None).await?;
         return Ok(None);
     }
-    if now - row.last_seen_at > TOUCH_EVERY_MS {
+    if now - row.last_seen_at > TOUCH_EVERY_MS.min(idle_ms / 2) {
         svc.store.touch_console_session(&id_hash, now).await?;
     }
     let subject_filter = row

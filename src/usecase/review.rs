@@ -15,10 +15,9 @@
 //! - **Evidence**: the chip photo and the selfie as JPEG, sealed under the enrollment's data key
 //!   when it went to review; every view is audited (`review.evidence_viewed`, naming the viewer).
 
-use super::enrollment::decide::{route_to_review, Decision, ReviewRules};
+use super::enrollment::decide::{route_to_review, Decision, MatchPolicy, ReviewRules};
 use super::enrollment::record::{data_key, render, StoredDecision};
 use super::enrollment::view::{EnrollmentDocument, ReviewInfo, ReviewOutcomeView};
-use super::enrollment::MatchPolicy;
 use super::{search, webhooks, Services, UseCaseError, UseCaseResult};
 use crate::crypto::{DataKey, Owner, RecordKind};
 use crate::domain::review::{
@@ -98,8 +97,8 @@ pub struct ReviewSummary {
     pub evidence_until: Option<String>,
 }
 
-/// An approve given so far.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// An approve given so far. (`Debug` leaves the note out.)
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalView {
     pub reviewer: Reviewer,
     pub reason_code: ReviewReasonCode,
@@ -123,8 +122,9 @@ pub struct ReviewCase {
     pub evidence: Vec<EvidenceKind>,
 }
 
-/// `POST /v1/enrollments/{id}/review` (without the reviewer, who comes from the caller).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+/// `POST /v1/enrollments/{id}/review` (without the reviewer, who comes from the caller). (`Debug`
+/// leaves the note out.)
+#[derive(Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     pub decision: ReviewDecision,
@@ -132,6 +132,27 @@ pub struct ReviewRequest {
     /// Free text, at most 1000 characters; sealed, never logged.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+impl std::fmt::Debug for ReviewRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReviewRequest")
+            .field("decision", &self.decision)
+            .field("reason_code", &self.reason_code)
+            .field("note", &self.note.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApprovalView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalView")
+            .field("reviewer", &self.reviewer)
+            .field("reason_code", &self.reason_code)
+            .field("note", &self.note.as_ref().map(|_| "[redacted]"))
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// What a decision did.
@@ -658,5 +679,9 @@ mod tests {
             reviewer_ref: "Yamada Taro".into(),
         };
         assert!(check_request(&named, &ok).is_err());
+        assert!(
+            !format!("{ok:?}").contains("looked twice"),
+            "the note never reaches a log"
+        );
     }
 }

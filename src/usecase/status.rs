@@ -196,5 +196,10 @@ mod tests {
         assert_eq!(reason_of(&unknown), Some(Reason::CertificateStatusUnknown));
         assert_eq!(reason_of(&moved), Some(Reason::IdentityChanged));
         assert_eq!(reason_of(&good), None);
+        // In review: only a revocation ends it; the rest is the reviewer's to weigh.
+        assert_eq!(after_check(InReview, &good), InReview);
+        assert_eq!(after_check(InReview, &unknown), InReview);
+        assert_eq!(after_check(InReview, &revoked), Revoked);
+        assert_eq!(after_check(InReview, &moved), IdentityChanged);
     }
 }

@@ -442,11 +442,26 @@ pub async fn retry(
     id: &WebhookId,
     delivery_id: &DeliveryId,
 ) -> UseCaseResult<DeliveryDocument> {
+    retry_by(svc, tenant_id, id, delivery_id, None).await
+}
+
+/// As [`retry`]; from the console, the audit event names the operator who pressed the button.
+pub async fn retry_by(
+    svc: &Services,
+    tenant_id: &TenantId,
+    id: &WebhookId,
+    delivery_id: &DeliveryId,
+    operator: Option<&crate::domain::OperatorId>,
+) -> UseCaseResult<DeliveryDocument> {
+    let mut details = serde_json::json!({"webhook_id": id});
+    if let Some(operator) = operator {
+        details["operator_id"] = serde_json::json!(operator);
+    }
     let audit = AuditEvent::new(
         tenant_id,
         crate::domain::AuditKind::WebhookDeliveryRetried,
         delivery_id.as_str(),
-        serde_json::json!({"webhook_id": id}),
+        details,
     );
     let (row, attempts) = svc
         .store

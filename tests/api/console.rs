@@ -16,6 +16,8 @@ crate::on_both_backends!(
     state_changes_need_the_csrf_token_the_origin_and_the_role,
     enrollment_pages_escape_filter_and_stay_within_the_tenant,
     reviews_are_decided_in_the_console_by_reviewers_with_four_eyes,
+    the_retry_button_delivers_an_event_again,
+    an_idle_session_ends,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -851,4 +853,110 @@ async fn reviews_are_decided_in_the_console_by_reviewers_with_four_eyes(backend:
     let queue = r2.get("/console/reviews").await;
     assert!(!queue.body.contains(&format!("data-id=\"{one}\"")));
     assert!(!queue.body.contains(&format!("data-id=\"{two}\"")));
+}
+
+async fn the_retry_button_delivers_an_event_again(backend: Backend) {
+    use crate::webhooks::{fast_webhooks, wait_until, Receiver};
+    use std::time::Duration;
+    let mut options = cards().app_options(backend);
+    options.toml.push_str(&fast_webhooks(1000));
+    let app = spawn_app_with(options).await;
+    let tenant = app.tenant_id.clone();
+    let receiver = Receiver::start(0).await;
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"url": receiver.url, "events": ["enrollment.verified"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let webhook: serde_json::Value = response.json().await.unwrap();
+    enroll_person_a(&app).await;
+    wait_until("the first delivery", Duration::from_secs(30), || {
+        receiver.of_type("enrollment.verified").len() == 1
+    })
+    .await;
+
+    let mut viewer = logged_in(&app, &tenant, "vic", Role::Viewer).await;
+    assert_eq!(viewer.get("/console/webhooks").await.status, 403);
+    let mut admin = logged_in(&app, &tenant, "ada", Role::Admin).await;
+    let mut page = admin.get("/console/webhooks").await;
+    for _ in 0..100 {
+        if page.body.contains("data-status=\"delivered\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = admin.get("/console/webhooks").await;
+    }
+    assert!(page
+        .body
+        .contains(&format!("data-id=\"{}\"", webhook["id"].as_str().unwrap())));
+    assert!(
+        page.body.contains("data-status=\"delivered\""),
+        "{}",
+        page.body
+    );
+    let delivery = page
+        .body
+        .split("id=\"retry-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a retry button")
+        .to_string();
+    let csrf = page.csrf();
+    let action = format!(
+        "/console/webhooks/{}/deliveries/{delivery}/retry",
+        webhook["id"].as_str().unwrap()
+    );
+    assert_eq!(admin.post(&action, &[]).await.status, 403, "no CSRF token");
+    let retried = admin.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (retried.status, retried.location()),
+        (303, "/console/webhooks?done=retried")
+    );
+    wait_until("the retried delivery", Duration::from_secs(30), || {
+        receiver.of_type("enrollment.verified").len() == 2
+    })
+    .await;
+    let rows = app.ctx.svc.store.audit_rows(&tenant).await.unwrap();
+    let retried = rows
+        .iter()
+        .find(|r| r.event == "webhook.delivery_retried" && r.subject == delivery)
+        .expect("the retry is audited");
+    let ada = app
+        .ctx
+        .svc
+        .store
+        .operator_by_login(&tenant, "ada")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        retried.details.contains(ada.id.as_str()),
+        "names the operator: {}",
+        retried.details
+    );
+    // Another tenant's admin cannot retry it.
+    let (other, _) = app.other_tenant().await;
+    let mut stranger = logged_in(&app, &other, "eve", Role::Admin).await;
+    let scsrf = stranger.get("/console/webhooks").await.csrf();
+    assert_eq!(
+        stranger.post(&action, &[("csrf", &scsrf)]).await.status,
+        404
+    );
+}
+
+async fn an_idle_session_ends(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options
+        .toml
+        .push_str("[console]\nidle_timeout_secs = 1\nabsolute_timeout_secs = 60\n");
+    let app = spawn_app_with(options).await;
+    let mut c = logged_in(&app, &app.tenant_id, "ida", Role::Viewer).await;
+    assert_eq!(c.get("/console/").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let idle = c.get("/console/").await;
+    assert_eq!((idle.status, idle.location()), (303, "/console/login"));
 }

@@ -58,6 +58,10 @@ async fn health_metrics_and_openapi(backend: Backend) {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/v1/reviews",
+        "/v1/reviews/{id}",
+        "/v1/enrollments/{id}/review",
+        "/v1/enrollments/{id}/evidence/{kind}",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
@@ -92,7 +96,8 @@ async fn health_metrics_and_openapi(backend: Backend) {
             "revoked",
             "identity_changed",
             "status_unknown",
-            "deleted"
+            "deleted",
+            "in_review"
         ])
     );
     assert_eq!(

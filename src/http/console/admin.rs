@@ -106,7 +106,14 @@ pub async fn retry_delivery(
     a.require(a.session.operator.role.can_administer())?;
     let webhook = parse_or_404(WebhookId::parse(&webhook))?;
     let delivery = parse_or_404(DeliveryId::parse(&delivery))?;
-    webhooks::retry(&ctx.svc, a.tenant(), &webhook, &delivery).await?;
+    webhooks::retry_by(
+        &ctx.svc,
+        a.tenant(),
+        &webhook,
+        &delivery,
+        Some(&a.session.operator.id),
+    )
+    .await?;
     Ok(Redirect::to("/console/webhooks?done=retried"))
 }
 
