@@ -13,6 +13,7 @@ run: models pcsc
 test: models pcsc
 	scripts/ensure-postgres.sh
 	scripts/ensure-tools.sh
+	scripts/ensure-browser.sh
 	scripts/ensure-jpki-cli.sh >/dev/null
 	scripts/drop-test-databases.sh
 	$(CARGO) fmt --all --check

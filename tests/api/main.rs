@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod browser;
 mod cards;
 mod claims;
 mod console;
@@ -24,4 +25,5 @@ mod selfie_step;
 mod sessions;
 mod store_contract;
 mod transactions;
+mod webdriver;
 mod webhooks;

@@ -49,7 +49,8 @@ impl Received {
     }
 }
 
-/// An HTTP receiver that answers 500 to the first `fail_first` requests, then 204.
+/// An HTTP receiver that answers 500 to the first `fail_first` requests, then 204 (the browser suite's
+/// retry button is tested against it too).
 pub(crate) struct Receiver {
     pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
@@ -90,7 +91,7 @@ impl Receiver {
         }
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 

@@ -32,6 +32,7 @@ fn head(lang: Lang, title: Msg) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title.text(lang)) " — jpki-face " (Msg::Console.text(lang)) }
             link rel="stylesheet" href="/console/static/console.css";
+            link rel="icon" href="/console/static/icon.svg" type="image/svg+xml";
         }
     }
 }

@@ -24,6 +24,8 @@ use axum::Router;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("console.css");
+/// The page icon: without one the browser asks for /favicon.ico on every page and logs the 404.
+const ICON: &str = include_str!("icon.svg");
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -36,6 +38,7 @@ pub fn router() -> Router<ApiContext> {
         .route("/console/logout", post(login::logout))
         .route("/console/lang", post(login::set_lang))
         .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/icon.svg", get(icon))
         .route("/console/enrollments", get(pages::enrollments))
         .route("/console/enrollments/subject", post(pages::subject_filter))
         .route("/console/enrollments/{id}", get(pages::enrollment))
@@ -79,6 +82,10 @@ async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
+}
+
+async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }
 
 /// Renders error pages in the reader's language and puts the security headers on every response.

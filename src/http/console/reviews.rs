@@ -156,7 +156,7 @@ pub async fn case(
                 }
             }
         }
-        @if waiting {
+        @if waiting && can_review {
             form #review-form method="post" action=(format!("/console/reviews/{}", doc.id)) {
                 (csrf_input(&a))
                 p {
