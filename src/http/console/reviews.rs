@@ -138,8 +138,8 @@ pub async fn case(
             tbody {
                 tr { th scope="row" { (Msg::Score.text(lang)) } td #face-score { (face.score.map(|s| format!("{s:.4}")).unwrap_or_default()) } }
                 tr { th scope="row" { (Msg::Threshold.text(lang)) } td #face-threshold { (format!("{:.4}", face.threshold)) } }
-                tr { th scope="row" { "target FMR" } td { (face.target_fmr) } }
-                tr { th scope="row" { "model" } td { code { (face.model) } } }
+                tr { th scope="row" { (Msg::TargetFmr.text(lang)) } td { (face.target_fmr) } }
+                tr { th scope="row" { (Msg::FaceModel.text(lang)) } td { code { (face.model) } } }
             }
         }
         h2 { (Msg::Reasons.text(lang)) }
