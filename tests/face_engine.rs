@@ -950,3 +950,56 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
         }
     }
 }
+
+/// Issue 25: a job alone in the pool runs the mask classifier on its own thread while SFace runs on
+/// the two-thread sessions; its verdict and template are those of the one-thread path (the same mask
+/// session kind; the two-thread detector and recogniser differ at most in rounding).
+#[test]
+fn an_idle_job_judges_and_embeds_like_a_one_thread_job() {
+    let idle = start(&config(1, 8));
+    let one_thread = start(&FaceConfig {
+        idle_intra_threads: 1,
+        ..config(1, 8)
+    });
+    // The last sample with a mask pasted along its landmarks (as the API tests make one).
+    let plain = sample("Female_42_1_1_1.jpg");
+    let face = analyze(&one_thread, plain.clone(), ImageKind::Selfie)
+        .face
+        .expect("a face");
+    let texture = image::open(root().join("models/mask-textures/mask_blue.jpg"))
+        .expect("mask textures: run make models")
+        .to_rgb8();
+    let masked =
+        png(
+            &jpki_face::face::synthetic_mask::put_on(&decode(&plain), &face.landmarks, &texture)
+                .expect("a mask"),
+        );
+    let mut photos: Vec<Vec<u8>> = [
+        "Female_40_1_1_1.jpg",
+        "Female_40_1_2_1.jpg",
+        "Female_42_1_1_1.jpg",
+    ]
+    .iter()
+    .map(|n| sample(n))
+    .collect();
+    photos.push(masked);
+    let mut masks = Vec::new();
+    for bytes in photos {
+        let a = analyze(&idle, bytes.clone(), ImageKind::Selfie);
+        let b = analyze(&one_thread, bytes, ImageKind::Selfie);
+        let (ma, mb) = (
+            a.quality.mask.expect("p(mask)"),
+            b.quality.mask.expect("p(mask)"),
+        );
+        assert!((ma - mb).abs() < 1e-3, "p(mask) {ma} vs {mb}");
+        assert_eq!(a.quality.failed, b.quality.failed);
+        assert_eq!(a.quality.result, b.quality.result);
+        let c = cosine(&a, &b);
+        assert!(c > 0.9999, "templates differ: cosine {c}");
+        masks.push(ma);
+    }
+    assert!(
+        masks[3] > masks[2] + 0.1,
+        "the masked face scores above the same face unmasked: {masks:?}"
+    );
+}

@@ -193,11 +193,12 @@ impl ModelPaths {
     }
 }
 
-/// The three sessions a worker owns; `run` needs `&mut`, so they are never shared.
+/// The sessions a worker owns; `run` needs `&mut`, so they are never shared.
 pub struct Models {
     detector: Session,
     recognizer: Session,
-    mask: Session,
+    /// Absent from the idle-pool set ([`Models::load_without_mask`]).
+    mask: Option<Session>,
 }
 
 fn session(
@@ -232,15 +233,37 @@ impl Models {
         Ok(Models {
             detector: session(env, &paths.detector, threads)?,
             recognizer: session(env, &paths.recognizer, threads)?,
-            mask: session(env, &paths.mask, threads)?,
+            mask: Some(session(env, &paths.mask, threads)?),
         })
+    }
+
+    /// The detector and the recogniser only: the idle pool's set, whose jobs run the mask classifier
+    /// on the regular set's one-thread session, alongside the recogniser.
+    pub fn load_without_mask(
+        env: &ort::environment::Environment,
+        paths: &ModelPaths,
+        threads: usize,
+    ) -> Result<Models, FaceInitError> {
+        Ok(Models {
+            detector: session(env, &paths.detector, threads)?,
+            recognizer: session(env, &paths.recognizer, threads)?,
+            mask: None,
+        })
+    }
+
+    pub fn has_mask(&self) -> bool {
+        self.mask.is_some()
     }
 
     /// Runs the mask classifier on one prepared crop ([`super::mask::MaskInput`]); returns p(mask).
     pub fn mask(&mut self, crop: &super::mask::MaskInput) -> Result<f32, ort::Error> {
         let side = super::mask::INPUT_SIDE;
         let input = TensorRef::from_array_view(([1usize, side, side, 3], crop.nhwc.as_slice()))?;
-        let outputs = self.mask.run(ort::inputs!["input" => input])?;
+        let session = self
+            .mask
+            .as_mut()
+            .ok_or_else(|| ort::Error::new("this session set has no mask classifier"))?;
+        let outputs = session.run(ort::inputs!["input" => input])?;
         let v = outputs
             .get("probs")
             .ok_or_else(|| ort::Error::new("the mask classifier has no output probs"))?;

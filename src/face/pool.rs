@@ -13,7 +13,7 @@ use super::align;
 use super::calibration::{CalibrationTable, Threshold};
 use super::config::FaceConfig;
 use super::models::{self, absolute, FaceInitError, ModelPaths, Models};
-use super::pipeline::{accepted_format, check_chip_photo, run_pipeline};
+use super::pipeline::{accepted_format, check_chip_photo, run_pipeline, Sessions};
 use super::template::{ModelMismatch, Template};
 use super::{FaceAnalysis, FaceError, ImageKind};
 use bytes::Bytes;
@@ -653,9 +653,11 @@ fn supervise(engine: Weak<Inner>, kit: WorkerKit, events: Receiver<()>, tick: Du
 }
 
 /// A worker's sessions: the regular ones (one intra-op thread each), and, when
-/// `face.idle_intra_threads` > 1, a second set with that many threads, used for a job only when no other
-/// worker is running one and none is waiting (issue 25: one request alone uses both cores, and under
-/// load every worker stays on one thread, so throughput is what it was).
+/// `face.idle_intra_threads` > 1, a second set of the detector and the recogniser with that many
+/// threads, used for a job only when no other worker is running one and none is waiting (issue 25: one
+/// request alone uses both cores, and under load every worker stays on one thread, so throughput is
+/// what it was). Such a job runs the mask classifier on the regular set's session, on a thread of its
+/// own, while the recogniser runs (see [`Sessions::Idle`]).
 struct Workers {
     narrow: Models,
     wide: Option<Models>,
@@ -666,16 +668,19 @@ impl Workers {
         Ok(Workers {
             narrow: Models::load(&loader.env, &loader.paths, 1)?,
             wide: (idle_threads > 1)
-                .then(|| Models::load(&loader.env, &loader.paths, idle_threads))
+                .then(|| Models::load_without_mask(&loader.env, &loader.paths, idle_threads))
                 .transpose()?,
         })
     }
 
     /// The sessions for the job just taken: the wide ones only when this is the only job in the pool.
-    fn pick(&mut self, others_running: usize, queued: usize) -> &mut Models {
+    fn pick(&mut self, others_running: usize, queued: usize) -> Sessions<'_> {
         match &mut self.wide {
-            Some(wide) if others_running == 0 && queued == 0 => wide,
-            _ => &mut self.narrow,
+            Some(wide) if others_running == 0 && queued == 0 => Sessions::Idle {
+                wide,
+                narrow: &mut self.narrow,
+            },
+            _ => Sessions::One(&mut self.narrow),
         }
     }
 }
@@ -696,10 +701,12 @@ fn warm_up(models: &mut Models) {
         rgb_planar: vec![0.0; 3 * 112 * 112],
         grey: vec![0.0; 112 * 112],
     });
-    let side = super::mask::INPUT_SIDE;
-    let _ = models.mask(&super::mask::MaskInput {
-        nhwc: vec![0.0; side * side * 3],
-    });
+    if models.has_mask() {
+        let side = super::mask::INPUT_SIDE;
+        let _ = models.mask(&super::mask::MaskInput {
+            nhwc: vec![0.0; side * side * 3],
+        });
+    }
 }
 
 fn serve(workers: &mut Workers, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slot) {
@@ -736,6 +743,7 @@ fn serve(workers: &mut Workers, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slo
         slot.set_busy(Some(job.deadline));
         let others_running = kit.running.fetch_add(1, Ordering::AcqRel);
         let models = workers.pick(others_running, rx.len());
+        let idle = matches!(models, Sessions::Idle { .. });
         let result = catch_unwind(AssertUnwindSafe(|| {
             kit.faults.inject(&job.image, slot, job.deadline);
             run_pipeline(models, &cfg, &job.image, job.kind, &model_id, &model_hash)
@@ -763,6 +771,18 @@ fn serve(workers: &mut Workers, kit: &WorkerKit, engine: Weak<Inner>, slot: &Slo
         };
         metrics::histogram!("face_job_seconds").record(spent.as_secs_f64());
         if let Ok(a) = &result {
+            let t = &a.timings;
+            tracing::debug!(
+                idle,
+                total_us = spent.as_micros() as u64,
+                decode_us = t.decode.as_micros() as u64,
+                preprocess_us = t.preprocess.as_micros() as u64,
+                detect_us = t.detect.as_micros() as u64,
+                postprocess_us = t.postprocess.as_micros() as u64,
+                mask_us = t.mask.as_micros() as u64,
+                embed_us = t.embed.as_micros() as u64,
+                "face job"
+            );
             let inference = a.timings.detect + a.timings.embed + a.timings.mask;
             metrics::histogram!("face_inference_seconds").record(inference.as_secs_f64());
         }

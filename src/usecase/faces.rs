@@ -83,8 +83,9 @@ pub async fn analyze(
     chip: Option<Bytes>,
     frames: &[Bytes],
 ) -> Result<FaceWork, UseCaseError> {
-    let mode = mask_mode(svc, tenant_id).await?;
     let engine = &svc.face;
+    // The tenant's setting is read while the images are analysed.
+    let mode = mask_mode(svc, tenant_id);
     let tenant_id = tenant_id.as_str();
     let selfie_job = async {
         engine
@@ -110,7 +111,8 @@ pub async fn analyze(
             .map(|a| (digest, a))
             .map_err(|e| selfie_error(e, "liveness_frame"))
     }));
-    let (selfie, chip, frames) = tokio::join!(selfie_job, chip_job, frame_jobs);
+    let (mode, selfie, chip, frames) = tokio::join!(mode, selfie_job, chip_job, frame_jobs);
+    let mode = mode?;
     let mut selfie = selfie?;
     crate::face::mask_mode::apply_mode(&mut selfie.quality, mode);
     Ok(FaceWork {

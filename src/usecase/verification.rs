@@ -22,7 +22,9 @@ use crate::domain::{
 use crate::face::{QualityReport, QualityResult, Template};
 use crate::liveness::LivenessReport;
 use crate::lockout::Attempt;
-use crate::store::{AuditEvent, EnrollmentRow, NewVerification, Session, VerificationWrite};
+use crate::store::{
+    AuditEvent, EnrollmentRow, NewVerification, Session, StoredTemplate, VerificationWrite,
+};
 use serde::{Deserialize, Serialize};
 
 /// The answer of `POST /v1/transactions/verify` (200).
@@ -179,12 +181,17 @@ pub async fn verify(
             .as_ref()
             .map(StoredChallenge::of)
             .unwrap_or(StoredChallenge::Readable(crate::liveness::Challenge::off()));
-        let (judged, _) = selfie
-            .judge(svc, tenant_id, None, &upload.liveness_frame, &challenge)
-            .await?;
+        // The store reads the decision may need run while the selfie is analysed (they are used,
+        // and their errors count, only as they did when read after it).
+        let (judged, stored, policy) = tokio::join!(
+            selfie.judge(svc, tenant_id, None, &upload.liveness_frame, &challenge),
+            svc.store.templates(&enrollment.tenant_id, &enrollment.id),
+            super::search::check::policy(svc, tenant_id),
+        );
+        let (judged, _) = judged?;
         let threshold = MatchPolicy::for_fmr(&svc.face, svc.settings.face.transaction_target_fmr);
         let scores = match (&judged.template, judged.passed()) {
-            (Some(probe), true) => scores(svc, &enrollment, probe).await?,
+            (Some(probe), true) => scores(svc, &enrollment, &stored?, probe)?,
             _ => Vec::new(),
         };
         // Nothing comparable: the templates are of another model (re-enrollment needed).
@@ -198,7 +205,7 @@ pub async fn verify(
         // Every verify's selfie is checked against the tenant's watchlist (issue 21).
         let watchlist = match (&judged.template, judged.quality.result) {
             (Some(probe), QualityResult::Pass) => {
-                let policy = super::search::check::policy(svc, tenant_id).await?;
+                let policy = policy?;
                 let index = super::search::check::ready_index(svc).await?;
                 let mut check = super::search::check::watchlist(
                     index,
@@ -384,10 +391,11 @@ async fn record(
 /// this bounds the parallel attempts on one enrollment that are certain to be counted.
 const MAX_LOCKOUT_WRITE_ATTEMPTS: usize = 64;
 
-/// Scores of the probe against the enrollment's templates of the same model.
-async fn scores(
+/// Scores of the probe against the enrollment's stored templates of the same model.
+fn scores(
     svc: &Services,
     enrollment: &EnrollmentRow,
+    stored: &[StoredTemplate],
     probe: &Template,
 ) -> UseCaseResult<Vec<(TemplateSource, f32)>> {
     let dek = enrollment::data_key(svc, enrollment)?.ok_or(UseCaseError::EnrollmentInactive)?;
@@ -395,12 +403,8 @@ async fn scores(
         tenant_id: &enrollment.tenant_id,
         enrollment_id: &enrollment.id,
     };
-    let stored = svc
-        .store
-        .templates(&enrollment.tenant_id, &enrollment.id)
-        .await?;
     let mut scores = Vec::new();
-    for t in &stored {
+    for t in stored {
         let plain = dek
             .open(owner, RecordKind::Template, t.sealed.expose())
             .map_err(UseCaseError::internal)?;
