@@ -6,7 +6,7 @@ use super::auth::{Authed, Posted};
 use super::error::parse_or_404;
 use super::error::ConsoleError;
 use super::i18n::Msg;
-use super::layout::{csrf_input, flash, page};
+use super::layout::{action_button, csrf_input, flash, page};
 use crate::domain::{DeliveryId, OperatorId, Role, WebhookId};
 use crate::http::ApiContext;
 use crate::redact::Secret;
@@ -78,10 +78,7 @@ pub async fn webhooks(
                                 td { (d.attempts.len()) }
                                 td { (d.created_at) }
                                 td {
-                                    form .retry-form method="post" action=(format!("/console/webhooks/{}/deliveries/{}/retry", w.id, d.id)) {
-                                        (csrf_input(&a))
-                                        button .retry-button id=(format!("retry-{}", d.id)) type="submit" { (Msg::Retry.text(lang)) }
-                                    }
+                                    (action_button(&a, "retry-form", &format!("/console/webhooks/{}/deliveries/{}/retry", w.id, d.id), &format!("retry-{}", d.id), Msg::Retry.text(lang)))
                                 }
                             }
                         }
@@ -151,10 +148,7 @@ fn keys_page(
                         td { (if live { Msg::Live } else { Msg::Revoked }.text(lang)) }
                         td {
                             @if live {
-                                form .revoke-form method="post" action=(format!("/console/keys/{}/revoke", k.id)) {
-                                    (csrf_input(a))
-                                    button id=(format!("revoke-{}", k.id)) type="submit" { (Msg::Revoke.text(lang)) }
-                                }
+                                (action_button(a, "revoke-form", &format!("/console/keys/{}/revoke", k.id), &format!("revoke-{}", k.id), Msg::Revoke.text(lang)))
                             }
                         }
                     }
@@ -319,10 +313,7 @@ fn operators_page(
                         td { (console::time(o.created_at)) }
                         td {
                             @if !o.disabled && o.id != a.session.operator.id {
-                                form .disable-form method="post" action=(format!("/console/operators/{}/disable", o.id)) {
-                                    (csrf_input(a))
-                                    button id=(format!("disable-{}", o.id)) type="submit" { (Msg::Disable.text(lang)) }
-                                }
+                                (action_button(a, "disable-form", &format!("/console/operators/{}/disable", o.id), &format!("disable-{}", o.id), Msg::Disable.text(lang)))
                             }
                         }
                     }

@@ -118,6 +118,23 @@ pub fn csrf_input(a: &Authed) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(a.csrf); }
 }
 
+/// A one-button form that posts to `action` with the CSRF token: the row actions (retry a delivery,
+/// revoke a key, disable an operator). `class` names the form, `button_id` the button tests press.
+pub fn action_button(
+    a: &Authed,
+    class: &str,
+    action: &str,
+    button_id: &str,
+    label: &str,
+) -> Markup {
+    html! {
+        form class=(class) method="post" action=(action) {
+            (csrf_input(a))
+            button id=(button_id) type="submit" { (label) }
+        }
+    }
+}
+
 /// A success message from a `?done=` redirect.
 pub fn flash(lang: Lang, done: Option<&str>) -> Markup {
     let msg = match done {
