@@ -145,6 +145,26 @@ fn operator_from(r: &AnyRow) -> StoreResult<OperatorRow> {
     })
 }
 
+impl SqlStore {
+    /// The tenant's operator whose `column` (`id` or `login`, both unique per tenant) equals `value`.
+    async fn one_operator(
+        &self,
+        tenant_id: &TenantId,
+        column: &'static str,
+        value: &str,
+    ) -> StoreResult<Option<OperatorRow>> {
+        let sql = format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators o WHERE o.tenant_id = $1 AND o.{column} = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(operator_from).transpose()
+    }
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -180,15 +200,7 @@ impl OperatorStore for SqlStore {
         tenant_id: &TenantId,
         login: &str,
     ) -> StoreResult<Option<OperatorRow>> {
-        let sql = format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators o WHERE o.tenant_id = $1 AND o.login = $2"
-        );
-        let row = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(operator_from).transpose()
+        self.one_operator(tenant_id, "login", login).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -197,15 +209,7 @@ impl OperatorStore for SqlStore {
         tenant_id: &TenantId,
         id: &OperatorId,
     ) -> StoreResult<Option<OperatorRow>> {
-        let sql = format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators o WHERE o.tenant_id = $1 AND o.id = $2"
-        );
-        let row = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(operator_from).transpose()
+        self.one_operator(tenant_id, "id", id.as_str()).await
     }
 
     #[tracing::instrument(skip_all)]
