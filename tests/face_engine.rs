@@ -709,13 +709,76 @@ fn templates_of_different_models_refuse_to_compare() {
     // Stored templates keep their model tag.
     let back = jpki_face::face::Template::from_bytes(&a.to_bytes()).expect("round trip");
     assert_eq!(back, a);
-    // The label names the file that computed the template: the derived SFace (models/manifest.toml).
+    // The label names the embedding the template holds: that of the derived SFace the calibration table
+    // was made with, which the loaded PRelu-split file reproduces bit for bit (models/manifest.toml).
     let m = jpki_face::face::models::manifest().expect("manifest");
     assert_eq!(
         e.model_label(),
-        format!("sface-2021dec@{}", &m.recognizer.sha256[..12])
+        format!("sface-2021dec@{}", &m.recognizer.template_hash()[..12])
     );
     assert!(e.model_label().starts_with("sface-2021dec@ae6a6ac44d2b"));
+}
+
+/// The loaded SFace file (each PRelu split into Relu, Sub, Mul, Add: models/manifest.toml) embeds real
+/// faces bit for bit like the file the templates and the calibration table were made with, so stored
+/// templates and the thresholds stay valid.
+#[test]
+fn the_prelu_split_recogniser_embeds_bit_for_bit_like_the_reference_file() {
+    use jpki_face::face::{align, models};
+    let m = models::manifest().expect("manifest");
+    let dir = root().join("models");
+    let env = models::environment(&dir.join(&m.runtime.file)).expect("ONNX Runtime");
+    let shipped = models::ModelPaths::verified(&dir, &m).expect("run make models");
+    let reference_file = dir.join(&m.recognizer_reference.file);
+    models::verify(&reference_file, &m.recognizer_reference, "reference SFace")
+        .expect("make models");
+    assert_ne!(m.recognizer.sha256, m.recognizer_reference.sha256);
+    assert_eq!(m.recognizer.template_hash(), m.recognizer_reference.sha256);
+    let reference = models::ModelPaths {
+        recognizer: reference_file,
+        ..shipped.clone()
+    };
+    let mut split = models::Models::load(&env, &shipped, 1).expect("load");
+    let mut before = models::Models::load(&env, &reference, 1).expect("load");
+    let mut photos: Vec<Vec<u8>> = std::fs::read_dir(dir.join("samples"))
+        .expect("samples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .take(40)
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    photos.extend(
+        [
+            "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+            "Adrian_Nastase/Adrian_Nastase_0001.jpg",
+        ]
+        .into_iter()
+        .filter(|r| root().join(CALIBRATION).join(r).is_file())
+        .map(calibration_image),
+    );
+    let mut compared = 0;
+    for bytes in &photos {
+        let img = decode(bytes);
+        let faces = split.detect(&img, 0.6, 0.3).expect("detect");
+        for face in faces.iter().take(2) {
+            let Some(aligned) = align::estimate(&face.landmarks, &align::TEMPLATE)
+                .and_then(|t| align::warp(&img, &t))
+            else {
+                continue;
+            };
+            let (a, b) = (
+                split.embed(&aligned).expect("embed"),
+                before.embed(&aligned).expect("embed"),
+            );
+            assert_eq!(a.len(), 128);
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "embeddings differ"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 30, "only {compared} faces compared");
 }
 
 fn copy_models(dir: &Path, corrupt_detector: bool) {

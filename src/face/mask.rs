@@ -36,15 +36,25 @@ pub enum MaskCrop {
     /// The detector's box made square, turned so that the eyes are level: a tilted head is shown
     /// upright, as the classifier's training faces were.
     BoxUpright,
+    /// The box crop mirrored left to right (a second opinion on the same pixels).
+    BoxFlip,
+    /// The lower face only, upright: from the nose bridge to below the chin (what a mask covers); a hat,
+    /// a hood or sunglasses are outside it.
+    Lower,
+    /// [`MaskCrop::Lower`] zoomed out a little: the cheeks' edges and the chin's outline.
+    LowerWide,
 }
 
 impl MaskCrop {
-    pub const ALL: [MaskCrop; 5] = [
+    pub const ALL: [MaskCrop; 8] = [
         Self::Aligned,
         Self::AlignedWide,
         Self::Box,
         Self::BoxMargin,
         Self::BoxUpright,
+        Self::BoxFlip,
+        Self::Lower,
+        Self::LowerWide,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +64,9 @@ impl MaskCrop {
             Self::Box => "box",
             Self::BoxMargin => "box_margin",
             Self::BoxUpright => "box_upright",
+            Self::BoxFlip => "box_flip",
+            Self::Lower => "lower",
+            Self::LowerWide => "lower_wide",
         }
     }
 
@@ -73,8 +86,20 @@ impl MaskCrop {
                 });
                 super::align::estimate(landmarks, &dst)
             }
-            Self::Box | Self::BoxMargin => {
-                let grow = if self == Self::Box { 1.0 } else { 1.3 };
+            Self::Lower | Self::LowerWide => {
+                // A square of the 112 template (side 80 or 96) around the mouth and chin, onto the input.
+                let (side_t, cx, cy) = if self == Self::Lower {
+                    (80.0, 56.0, 100.0)
+                } else {
+                    (96.0, 56.0, 96.0)
+                };
+                let k = side / side_t;
+                let dst =
+                    TEMPLATE.map(|[x, y]| [(x - cx) * k + side / 2.0, (y - cy) * k + side / 2.0]);
+                super::align::estimate(landmarks, &dst)
+            }
+            Self::Box | Self::BoxMargin | Self::BoxFlip => {
+                let grow = if self == Self::BoxMargin { 1.3 } else { 1.0 };
                 let [x, y, w, h] = *bbox;
                 let s = w.max(h) * grow;
                 if !(s.is_finite() && s > 1.0) {
@@ -121,7 +146,17 @@ impl MaskCrop {
         landmarks: &[[f32; 2]; 5],
     ) -> Option<MaskInput> {
         let m = self.transform(bbox, landmarks)?;
-        warp_nhwc(img, &m)
+        let mut input = warp_nhwc(img, &m)?;
+        if self == Self::BoxFlip {
+            for row in input.nhwc.chunks_exact_mut(INPUT_SIDE * 3) {
+                for x in 0..INPUT_SIDE / 2 {
+                    for c in 0..3 {
+                        row.swap(x * 3 + c, (INPUT_SIDE - 1 - x) * 3 + c);
+                    }
+                }
+            }
+        }
+        Some(input)
     }
 }
 
@@ -259,6 +294,33 @@ mod tests {
         assert!(MaskCrop::BoxUpright
             .transform(&bbox, &[[1.0, 1.0]; 5])
             .is_none());
+    }
+
+    #[test]
+    fn lower_crops_frame_the_mouth_and_chin_and_the_flip_mirrors_the_box() {
+        // On the template itself: the mouth corners' midpoint (56, 92.3) lands 0.1 of the lower crop's
+        // 80-px side above its centre line and at its horizontal centre; the eyes fall outside.
+        let m = MaskCrop::Lower.transform(&[0.0; 4], &TEMPLATE).unwrap();
+        let map = |[x, y]: [f32; 2]| [m.a * x - m.b * y + m.tx, m.b * x + m.a * y + m.ty];
+        let [mx, my] = map([56.0, (TEMPLATE[3][1] + TEMPLATE[4][1]) / 2.0]);
+        assert!((mx - 112.0).abs() < 0.5 && (my - (112.0 - 7.7 * 2.8)).abs() < 0.5, "{mx} {my}");
+        assert!(map(TEMPLATE[0])[1] < 0.0, "the eyes are above the lower crop");
+        let wide = MaskCrop::LowerWide.transform(&[0.0; 4], &TEMPLATE).unwrap();
+        assert!((wide.a - 224.0 / 96.0).abs() < 1e-3, "{wide:?}");
+        // The flipped box is the box crop with its columns reversed.
+        let img = RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, 7]));
+        let bbox = [5.0, 5.0, 30.0, 30.0];
+        let (b, f) = (
+            MaskCrop::Box.input(&img, &bbox, &TEMPLATE).unwrap(),
+            MaskCrop::BoxFlip.input(&img, &bbox, &TEMPLATE).unwrap(),
+        );
+        let at = |v: &MaskInput, x: usize, y: usize, c: usize| v.nhwc[(y * INPUT_SIDE + x) * 3 + c];
+        for (x, y) in [(0, 0), (10, 100), (223, 5), (111, 223)] {
+            for c in 0..3 {
+                assert_eq!(at(&b, x, y, c), at(&f, INPUT_SIDE - 1 - x, y, c));
+            }
+        }
+        assert_ne!(at(&b, 10, 100, 0), at(&f, 10, 100, 0));
     }
 
     #[test]

@@ -29,6 +29,18 @@ pub struct ManifestEntry {
     pub derive: Option<String>,
     #[serde(default)]
     pub original: Option<OriginalEntry>,
+    /// What templates made with this file carry as their `model_hash` when it is not the file's own
+    /// hash: a derived file proven to compute the same outputs as the one the templates were made with
+    /// (SFace's PRelu split, models/manifest.toml).
+    #[serde(default)]
+    pub template_hash: Option<String>,
+}
+
+impl ManifestEntry {
+    /// The model identity templates carry: `template_hash`, or the loaded file's own hash.
+    pub fn template_hash(&self) -> &str {
+        self.template_hash.as_deref().unwrap_or(&self.sha256)
+    }
 }
 
 /// The pinned upstream file a derived model is made from.
@@ -47,6 +59,8 @@ pub struct Manifest {
     pub runtime: ManifestEntry,
     /// The face-mask classifier (run on selfies only, see [`super::mask`]).
     pub mask_classifier: ManifestEntry,
+    /// The recogniser file the templates were made with (not loaded; tests compare against it).
+    pub recognizer_reference: ManifestEntry,
 }
 
 /// Why the engine could not start. Every message says what to do.

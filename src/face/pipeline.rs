@@ -391,7 +391,7 @@ impl Bench {
             bytes,
             kind,
             &self.manifest.recognizer.id,
-            &self.manifest.recognizer.sha256,
+            self.manifest.recognizer.template_hash(),
         )
     }
 }

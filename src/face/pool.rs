@@ -258,7 +258,7 @@ impl FaceEngine {
             tenants: Arc::new(Mutex::new(HashMap::new())),
             avg_job_us: AtomicU64::new(50_000),
             model_id: manifest.recognizer.id.clone(),
-            model_hash: manifest.recognizer.sha256.clone(),
+            model_hash: manifest.recognizer.template_hash().to_string(),
             calibration,
         });
         let (events, events_rx) = unbounded::<()>();
