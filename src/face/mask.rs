@@ -303,8 +303,14 @@ mod tests {
         let m = MaskCrop::Lower.transform(&[0.0; 4], &TEMPLATE).unwrap();
         let map = |[x, y]: [f32; 2]| [m.a * x - m.b * y + m.tx, m.b * x + m.a * y + m.ty];
         let [mx, my] = map([56.0, (TEMPLATE[3][1] + TEMPLATE[4][1]) / 2.0]);
-        assert!((mx - 112.0).abs() < 0.5 && (my - (112.0 - 7.7 * 2.8)).abs() < 0.5, "{mx} {my}");
-        assert!(map(TEMPLATE[0])[1] < 0.0, "the eyes are above the lower crop");
+        assert!(
+            (mx - 112.0).abs() < 0.5 && (my - (112.0 - 7.7 * 2.8)).abs() < 0.5,
+            "{mx} {my}"
+        );
+        assert!(
+            map(TEMPLATE[0])[1] < 0.0,
+            "the eyes are above the lower crop"
+        );
         let wide = MaskCrop::LowerWide.transform(&[0.0; 4], &TEMPLATE).unwrap();
         assert!((wide.a - 224.0 / 96.0).abs() < 1e-3, "{wide:?}");
         // The flipped box is the box crop with its columns reversed.

@@ -1,7 +1,7 @@
 //! Review (issue 22) over HTTP on both backends: every route to `in_review` (a face score in the
 //! tenant's band, a masked selfie, a duplicate face, a signed `unknown`), the evidence (JPEG, audited,
 //! gone after the decision, after its retention cap and with the enrollment), approve and reject
-//! exactly once (two racing decisions), the four-eyes rule, the queue's keyset pages, another
+//! exactly once (two racing decisions), the four-eyes rule (also two first approves at once), the queue's keyset pages, another
 //! tenant's enrollment answering 404 everywhere, and `enrollment.reviewed` delivered to a real
 //! HTTP receiver.
 
@@ -552,6 +552,29 @@ async fn four_eyes_needs_two_different_reviewers_and_the_queue_pages(backend: Ba
         json!([]),
         "approvals go with the shredded key"
     );
+
+    // Two different reviewers' first approves at the same instant: one is recorded as the first, the
+    // other decides as the second; never two "first" approvals left waiting, never two decisions.
+    let three = enroll(&app, &key, &cards().a_other_identity, file(A_SELFIE)).await;
+    assert_eq!(three["status"], "in_review", "{three:#}");
+    let three = three["id"].as_str().unwrap().to_string();
+    let (a, b) = tokio::join!(
+        decide(&app, &key, &three, approve("rev-3")),
+        decide(&app, &key, &three, approve("rev-4")),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 202]);
+    let read = get_json(&app, &key, &format!("/v1/enrollments/{three}")).await;
+    assert_eq!(read["status"], "verified", "{read:#}");
+    let mut reviewers: Vec<&str> = read["review"]["outcome"]["reviewers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reviewer_ref"].as_str().unwrap())
+        .collect();
+    reviewers.sort_unstable();
+    assert_eq!(reviewers, vec!["rev-3", "rev-4"]);
 }
 
 async fn a_signed_unknown_goes_to_review_when_the_tenant_says_so(backend: Backend) {
