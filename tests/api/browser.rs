@@ -477,10 +477,17 @@ async fn login_needs_the_totp_code_and_the_language_switches(backend: Backend) {
 
     // English: the same page, other words.
     browser.click("#lang option[value=en]").await;
-    submit_and_wait(&browser, "#lang-submit", "the settings page again", |p| {
-        p == "/console/settings"
-    })
-    .await;
+    // The form posts back to the same path, so the path cannot tell the new page from the old one:
+    // wait for the new page's language instead.
+    browser.click("#lang-submit").await;
+    browser
+        .wait_until("the settings page in English", || async {
+            browser.try_find("html[lang=en]").await.is_some()
+        })
+        .await;
+    browser
+        .wait_for_path("the settings page again", |p| p == "/console/settings")
+        .await;
     browser.assert_clean_log().await;
     assert_eq!(
         browser.find("html").await.attr("lang").await.as_deref(),
