@@ -244,11 +244,7 @@ impl Models {
         paths: &ModelPaths,
         threads: usize,
     ) -> Result<Models, FaceInitError> {
-        Ok(Models {
-            detector: session(env, &paths.detector, threads)?,
-            recognizer: session(env, &paths.recognizer, threads)?,
-            mask: Some(session(env, &paths.mask, threads)?),
-        })
+        Self::load_set(env, paths, threads, true)
     }
 
     /// The detector and the recogniser only: the idle pool's set, whose jobs run the mask classifier
@@ -258,10 +254,23 @@ impl Models {
         paths: &ModelPaths,
         threads: usize,
     ) -> Result<Models, FaceInitError> {
+        Self::load_set(env, paths, threads, false)
+    }
+
+    fn load_set(
+        env: &ort::environment::Environment,
+        paths: &ModelPaths,
+        threads: usize,
+        with_mask: bool,
+    ) -> Result<Models, FaceInitError> {
         Ok(Models {
             detector: session(env, &paths.detector, threads)?,
             recognizer: session(env, &paths.recognizer, threads)?,
-            mask: None,
+            mask: if with_mask {
+                Some(session(env, &paths.mask, threads)?)
+            } else {
+                None
+            },
         })
     }
 
