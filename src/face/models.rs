@@ -59,6 +59,8 @@ pub struct Manifest {
     pub runtime: ManifestEntry,
     /// The face-mask classifier (run on selfies only, see [`super::mask`]).
     pub mask_classifier: ManifestEntry,
+    /// The second mask classifier, blended with the first (`face.mask_blend`, [`super::mask::blend`]).
+    pub mask_classifier_second: ManifestEntry,
     /// The recogniser file the templates were made with (not loaded; tests compare against it).
     pub recognizer_reference: ManifestEntry,
 }
@@ -176,12 +178,13 @@ pub fn environment(lib: &Path) -> Result<ort::environment::Environment, FaceInit
     Ok(env)
 }
 
-/// The files a worker loads its sessions from (all three checked against the manifest first).
+/// The files a worker loads its sessions from (all four checked against the manifest first).
 #[derive(Debug, Clone)]
 pub struct ModelPaths {
     pub detector: PathBuf,
     pub recognizer: PathBuf,
     pub mask: PathBuf,
+    pub mask_second: PathBuf,
 }
 
 impl ModelPaths {
@@ -191,6 +194,7 @@ impl ModelPaths {
             detector: dir.join(&manifest.detector.file),
             recognizer: dir.join(&manifest.recognizer.file),
             mask: dir.join(&manifest.mask_classifier.file),
+            mask_second: dir.join(&manifest.mask_classifier_second.file),
         };
         verify(&paths.detector, &manifest.detector, "YuNet detector model")?;
         verify(
@@ -203,6 +207,11 @@ impl ModelPaths {
             &manifest.mask_classifier,
             "face-mask classifier model",
         )?;
+        verify(
+            &paths.mask_second,
+            &manifest.mask_classifier_second,
+            "second face-mask classifier model",
+        )?;
         Ok(paths)
     }
 }
@@ -211,8 +220,13 @@ impl ModelPaths {
 pub struct Models {
     detector: Session,
     recognizer: Session,
-    /// Absent from the idle-pool set ([`Models::load_without_mask`]).
-    mask: Option<Session>,
+    /// The two mask classifiers; absent from the idle-pool set ([`Models::load_without_mask`]).
+    mask: Option<MaskSessions>,
+}
+
+struct MaskSessions {
+    first: Session,
+    second: Session,
 }
 
 fn session(
@@ -235,6 +249,19 @@ fn session(
         .map_err(|e| err(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| err(e.to_string()))
+}
+
+/// p(mask) of a classifier whose output `probs` is [p_mask, p_no_mask].
+fn p_mask(session: &mut Session, input: TensorRef<'_, f32>) -> Result<f32, ort::Error> {
+    let outputs = session.run(ort::inputs!["input" => input])?;
+    let v = outputs
+        .get("probs")
+        .ok_or_else(|| ort::Error::new("the mask classifier has no output probs"))?;
+    let probs = v.try_extract_tensor::<f32>()?.1;
+    probs
+        .first()
+        .copied()
+        .ok_or_else(|| ort::Error::new("the mask classifier gave no probability"))
 }
 
 impl Models {
@@ -267,7 +294,10 @@ impl Models {
             detector: session(env, &paths.detector, threads)?,
             recognizer: session(env, &paths.recognizer, threads)?,
             mask: if with_mask {
-                Some(session(env, &paths.mask, threads)?)
+                Some(MaskSessions {
+                    first: session(env, &paths.mask, threads)?,
+                    second: session(env, &paths.mask_second, threads)?,
+                })
             } else {
                 None
             },
@@ -278,23 +308,33 @@ impl Models {
         self.mask.is_some()
     }
 
-    /// Runs the mask classifier on one prepared crop ([`super::mask::MaskInput`]); returns p(mask).
-    pub fn mask(&mut self, crop: &super::mask::MaskInput) -> Result<f32, ort::Error> {
-        let side = super::mask::INPUT_SIDE;
-        let input = TensorRef::from_array_view(([1usize, side, side, 3], crop.nhwc.as_slice()))?;
-        let session = self
+    /// Runs the mask classifiers on one prepared crop ([`super::mask::MaskInput`]): the first always,
+    /// the second when the input has its tensor. Returns each one's p(mask).
+    pub fn mask(
+        &mut self,
+        crop: &super::mask::MaskInput,
+    ) -> Result<super::mask::MaskScores, ort::Error> {
+        use super::mask::{INPUT_SIDE, SECOND_INPUT_SIDE};
+        let sessions = self
             .mask
             .as_mut()
             .ok_or_else(|| ort::Error::new("this session set has no mask classifier"))?;
-        let outputs = session.run(ort::inputs!["input" => input])?;
-        let v = outputs
-            .get("probs")
-            .ok_or_else(|| ort::Error::new("the mask classifier has no output probs"))?;
-        let probs = v.try_extract_tensor::<f32>()?.1;
-        probs
-            .first()
-            .copied()
-            .ok_or_else(|| ort::Error::new("the mask classifier gave no probability"))
+        let first = TensorRef::from_array_view((
+            [1usize, INPUT_SIDE, INPUT_SIDE, 3],
+            crop.nhwc.as_slice(),
+        ))?;
+        let first = p_mask(&mut sessions.first, first)?;
+        let second = match &crop.second_nchw {
+            Some(t) => {
+                let view = TensorRef::from_array_view((
+                    [1usize, 3, SECOND_INPUT_SIDE, SECOND_INPUT_SIDE],
+                    t.as_slice(),
+                ))?;
+                Some(p_mask(&mut sessions.second, view)?)
+            }
+            None => None,
+        };
+        Ok(super::mask::MaskScores { first, second })
     }
 
     /// Runs YuNet on a letterboxed input and decodes the detections.

@@ -195,17 +195,34 @@ pub(super) fn analyze_decoded(
         .map_or(0.0, |s| s.bbox[2] / face.bbox[2].max(1e-3));
     // In the original's pixels, for the rules and the report.
     let original = face.scaled(photo.px_scale);
-    let pose = quality::estimate_pose(&face.landmarks);
-    let [le, re, ..] = original.landmarks;
-    let inter_eye_px = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt();
-    let (brightness, glare) = quality::box_light(img, &face.bbox);
-    let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
-    let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
-    let sharpness = quality::sharpness(&aligned);
     timings.postprocess += t.elapsed();
     // Never the chip photo: it is the card's, nobody can retake it.
     let mask_crop = (kind == ImageKind::Selfie).then_some(cfg.mask_crop);
-    let (mask, mut vector) = mask_and_embed(models, img, &face, mask_crop, &aligned, timings)?;
+    // The measurements and the alignment run beside the mask check (on an idle pool), then SFace.
+    let (mask, (measured, mut vector)) = with_mask_beside(
+        models,
+        img,
+        &face,
+        mask_crop,
+        cfg.mask_blend,
+        timings,
+        |recognizer, timings| {
+            let t = Instant::now();
+            let pose = quality::estimate_pose(&face.landmarks);
+            let [le, re, ..] = original.landmarks;
+            let inter_eye_px = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt();
+            let (brightness, glare) = quality::box_light(img, &face.bbox);
+            let m = align::estimate(&face.landmarks, &TEMPLATE).ok_or(FaceError::Internal)?;
+            let aligned = align::warp(img, &m).ok_or(FaceError::Internal)?;
+            let sharpness = quality::sharpness(&aligned);
+            timings.postprocess += t.elapsed();
+            let t = Instant::now();
+            let vector = recognizer.embed(&aligned).map_err(internal)?;
+            timings.embed += t.elapsed();
+            Ok(((pose, inter_eye_px, brightness, glare, sharpness), vector))
+        },
+    )?;
+    let (pose, inter_eye_px, brightness, glare, sharpness) = measured;
     let t = Instant::now();
     let metrics = Metrics {
         faces: dets.len(),
@@ -241,45 +258,40 @@ pub(super) fn analyze_decoded(
     })
 }
 
-/// p(mask) of the chosen face (when a crop is given: selfies) and the raw embedding of the aligned
-/// face; at the same time on an idle pool ([`Sessions::Idle`]), one after the other otherwise.
-fn mask_and_embed(
+/// p(mask) of the chosen face (when a crop is given: selfies), and what `main` computes with the
+/// recogniser's sessions (the measurements, the alignment and the embedding). On an idle pool
+/// ([`Sessions::Idle`]) the mask check runs on a thread of its own, started before `main`, so it
+/// overlaps the single-threaded measurements as well as SFace; otherwise one after the other.
+fn with_mask_beside<T: Send>(
     models: Sessions<'_>,
     img: &RgbImage,
     face: &super::detect::Detection,
     mask_crop: Option<MaskCrop>,
-    aligned: &align::AlignedFace,
+    mask_blend: f32,
     timings: &mut Timings,
-) -> Result<(Option<f32>, Vec<f32>), FaceError> {
+    main: impl FnOnce(&mut Models, &mut Timings) -> Result<T, FaceError>,
+) -> Result<(Option<f32>, T), FaceError> {
     let (recognizer, classifier) = match models {
         Sessions::One(m) => {
             let mask = match mask_crop {
-                Some(crop) => Some(mask_probability(m, img, face, crop, timings)?),
+                Some(crop) => Some(mask_probability(m, img, face, crop, mask_blend, timings)?),
                 None => None,
             };
-            let t = Instant::now();
-            let vector = m.embed(aligned).map_err(internal)?;
-            timings.embed += t.elapsed();
-            return Ok((mask, vector));
+            return Ok((mask, main(m, timings)?));
         }
         Sessions::Idle { wide, narrow } => (wide, narrow),
     };
     let Some(crop) = mask_crop else {
-        let t = Instant::now();
-        let vector = recognizer.embed(aligned).map_err(internal)?;
-        timings.embed += t.elapsed();
-        return Ok((None, vector));
+        return Ok((None, main(recognizer, timings)?));
     };
     let mut mask_timings = Timings::default();
-    let (mask, vector) = std::thread::scope(|s| {
+    let (mask, out) = std::thread::scope(|s| {
         let side = std::thread::Builder::new()
             .name("face-mask".into())
             .spawn_scoped(s, || {
-                mask_probability(classifier, img, face, crop, &mut mask_timings)
+                mask_probability(classifier, img, face, crop, mask_blend, &mut mask_timings)
             });
-        let t = Instant::now();
-        let vector = recognizer.embed(aligned);
-        timings.embed += t.elapsed();
+        let out = main(recognizer, timings);
         let mask = match side {
             // A panic in the classifier goes on to the worker's catch_unwind, as it would inline.
             Ok(handle) => handle
@@ -290,27 +302,40 @@ fn mask_and_embed(
                 Err(FaceError::Internal)
             }
         };
-        (mask, vector)
+        (mask, out)
     });
     timings.mask += mask_timings.mask;
-    Ok((Some(mask?), vector.map_err(internal)?))
+    Ok((Some(mask?), out?))
 }
 
-/// p(mask) of the chosen face, on the configured crop of the decoded photo.
+/// p(mask) of the chosen face, on the configured crop of the decoded photo: the two classifiers
+/// blended by `blend` (the first alone, the second not run, at 0).
 fn mask_probability(
     models: &mut Models,
     img: &RgbImage,
     face: &super::detect::Detection,
     crop: MaskCrop,
+    blend: f32,
     timings: &mut Timings,
 ) -> Result<f32, FaceError> {
+    Ok(mask_scores(models, img, face, crop, blend > 0.0, timings)?.blended(blend))
+}
+
+fn mask_scores(
+    models: &mut Models,
+    img: &RgbImage,
+    face: &super::detect::Detection,
+    crop: MaskCrop,
+    second: bool,
+    timings: &mut Timings,
+) -> Result<super::mask::MaskScores, FaceError> {
     let t = Instant::now();
     let input = crop
-        .input(img, &face.bbox, &face.landmarks)
+        .input(img, &face.bbox, &face.landmarks, second)
         .ok_or(FaceError::Internal)?;
-    let p = models.mask(&input).map_err(internal)?;
+    let scores = models.mask(&input).map_err(internal)?;
     timings.mask += t.elapsed();
-    Ok(p)
+    Ok(scores)
 }
 
 fn internal(e: ort::Error) -> FaceError {
@@ -361,13 +386,13 @@ impl Bench {
         self.models.embed(&aligned).map_err(internal)
     }
 
-    /// p(mask) of the largest face of a decoded photo on each crop (for `face mask-eval --crops`);
-    /// `None` when no face is found.
+    /// The largest face of a decoded photo and both classifiers' p(mask) on each crop (for `face
+    /// mask-eval --crops`); `None` when no face is found.
     pub fn mask_by_crop(
         &mut self,
         img: &RgbImage,
         crops: &[MaskCrop],
-    ) -> Result<Option<Vec<f32>>, FaceError> {
+    ) -> Result<Option<(super::detect::Detection, Vec<super::mask::MaskScores>)>, FaceError> {
         let dets = self.detect(img)?;
         let Some(face) = dets
             .iter()
@@ -378,9 +403,16 @@ impl Bench {
         let mut out = Vec::with_capacity(crops.len());
         for &crop in crops {
             let mut t = Timings::default();
-            out.push(mask_probability(&mut self.models, img, face, crop, &mut t)?);
+            out.push(mask_scores(
+                &mut self.models,
+                img,
+                face,
+                crop,
+                true,
+                &mut t,
+            )?);
         }
-        Ok(Some(out))
+        Ok(Some((*face, out)))
     }
 
     /// The whole selfie pipeline, bytes to template, with stage timings.

@@ -702,9 +702,10 @@ fn warm_up(models: &mut Models) {
         grey: vec![0.0; 112 * 112],
     });
     if models.has_mask() {
-        let side = super::mask::INPUT_SIDE;
+        let (side, second) = (super::mask::INPUT_SIDE, super::mask::SECOND_INPUT_SIDE);
         let _ = models.mask(&super::mask::MaskInput {
             nhwc: vec![0.0; side * side * 3],
+            second_nchw: Some(vec![0.0; 3 * second * second]),
         });
     }
 }

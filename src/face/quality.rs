@@ -135,7 +135,7 @@ pub struct QualityReport {
     pub roll_deg: Option<f32>,
     pub glare: Option<f32>,
     pub detection_score: Option<f32>,
-    /// The mask classifier's probability that the face wears a mask (selfies only; `None` for the
+    /// The mask classifiers' blended probability that the face wears a mask (selfies only; `None` for the
     /// chip photo or when no face was found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<f32>,
@@ -258,7 +258,7 @@ pub struct Metrics {
     pub brightness: f32,
     pub glare: f32,
     pub sharpness: f32,
-    /// p(mask) from the mask classifier; `None` when it was not run (chip photo).
+    /// The blended p(mask) of the two mask classifiers; `None` when they were not run (chip photo).
     pub mask: Option<f32>,
 }
 
@@ -407,8 +407,8 @@ mod tests {
         // Above max_mask: a mask at any score.
         assert!(masked(rules.max_mask + 0.05, 0.95, ImageKind::Selfie));
         // A middling p(mask): not on a confident face, a mask on a face the detector scores low.
-        assert!(!masked(0.3, 0.95, ImageKind::Selfie));
-        assert!(masked(0.3, 0.8, ImageKind::Selfie));
+        assert!(!masked(0.5, 0.95, ImageKind::Selfie));
+        assert!(masked(0.5, 0.8, ImageKind::Selfie));
         // A low p(mask) stays unmasked even at a low score; the chip photo is never checked.
         assert!(!masked(0.01, 0.8, ImageKind::Selfie));
         assert!(!masked(0.99, 0.6, ImageKind::ChipPhoto));
@@ -417,7 +417,7 @@ mod tests {
             mask_score_weight: 0.0,
             ..rules.clone()
         };
-        assert!(!evaluate(&metrics(0.3, 0.8), &plain, ImageKind::Selfie).has(QualityCheck::Mask));
+        assert!(!evaluate(&metrics(0.5, 0.8), &plain, ImageKind::Selfie).has(QualityCheck::Mask));
     }
 
     #[test]
