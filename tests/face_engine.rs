@@ -1069,18 +1069,28 @@ fn an_idle_job_judges_and_embeds_like_a_one_thread_job() {
 }
 
 /// Issue 25, fourth pass: the service's p(mask) is the two classifiers blended in log-odds
-/// (`face.mask_blend`); each one really runs on the selfie (their p differ), and 0 is the first alone.
+/// (`face.mask_blend`); each one really runs on the selfie (their p differ), 0 is the first alone, and
+/// below `mask_second_from` the second is not asked (the first's p is the answer).
 #[test]
 fn the_mask_check_blends_both_classifiers() {
-    let with_blend = |w: f32| {
+    let with_blend = |w: f32, second_from: f32| {
         start(&FaceConfig {
             idle_intra_threads: 1,
             mask_blend: w,
+            mask_second_from: second_from,
             ..config(1, 8)
         })
     };
-    let (first, second, blended) = (with_blend(0.0), with_blend(1.0), with_blend(0.4));
-    assert_eq!(FaceConfig::default().mask_blend, 0.4);
+    let (first, second, blended) = (
+        with_blend(0.0, -1.0),
+        with_blend(1.0, -1.0),
+        with_blend(0.4, -1.0),
+    );
+    let defaults = FaceConfig::default();
+    assert_eq!(
+        (defaults.mask_blend, defaults.mask_second_from),
+        (0.4, 0.05)
+    );
     let plain = sample("Female_42_1_1_1.jpg");
     let face = analyze(&first, plain.clone(), ImageKind::Selfie)
         .face
@@ -1112,6 +1122,24 @@ fn the_mask_check_blends_both_classifiers() {
         );
         blended_p.push(pb);
     }
+    // A bare face the first classifier is sure of: with the default gate the second is not asked.
+    let gated = start(&FaceConfig {
+        idle_intra_threads: 1,
+        ..config(1, 8)
+    });
+    let sure = sample("Female_40_1_1_1.jpg");
+    let p = |engine: &FaceEngine| {
+        analyze(engine, sure.clone(), ImageKind::Selfie)
+            .quality
+            .mask
+            .expect("p(mask)")
+    };
+    let (p1, p2, pg) = (p(&first), p(&second), p(&gated));
+    assert!(p1 < 0.05, "the first classifier is sure: {p1}");
+    assert_eq!(
+        pg, p1,
+        "below the gate the first's p is the answer ({p2} not asked)"
+    );
     // Either side of the selfie rule's threshold (this face's detector score is above the pivot).
     let t = jpki_face::face::config::DEFAULT_MAX_MASK;
     assert!(

@@ -53,6 +53,9 @@ pub struct FaceConfig {
     /// The second mask classifier's share of the blended p(mask), in log-odds (0 = the first alone,
     /// and the second is not run; 1 = the second alone): `face::mask::blend`.
     pub mask_blend: f32,
+    /// The second mask classifier is asked only when the first one's p(mask) is above this (below it
+    /// the face reads as bare and the blend is the first's p); -1 asks it every time.
+    pub mask_second_from: f32,
 }
 
 /// Thresholds of the quality checks; each failing check yields one failure code.
@@ -110,6 +113,7 @@ impl Default for FaceConfig {
             chip_photo: QualityRules::chip_photo(),
             mask_crop: super::mask::MaskCrop::Box,
             mask_blend: DEFAULT_MASK_BLEND,
+            mask_second_from: DEFAULT_MASK_SECOND_FROM,
         }
     }
 }
@@ -122,6 +126,8 @@ pub const DEFAULT_MASK_SCORE_PIVOT: f32 = 0.9;
 pub const DEFAULT_MASK_SCORE_WEIGHT: f32 = 30.0;
 /// The second mask classifier's share of the blend (same table).
 pub const DEFAULT_MASK_BLEND: f32 = 0.4;
+/// Below this p(mask) of the first classifier the second is not asked (same section).
+pub const DEFAULT_MASK_SECOND_FROM: f32 = 0.05;
 
 impl Default for QualityRules {
     fn default() -> Self {

@@ -22,14 +22,17 @@ pub const INPUT_SIDE: usize = 224;
 /// The second classifier's input side, in pixels.
 pub const SECOND_INPUT_SIDE: usize = 128;
 
-/// One crop prepared for the classifiers, RGB, x / 127.5 − 1: NHWC at 224 for the first, and NCHW at
-/// 128 for the second when it is to run (the same crop, sampled at its size).
+/// One crop prepared for the first classifier: NHWC (one image), RGB, x / 127.5 − 1.
 pub struct MaskInput {
     pub nhwc: Vec<f32>,
-    pub second_nchw: Option<Vec<f32>>,
 }
 
-/// Each classifier's p(mask) on one crop (`second` is `None` when it was not run).
+/// The same crop prepared for the second classifier: NCHW at 128, RGB, x / 127.5 − 1.
+pub struct SecondMaskInput {
+    pub nchw: Vec<f32>,
+}
+
+/// Each classifier's p(mask) on one crop (`second` is `None` when it was not asked).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MaskScores {
     pub first: f32,
@@ -37,13 +40,20 @@ pub struct MaskScores {
 }
 
 impl MaskScores {
-    /// The blended p(mask) ([`blend`]); the first classifier's own when the second was not run.
+    /// The blended p(mask) ([`blend`]); the first classifier's own when the second was not asked.
     pub fn blended(&self, weight: f32) -> f32 {
         match self.second {
             Some(second) => blend(self.first, second, weight),
             None => self.first,
         }
     }
+}
+
+/// Whether the second classifier is asked: only when it is blended in at all and the first one's
+/// p(mask) is above `second_from` (below it the face reads as bare and the second model's run is
+/// saved: most selfies; docs/accuracy.md, "Mask check: two classifiers").
+pub fn asks_second(first: f32, blend_weight: f32, second_from: f32) -> bool {
+    blend_weight > 0.0 && first > second_from
 }
 
 /// The two classifiers' p(mask) blended in log-odds: σ((1 − w)·logit(p₁) + w·logit(p₂)); each p is
@@ -176,39 +186,43 @@ impl MaskCrop {
         }
     }
 
-    /// The classifiers' input for this crop of `img`; the second classifier's tensor only when
-    /// `second` is asked for.
+    /// The first classifier's input for this crop of `img`.
     pub fn input(
         self,
         img: &RgbImage,
         bbox: &[f32; 4],
         landmarks: &[[f32; 2]; 5],
-        second: bool,
     ) -> Option<MaskInput> {
         let m = self.transform(bbox, landmarks)?;
         let mut nhwc = warp_nhwc(img, &m, INPUT_SIDE)?;
-        let mut second_nhwc = if second {
-            // The same crop at the second classifier's size: the transform scaled by 128/224.
-            let k = SECOND_INPUT_SIDE as f32 / INPUT_SIDE as f32;
-            let scaled = Similarity {
-                a: m.a * k,
-                b: m.b * k,
-                tx: m.tx * k,
-                ty: m.ty * k,
-            };
-            Some(warp_nhwc(img, &scaled, SECOND_INPUT_SIDE)?)
-        } else {
-            None
-        };
         if self == Self::BoxFlip {
             mirror(&mut nhwc, INPUT_SIDE);
-            if let Some(t) = second_nhwc.as_mut() {
-                mirror(t, SECOND_INPUT_SIDE);
-            }
         }
-        Some(MaskInput {
-            nhwc,
-            second_nchw: second_nhwc.map(|t| to_nchw(&t, SECOND_INPUT_SIDE)),
+        Some(MaskInput { nhwc })
+    }
+
+    /// The second classifier's input: the same crop, sampled from the photo at 128×128 (the
+    /// transform scaled by 128/224), in channel planes.
+    pub fn second_input(
+        self,
+        img: &RgbImage,
+        bbox: &[f32; 4],
+        landmarks: &[[f32; 2]; 5],
+    ) -> Option<SecondMaskInput> {
+        let m = self.transform(bbox, landmarks)?;
+        let k = SECOND_INPUT_SIDE as f32 / INPUT_SIDE as f32;
+        let scaled = Similarity {
+            a: m.a * k,
+            b: m.b * k,
+            tx: m.tx * k,
+            ty: m.ty * k,
+        };
+        let mut nhwc = warp_nhwc(img, &scaled, SECOND_INPUT_SIDE)?;
+        if self == Self::BoxFlip {
+            mirror(&mut nhwc, SECOND_INPUT_SIDE);
+        }
+        Some(SecondMaskInput {
+            nchw: to_nchw(&nhwc, SECOND_INPUT_SIDE),
         })
     }
 }
@@ -394,10 +408,8 @@ mod tests {
         let img = RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, 7]));
         let bbox = [5.0, 5.0, 30.0, 30.0];
         let (b, f) = (
-            MaskCrop::Box.input(&img, &bbox, &TEMPLATE, true).unwrap(),
-            MaskCrop::BoxFlip
-                .input(&img, &bbox, &TEMPLATE, true)
-                .unwrap(),
+            MaskCrop::Box.input(&img, &bbox, &TEMPLATE).unwrap(),
+            MaskCrop::BoxFlip.input(&img, &bbox, &TEMPLATE).unwrap(),
         );
         let at = |v: &MaskInput, x: usize, y: usize, c: usize| v.nhwc[(y * INPUT_SIDE + x) * 3 + c];
         for (x, y) in [(0, 0), (10, 100), (223, 5), (111, 223)] {
@@ -408,8 +420,14 @@ mod tests {
         assert_ne!(at(&b, 10, 100, 0), at(&f, 10, 100, 0));
         // The second classifier's tensor (NCHW, 128) is mirrored too.
         let plane = SECOND_INPUT_SIDE * SECOND_INPUT_SIDE;
-        let at2 = |v: &MaskInput, x: usize, y: usize, c: usize| {
-            v.second_nchw.as_ref().unwrap()[c * plane + y * SECOND_INPUT_SIDE + x]
+        let (b, f) = (
+            MaskCrop::Box.second_input(&img, &bbox, &TEMPLATE).unwrap(),
+            MaskCrop::BoxFlip
+                .second_input(&img, &bbox, &TEMPLATE)
+                .unwrap(),
+        );
+        let at2 = |v: &SecondMaskInput, x: usize, y: usize, c: usize| {
+            v.nchw[c * plane + y * SECOND_INPUT_SIDE + x]
         };
         for (x, y) in [(0, 0), (10, 60), (127, 5)] {
             for c in 0..3 {
@@ -425,11 +443,10 @@ mod tests {
             image::Rgb([(x * 4) as u8, (y * 4) as u8, 200])
         });
         let bbox = [8.0, 8.0, 48.0, 48.0];
-        let with = MaskCrop::Box.input(&img, &bbox, &TEMPLATE, true).unwrap();
-        let without = MaskCrop::Box.input(&img, &bbox, &TEMPLATE, false).unwrap();
-        assert!(without.second_nchw.is_none());
-        assert_eq!(with.nhwc, without.nhwc);
-        let second = with.second_nchw.unwrap();
+        let second = MaskCrop::Box
+            .second_input(&img, &bbox, &TEMPLATE)
+            .unwrap()
+            .nchw;
         let plane = SECOND_INPUT_SIDE * SECOND_INPUT_SIDE;
         assert_eq!(second.len(), 3 * plane);
         // Pixel (x, y) of the 128 input samples the photo at the box's x + (x / 128) · side.
@@ -471,6 +488,9 @@ mod tests {
             second: None,
         };
         assert_eq!(scores.blended(0.4), 0.7);
+        // The second is asked only above the gate, and never when it is not blended in.
+        assert!(asks_second(0.06, 0.4, 0.05) && !asks_second(0.05, 0.4, 0.05));
+        assert!(!asks_second(0.99, 0.0, 0.05));
     }
 
     #[test]
@@ -507,7 +527,7 @@ mod tests {
         });
         // A box far larger than the photo: outside pixels repeat the edge, never black padding.
         let input = MaskCrop::Box
-            .input(&img, &[-50.0, -50.0, 110.0, 110.0], &TEMPLATE, false)
+            .input(&img, &[-50.0, -50.0, 110.0, 110.0], &TEMPLATE)
             .unwrap();
         assert_eq!(input.nhwc.len(), 224 * 224 * 3);
         assert!(input.nhwc.iter().all(|v| (-1.0..=1.0).contains(v)));

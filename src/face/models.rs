@@ -308,33 +308,26 @@ impl Models {
         self.mask.is_some()
     }
 
-    /// Runs the mask classifiers on one prepared crop ([`super::mask::MaskInput`]): the first always,
-    /// the second when the input has its tensor. Returns each one's p(mask).
-    pub fn mask(
-        &mut self,
-        crop: &super::mask::MaskInput,
-    ) -> Result<super::mask::MaskScores, ort::Error> {
-        use super::mask::{INPUT_SIDE, SECOND_INPUT_SIDE};
-        let sessions = self
-            .mask
+    /// Runs the first mask classifier on one prepared crop ([`super::mask::MaskInput`]); returns
+    /// p(mask).
+    pub fn mask(&mut self, crop: &super::mask::MaskInput) -> Result<f32, ort::Error> {
+        let side = super::mask::INPUT_SIDE;
+        let input = TensorRef::from_array_view(([1usize, side, side, 3], crop.nhwc.as_slice()))?;
+        p_mask(&mut self.mask_sessions()?.first, input)
+    }
+
+    /// Runs the second mask classifier on its input ([`super::mask::SecondMaskInput`]); returns
+    /// p(mask).
+    pub fn mask_second(&mut self, crop: &super::mask::SecondMaskInput) -> Result<f32, ort::Error> {
+        let side = super::mask::SECOND_INPUT_SIDE;
+        let input = TensorRef::from_array_view(([1usize, 3, side, side], crop.nchw.as_slice()))?;
+        p_mask(&mut self.mask_sessions()?.second, input)
+    }
+
+    fn mask_sessions(&mut self) -> Result<&mut MaskSessions, ort::Error> {
+        self.mask
             .as_mut()
-            .ok_or_else(|| ort::Error::new("this session set has no mask classifier"))?;
-        let first = TensorRef::from_array_view((
-            [1usize, INPUT_SIDE, INPUT_SIDE, 3],
-            crop.nhwc.as_slice(),
-        ))?;
-        let first = p_mask(&mut sessions.first, first)?;
-        let second = match &crop.second_nchw {
-            Some(t) => {
-                let view = TensorRef::from_array_view((
-                    [1usize, 3, SECOND_INPUT_SIDE, SECOND_INPUT_SIDE],
-                    t.as_slice(),
-                ))?;
-                Some(p_mask(&mut sessions.second, view)?)
-            }
-            None => None,
-        };
-        Ok(super::mask::MaskScores { first, second })
+            .ok_or_else(|| ort::Error::new("this session set has no mask classifier"))
     }
 
     /// Runs YuNet on a letterboxed input and decodes the detections.

@@ -197,14 +197,17 @@ pub(super) fn analyze_decoded(
     let original = face.scaled(photo.px_scale);
     timings.postprocess += t.elapsed();
     // Never the chip photo: it is the card's, nobody can retake it.
-    let mask_crop = (kind == ImageKind::Selfie).then_some(cfg.mask_crop);
+    let mask_plan = (kind == ImageKind::Selfie).then_some(MaskPlan {
+        crop: cfg.mask_crop,
+        blend: cfg.mask_blend,
+        second_from: cfg.mask_second_from,
+    });
     // The measurements and the alignment run beside the mask check (on an idle pool), then SFace.
     let (mask, (measured, mut vector)) = with_mask_beside(
         models,
         img,
         &face,
-        mask_crop,
-        cfg.mask_blend,
+        mask_plan,
         timings,
         |recognizer, timings| {
             let t = Instant::now();
@@ -266,22 +269,21 @@ fn with_mask_beside<T: Send>(
     models: Sessions<'_>,
     img: &RgbImage,
     face: &super::detect::Detection,
-    mask_crop: Option<MaskCrop>,
-    mask_blend: f32,
+    mask_plan: Option<MaskPlan>,
     timings: &mut Timings,
     main: impl FnOnce(&mut Models, &mut Timings) -> Result<T, FaceError>,
 ) -> Result<(Option<f32>, T), FaceError> {
     let (recognizer, classifier) = match models {
         Sessions::One(m) => {
-            let mask = match mask_crop {
-                Some(crop) => Some(mask_probability(m, img, face, crop, mask_blend, timings)?),
+            let mask = match mask_plan {
+                Some(plan) => Some(mask_probability(m, img, face, plan, timings)?),
                 None => None,
             };
             return Ok((mask, main(m, timings)?));
         }
         Sessions::Idle { wide, narrow } => (wide, narrow),
     };
-    let Some(crop) = mask_crop else {
+    let Some(plan) = mask_plan else {
         return Ok((None, main(recognizer, timings)?));
     };
     let mut mask_timings = Timings::default();
@@ -289,7 +291,7 @@ fn with_mask_beside<T: Send>(
         let side = std::thread::Builder::new()
             .name("face-mask".into())
             .spawn_scoped(s, || {
-                mask_probability(classifier, img, face, crop, mask_blend, &mut mask_timings)
+                mask_probability(classifier, img, face, plan, &mut mask_timings)
             });
         let out = main(recognizer, timings);
         let mask = match side {
@@ -308,34 +310,51 @@ fn with_mask_beside<T: Send>(
     Ok((Some(mask?), out?))
 }
 
-/// p(mask) of the chosen face, on the configured crop of the decoded photo: the two classifiers
-/// blended by `blend` (the first alone, the second not run, at 0).
+/// How a selfie's mask check runs (`[face]`: `mask_crop`, `mask_blend`, `mask_second_from`).
+#[derive(Debug, Clone, Copy)]
+struct MaskPlan {
+    crop: MaskCrop,
+    blend: f32,
+    second_from: f32,
+}
+
+/// p(mask) of the chosen face, on the configured crop of the decoded photo: the first classifier's,
+/// blended with the second's when the first is above `second_from` ([`super::mask::asks_second`]).
 fn mask_probability(
     models: &mut Models,
     img: &RgbImage,
     face: &super::detect::Detection,
-    crop: MaskCrop,
-    blend: f32,
+    plan: MaskPlan,
     timings: &mut Timings,
 ) -> Result<f32, FaceError> {
-    Ok(mask_scores(models, img, face, crop, blend > 0.0, timings)?.blended(blend))
+    let ask = |first: f32| super::mask::asks_second(first, plan.blend, plan.second_from);
+    Ok(mask_scores(models, img, face, plan.crop, ask, timings)?.blended(plan.blend))
 }
 
+/// Both classifiers' p(mask) on one crop; the second only when `ask_second(first's p)`.
 fn mask_scores(
     models: &mut Models,
     img: &RgbImage,
     face: &super::detect::Detection,
     crop: MaskCrop,
-    second: bool,
+    ask_second: impl Fn(f32) -> bool,
     timings: &mut Timings,
 ) -> Result<super::mask::MaskScores, FaceError> {
     let t = Instant::now();
     let input = crop
-        .input(img, &face.bbox, &face.landmarks, second)
+        .input(img, &face.bbox, &face.landmarks)
         .ok_or(FaceError::Internal)?;
-    let scores = models.mask(&input).map_err(internal)?;
+    let first = models.mask(&input).map_err(internal)?;
+    let second = if ask_second(first) {
+        let input = crop
+            .second_input(img, &face.bbox, &face.landmarks)
+            .ok_or(FaceError::Internal)?;
+        Some(models.mask_second(&input).map_err(internal)?)
+    } else {
+        None
+    };
     timings.mask += t.elapsed();
-    Ok(scores)
+    Ok(super::mask::MaskScores { first, second })
 }
 
 fn internal(e: ort::Error) -> FaceError {
@@ -408,7 +427,7 @@ impl Bench {
                 img,
                 face,
                 crop,
-                true,
+                |_| true,
                 &mut t,
             )?);
         }

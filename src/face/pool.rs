@@ -705,7 +705,9 @@ fn warm_up(models: &mut Models) {
         let (side, second) = (super::mask::INPUT_SIDE, super::mask::SECOND_INPUT_SIDE);
         let _ = models.mask(&super::mask::MaskInput {
             nhwc: vec![0.0; side * side * 3],
-            second_nchw: Some(vec![0.0; 3 * second * second]),
+        });
+        let _ = models.mask_second(&super::mask::SecondMaskInput {
+            nchw: vec![0.0; 3 * second * second],
         });
     }
 }
